@@ -1,0 +1,1 @@
+"""Cadre search: ranked codebase search, as an MCP server."""

@@ -1,0 +1,51 @@
+"""The `cadre` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cadre_core.errors import CadreError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadre", description="Cadre: multi-model MCP subagents.")
+    parser.add_argument("--root", type=Path, default=None, help="workspace root (default: cwd)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    doctor = sub.add_parser("doctor", help="keys, routable roles, config sources, ledger path, SDK versions")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="the merged config, secrets masked, with each value's source")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    cost = sub.add_parser("cost", help="spend from the ledger")
+    cost.add_argument("--by", choices=["role", "model", "day", "thread"], action="append", help="grouping (repeatable)")
+    cost.add_argument("--days", type=int, default=None, help="only the last N days")
+    cost.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cadre_core.logs import configure_logging
+
+    configure_logging("WARNING")
+    try:
+        if args.command == "doctor":
+            from cadre_core.cli.doctor import run
+        elif args.command == "config":
+            from cadre_core.cli.config_show import run
+        else:
+            from cadre_core.cli.cost import run
+        return run(args)
+    except CadreError as exc:
+        print(f"cadre: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

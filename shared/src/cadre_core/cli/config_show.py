@@ -1,0 +1,56 @@
+"""`cadre config show`: the merged config, secrets masked, with each value's source."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from cadre_core.config import load_config
+
+_SECRET_WORDS = ("secret", "token", "password", "api_key")
+
+
+def _flatten(value: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    if isinstance(value, dict):
+        out = []
+        for key, sub in value.items():
+            out += _flatten(sub, (*prefix, str(key)))
+        return out
+    return [(prefix, value)]
+
+
+def _display(path: tuple[str, ...], value: Any) -> Any:
+    last = path[-1] if path else ""
+    if last == "api_key_env":
+        return [f"{v} ({'set' if os.environ.get(v) else 'unset'})" for v in value]
+    if any(w in last for w in _SECRET_WORDS) and value:
+        return "****"
+    return value
+
+
+def rows(args: Any) -> list[dict[str, Any]]:
+    loaded = load_config(args.root)
+    data = loaded.config.model_dump(mode="json", exclude_none=True)
+    return [
+        {"key": ".".join(path), "value": _display(path, value), "source": loaded.source_of(path)}
+        for path, value in _flatten(data)
+    ]
+
+
+def run(args: Any) -> int:
+    table_rows = rows(args)
+    if args.json:
+        print(json.dumps(table_rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Merged config", title_justify="left")
+    for col in ("key", "value", "source"):
+        table.add_column(col, overflow="fold")
+    for row in table_rows:
+        value = row["value"]
+        table.add_row(row["key"], json.dumps(value) if not isinstance(value, str) else value, row["source"])
+    Console().print(table)
+    return 0

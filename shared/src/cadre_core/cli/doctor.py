@@ -1,0 +1,87 @@
+"""`cadre doctor`: what works, what is missing, and how to fix it."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from cadre_core.config import load_config
+from cadre_core.ledger import default_ledger_path
+from cadre_core.router import Router
+from cadre_core.threads import default_threads_path
+
+SDKS = ("mcp", "anthropic", "openai", "google-genai", "genai-prices", "httpx2")
+
+
+def report(args: Any) -> dict[str, Any]:
+    loaded = load_config(args.root)
+    cfg = loaded.config
+    router = Router(cfg)
+    keys = {}
+    for name, provider in cfg.providers.items():
+        keys[name] = {
+            "found_in": provider.key_source(),
+            "env": provider.api_key_env,
+            "required": provider.key_required,
+            "base_url": provider.resolved_base_url(),
+        }
+    roles = {}
+    for role in cfg.roles:
+        entries = [{"model": c.model, "unavailable": why} for c, why in router.availability(role)]
+        first = next((e["model"] for e in entries if e["unavailable"] is None and not e["model"].startswith("sampling")), None)
+        roles[role] = {"routes_to": first or ("sampling:host (if the host can sample)"), "candidates": entries}
+    versions = {}
+    for sdk in SDKS:
+        try:
+            versions[sdk] = version(sdk)
+        except PackageNotFoundError:
+            versions[sdk] = None
+    return {
+        "keys": keys,
+        "roles": roles,
+        "config_sources": loaded.files,
+        "ledger": str(cfg.paths.ledger or default_ledger_path()),
+        "threads": str(cfg.paths.threads or default_threads_path()),
+        "versions": versions,
+    }
+
+
+def run(args: Any) -> int:
+    data = report(args)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    keys = Table(title="Provider keys", title_justify="left")
+    for col in ("provider", "key", "base URL"):
+        keys.add_column(col)
+    for name, k in data["keys"].items():
+        if k["found_in"]:
+            state = f"[green]found[/] in {k['found_in']}"
+        elif not k["required"]:
+            state = "not needed"
+        else:
+            state = f"[yellow]missing[/]: set {' or '.join(k['env'])}"
+        keys.add_row(name, state, k["base_url"] or "SDK default")
+    console.print(keys)
+    roles = Table(title="Roles", title_justify="left")
+    for col in ("role", "routes to", "skipped candidates"):
+        roles.add_column(col)
+    for role, r in data["roles"].items():
+        skipped = "; ".join(f"{c['model']} ({c['unavailable']})" for c in r["candidates"] if c["unavailable"])
+        roles.add_row(role, r["routes_to"], skipped or "-")
+    console.print(roles)
+    console.print("[bold]Config sources[/] (later wins): " + ", ".join(data["config_sources"]))
+    console.print(f"[bold]Ledger[/]: {data['ledger']}")
+    console.print(f"[bold]Threads[/]: {data['threads']}")
+    console.print("[bold]Versions[/]: " + ", ".join(f"{k} {v or 'missing'}" for k, v in data["versions"].items()))
+    if not any(k["found_in"] for k in data["keys"].values()):
+        console.print(
+            "[yellow]No provider key found.[/] Search works offline; other roles fall back to the host's "
+            "model via MCP sampling. Set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY to route to them."
+        )
+    return 0

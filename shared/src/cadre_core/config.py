@@ -1,0 +1,284 @@
+"""`cadre.toml`: layered, validated configuration with a source for every value.
+
+Layers, later wins: built-in defaults, the user config dir, `.cadre.toml` at the
+workspace root, the file named by `CADRE_CONFIG`, then `CADRE_*` env vars
+(`CADRE_ROUTER__COOLDOWN_S=5`). API keys are never stored here: each provider
+names the env vars its key is read from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cadre_core.errors import ConfigError
+from cadre_core.models.refs import PROVIDERS, parse_model_ref
+
+Effort = Literal["low", "medium", "high"]
+RoleName = Literal["oracle", "review", "librarian", "search"]
+ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search")
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Candidate(_Strict):
+    """One model a role may use, with its call settings."""
+
+    model: str
+    effort: Effort | None = None
+    max_output_tokens: int = Field(default=8192, gt=0)
+    context_window: int | None = Field(default=None, gt=0)
+    timeout_s: Positive | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        parse_model_ref(value)
+        return value
+
+
+class RoleConfig(_Strict):
+    candidates: list[Candidate] = Field(default_factory=list)
+    budget_per_day_usd: NonNegative | None = None
+
+
+class ProviderConfig(_Strict):
+    api_key_env: list[str] = Field(default_factory=list)
+    base_url: str | None = None
+    base_url_env: str | None = None
+    timeout_s: Positive = 900.0
+    key_required: bool = True
+
+    def api_key(self) -> str | None:
+        """The first non-empty key among `api_key_env`, or None."""
+        var = self.key_source()
+        return os.environ[var].strip() if var else None
+
+    def key_source(self) -> str | None:
+        """The env var the key is read from, or None when none is set."""
+        return next((v for v in self.api_key_env if os.environ.get(v, "").strip()), None)
+
+    def resolved_base_url(self) -> str | None:
+        """The SDK's usual env var wins over the file, as the last layer."""
+        if self.base_url_env and (env := os.environ.get(self.base_url_env, "").strip()):
+            return env
+        return self.base_url
+
+
+class ModelInfo(_Strict):
+    context_window: int = Field(gt=0)
+
+
+class RouterConfig(_Strict):
+    retries_per_candidate: int = Field(default=2, ge=0, le=10)
+    backoff_initial_s: NonNegative = 0.5
+    backoff_max_s: NonNegative = 30.0
+    max_retry_after_s: NonNegative = 60.0
+    cooldown_s: NonNegative = 60.0
+
+
+class BudgetConfig(_Strict):
+    per_call_usd: NonNegative | None = None
+    per_thread_usd: NonNegative | None = None
+    per_day_usd: NonNegative | None = None
+    per_month_usd: NonNegative | None = None
+
+
+class PathConfig(_Strict):
+    ledger: Path | None = None
+    threads: Path | None = None
+
+
+class ServerConfig(_Strict):
+    heartbeat_s: Positive = 5.0
+
+
+class CadreConfig(BaseSettings):
+    """The merged configuration."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix="CADRE_", env_nested_delimiter="__", nested_model_default_partial_update=True
+    )
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    roles: dict[RoleName, RoleConfig] = Field(default_factory=dict)
+    models: dict[str, ModelInfo] = Field(default_factory=dict)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    paths: PathConfig = Field(default_factory=PathConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for name in value:
+            if name not in PROVIDERS:
+                raise ValueError(f"unknown provider '{name}'; use one of {', '.join(PROVIDERS)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    def context_window(self, candidate: Candidate) -> int | None:
+        """The candidate's window: its own setting, the `[models]` table, else the price catalog."""
+        if candidate.context_window:
+            return candidate.context_window
+        if info := self.models.get(candidate.model):
+            return info.context_window
+        from cadre_core.pricing import catalog_context_window
+
+        return catalog_context_window(*parse_model_ref(candidate.model))
+
+
+class LoadedConfig:
+    """A validated config plus where each value came from."""
+
+    def __init__(self, config: CadreConfig, sources: dict[tuple[str, ...], str], files: list[str]):
+        self.config = config
+        self.sources = sources
+        self.files = files
+
+    def source_of(self, path: tuple[str, ...]) -> str:
+        """The file (or env var) that set `path` or its nearest parent."""
+        for end in range(len(path), 0, -1):
+            if (src := self.sources.get(tuple(path[:end]))) is not None:
+                return src
+        return "default"
+
+
+def user_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("cadre")) / "cadre.toml"
+
+
+def find_project_config(start: Path) -> Path | None:
+    """`.cadre.toml` in `start` or a parent, stopping at the repository top."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / ".cadre.toml"
+        if candidate.is_file():
+            return candidate
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}. Fix the syntax and retry.", source=label) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}.", source=label) from exc
+
+
+def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: tuple = ()) -> None:
+    for key, value in layer.items():
+        path = (*prefix, str(key))
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, source, sources, path)
+        else:
+            base[key] = value
+            for known in [k for k in sources if k[: len(path)] == path]:
+                del sources[known]
+            _record(value, source, sources, path)
+
+
+def _record(value: Any, source: str, sources: dict, path: tuple) -> None:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _record(sub, source, sources, (*path, str(key)))
+    else:
+        sources[path] = source
+
+
+def _env_layer() -> dict[tuple[str, ...], str]:
+    found = {}
+    for name in os.environ:
+        if name.startswith("CADRE_") and "__" in name:
+            found[tuple(p.lower() for p in name[6:].split("__"))] = f"env {name}"
+    return found
+
+
+def load_config(root: Path | None = None, *, user_file: Path | None = None) -> LoadedConfig:
+    """Merge every layer and validate; a bad value raises one `ConfigError`."""
+    layers: list[tuple[str, dict]] = []
+    defaults = resources.files("cadre_core").joinpath("defaults.toml").read_text("utf-8")
+    layers.append(("built-in defaults", tomllib.loads(defaults)))
+    user = user_file if user_file is not None else user_config_path()
+    project = find_project_config(root or Path.cwd())
+    explicit = os.environ.get("CADRE_CONFIG", "").strip()
+    for path, must_exist in ((user, False), (project, False), (explicit and Path(explicit), True)):
+        if not path:
+            continue
+        if not path.is_file():
+            if must_exist:
+                raise ConfigError(
+                    f"CADRE_CONFIG points to {path}, which does not exist. "
+                    "Fix the path or unset CADRE_CONFIG.",
+                    source="CADRE_CONFIG",
+                )
+            continue
+        layers.append((str(path), _read_toml(path, str(path))))
+
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for label, data in layers:
+        _merge(merged, data, label, sources)
+    sources.update(_env_layer())
+    try:
+        config = CadreConfig(**merged)
+    except ValidationError as exc:
+        raise _config_error(exc, sources) from None
+    _check_routes(config, sources)
+    return LoadedConfig(config, sources, [label for label, _ in layers])
+
+
+def _check_routes(config: CadreConfig, sources: dict) -> None:
+    for role, role_cfg in config.roles.items():
+        for i, cand in enumerate(role_cfg.candidates):
+            provider, _ = parse_model_ref(cand.model)
+            if provider != "sampling" and provider not in config.providers:
+                path = ("roles", role, "candidates")
+                raise ConfigError(
+                    f"candidate '{cand.model}' uses provider '{provider}', which has no "
+                    f"[providers.{provider}] section. Add one or remove the candidate.",
+                    source=LoadedConfig(config, sources, []).source_of(path),
+                    key=f"roles.{role}.candidates[{i}].model",
+                )
+
+
+def _config_error(exc: ValidationError, sources: dict) -> ConfigError:
+    err = exc.errors()[0]
+    loc = tuple(str(p) for p in err["loc"] if p != "[key]")
+    key = ".".join(loc)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}'. Remove it or check its spelling."
+    elif err["type"] == "literal_error" and loc[:1] == ("roles",):
+        message = f"unknown role '{loc[1]}'; roles are {', '.join(ROLES)}."
+    elif err["type"] in ("greater_than_equal", "greater_than"):
+        message = f"{message} (got {err.get('input')!r}). Use a non-negative number."
+    source = LoadedConfig(CadreConfig.model_construct(), sources, []).source_of(loc)
+    more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
+    return ConfigError(message + more, source=source, key=key)

@@ -1,0 +1,47 @@
+"""SQLite connections set up the same way everywhere: WAL, a busy timeout, no surprises."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("cadre.db")
+
+
+def connect(path: Path | str, *, schema: str = "", busy_timeout_ms: int = 2000) -> sqlite3.Connection:
+    """Open (creating if needed) a WAL database and apply `schema`.
+
+    A file that is not a database is moved aside to `<name>.corrupt-<time>`
+    and a fresh one is created, so the old bytes are kept for inspection.
+    """
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open(path, schema, busy_timeout_ms)
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc) and "malformed" not in str(exc):
+            raise
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        log.warning("corrupt database moved aside; starting a new one", path=str(path), kept_as=str(aside))
+        return _open(path, schema, busy_timeout_ms)
+
+
+def _open(path: Path, schema: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if schema:
+            conn.executescript(schema)
+    except Exception:
+        conn.close()
+        raise
+    return conn

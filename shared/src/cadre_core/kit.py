@@ -1,0 +1,240 @@
+"""The server kit: builds a role's `MCPServer` and the runtime its tools share.
+
+Everything heavy (config, router, ledger, threads, provider SDKs) opens on first
+use, so a host's spawn-to-tools/list stays as fast as a bare server.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import anyio
+import structlog
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+
+from cadre_core.errors import CadreError, SamplingUnavailableError
+from cadre_core.models.base import ModelRequest, ModelResponse
+from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
+from cadre_core.workspace import Workspace, roots_from_uris
+
+if TYPE_CHECKING:
+    import mcp_types
+
+    from cadre_core.config import LoadedConfig
+    from cadre_core.ledger import Ledger
+    from cadre_core.router import Router
+    from cadre_core.threads import ThreadStore
+
+log = structlog.get_logger("cadre.kit")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def request_roots(ctx: Context) -> ListRoots | None:
+    """Resolver: ask the host for its roots when it declared the capability."""
+    caps = ctx.client_capabilities
+    return ListRoots() if caps is not None and caps.roots is not None else None
+
+
+HostRoots = Annotated["mcp_types.ListRootsResult | None", Resolve(request_roots)]
+"""Annotate a tool parameter with this to receive the host's roots (hidden from the schema)."""
+
+
+class Kit:
+    """Shared runtime for one server: lazily opened config, router, ledger and threads."""
+
+    def __init__(
+        self,
+        role: str,
+        server_name: str,
+        *,
+        root: Path | None = None,
+        config: LoadedConfig | None = None,
+        router: Router | None = None,
+        ledger: Ledger | None = None,
+        threads: ThreadStore | None = None,
+    ):
+        self.role, self.server_name = role, server_name
+        self.root = Path(root) if root else None
+        self._config, self._router, self._ledger, self._threads = config, router, ledger, threads
+
+    @property
+    def config(self) -> LoadedConfig:
+        if self._config is None:
+            from cadre_core.config import load_config
+
+            self._config = load_config(self.root)
+        return self._config
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from cadre_core.ledger import Ledger
+
+            self._ledger = Ledger(self.config.config.paths.ledger)
+        return self._ledger
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            from cadre_core.router import Router
+
+            self._router = Router(self.config.config, self.ledger)
+        return self._router
+
+    @property
+    def threads(self) -> ThreadStore:
+        if self._threads is None:
+            from cadre_core.threads import ThreadStore, default_threads_path
+
+            self._threads = ThreadStore(self.config.config.paths.threads or default_threads_path())
+        return self._threads
+
+    def workspace(self, host_roots: Any = None) -> Workspace:
+        """The host's MCP roots when it gave any, else `--root`, else the cwd."""
+        uris = [str(r.uri) for r in host_roots.roots] if host_roots is not None else []
+        roots = roots_from_uris(uris)
+        return Workspace(roots or [self.root or Path.cwd()])
+
+    @staticmethod
+    def redact(text: str, filename: str = "") -> str:
+        """`text` with secrets replaced, ready to send to a provider."""
+        from cadre_core.redact import redact
+
+        return redact(text, filename=filename)[0]
+
+    async def call_model(
+        self,
+        ctx: Context | None,
+        request: ModelRequest,
+        *,
+        tool: str,
+        thread_id: str | None = None,
+        role: str | None = None,
+        host_sample: Any = None,
+    ) -> ModelResponse:
+        """Route `request` for the role, with a progress heartbeat and host sampling available.
+
+        `host_sample` is a `CreateMessageResult` a tool obtained through a `Sample`
+        resolver; it answers the `sampling:host` candidate on MCP 2026-07-28.
+        """
+        from cadre_core.router import CallInfo
+
+        call = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+        token = current_sampler.set(ContextSampler(ctx, host_sample))
+        try:
+            async with anyio.create_task_group() as tg:
+                if ctx is not None:
+                    tg.start_soon(self._heartbeat, ctx, call)
+                try:
+                    return await self.router.model(role or self.role, call).request(request)
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            current_sampler.reset(token)
+
+    async def _heartbeat(self, ctx: Context, call: Any) -> None:
+        interval = self.config.config.server.heartbeat_s
+        while True:
+            await anyio.sleep(interval)
+            elapsed = time.monotonic() - call.started
+            message = f"{call.phase}: {call.model or self.role}, {elapsed:.0f}s elapsed"
+            try:
+                await ctx.report_progress(elapsed, None, message)
+            except Exception as exc:  # a closed stream must not kill the call
+                log.debug("progress not sent", error=str(exc))
+
+
+class ContextSampler:
+    """Samples the host's model for one tool call."""
+
+    def __init__(self, ctx: Context | None, preresolved: Any = None):
+        self.ctx, self.preresolved = ctx, preresolved
+
+    async def sample(self, request: ModelRequest) -> ModelResponse:
+        if self.preresolved is not None:
+            result, self.preresolved = self.preresolved, None
+            return from_sample_result(result, request)
+        ctx = self.ctx
+        caps = ctx.client_capabilities if ctx is not None else None
+        if ctx is None or caps is None or caps.sampling is None:
+            raise SamplingUnavailableError(
+                "the MCP host does not offer sampling", provider="sampling", model="host"
+            )
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            raise SamplingUnavailableError(
+                "this call was not set up to sample the host (MCP 2026-07-28 needs a Sample resolver)",
+                provider="sampling",
+                model="host",
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                result = await ctx.session.create_message(**to_sample_args(request))
+            except Exception as exc:
+                raise SamplingUnavailableError(f"host sampling failed: {exc}", provider="sampling", model="host") from exc
+        return from_sample_result(result, request)
+
+
+def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str | None = None) -> Any:
+    """For a `Sample` resolver: the marker to ask the host's model, or None.
+
+    Returns a `Sample` only when no keyed provider can serve the role and the
+    host declared sampling, so the host is asked only as a last resort.
+    """
+    from mcp.server.mcpserver import Sample
+
+    caps = ctx.client_capabilities
+    if caps is None or caps.sampling is None:
+        return None
+    keyed = [c for c, why in kit.router.availability(role or kit.role) if why is None and not c.model.startswith("sampling")]
+    if keyed:
+        return None
+    return Sample(**to_sample_args(request))
+
+
+def tool_errors(func: F) -> F:
+    """Turn every failure into an `is_error` result with an actionable message, never a traceback."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await func(*args, **kwargs)
+        except ToolError:
+            raise
+        except CadreError as exc:
+            raise ToolError(str(exc)) from exc
+        except (ValueError, TypeError) as exc:
+            log.warning("bad tool input", tool=func.__name__, error=str(exc))
+            raise ToolError(f"invalid input: {exc}") from exc
+        except Exception as exc:
+            log.exception("tool failed", tool=func.__name__)
+            raise ToolError(
+                f"internal error ({type(exc).__name__}: {exc}). This is a Cadre bug; "
+                "the server log on stderr has the details."
+            ) from exc
+
+    wrapper.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+def build_server(role: str, name: str, instructions: str, *, kit: Kit | None = None, root: Path | None = None) -> MCPServer:
+    """An `MCPServer` for `role` with its `Kit` at `server.kit`. Register tools with `@server.tool()`
+    over functions wrapped in `tool_errors`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        server_version = version(name)
+    except PackageNotFoundError:
+        server_version = "0.0.0"
+    server = MCPServer(name=name, instructions=instructions, version=server_version, log_level="WARNING")
+    server.kit = kit or Kit(role, name, root=root)  # type: ignore[attr-defined]
+    return server

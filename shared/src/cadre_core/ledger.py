@@ -1,0 +1,216 @@
+"""The ledger: one row per model attempt, written in the background.
+
+A write never blocks or fails a tool call: rows go on a queue that a worker
+thread drains into the store. If the store cannot be opened or written, rows
+are kept in memory and a warning is logged once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from cadre_core import db
+
+log = structlog.get_logger("cadre.ledger")
+
+Outcome = Literal["ok", "error", "fallback", "off_rails", "budget_refused", "cancelled"]
+GROUPINGS = {"role": "role", "model": "provider || ':' || model", "day": "day", "thread": "thread_id"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class LedgerRow:
+    """One model attempt."""
+
+    role: str
+    provider: str
+    model: str
+    outcome: Outcome
+    server: str = ""
+    tool: str = ""
+    thread_id: str | None = None
+    attempt: int = 1
+    error_class: str | None = None
+    detector: str | None = None
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    price_version: str | None = None
+    latency_ms: float = 0.0
+    ts: str = field(default_factory=_now)
+
+    @property
+    def day(self) -> str:
+        return self.ts[:10]
+
+
+_COLUMNS = [f.name for f in fields(LedgerRow)] + ["day"]
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL, day TEXT NOT NULL,
+    server TEXT NOT NULL DEFAULT '', tool TEXT NOT NULL DEFAULT '', thread_id TEXT,
+    role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL, error_class TEXT, detector TEXT,
+    input_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd REAL, price_version TEXT, latency_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_day ON attempts(day);
+CREATE INDEX IF NOT EXISTS attempts_thread ON attempts(thread_id);
+"""
+
+
+class LedgerStore(Protocol):
+    """Where rows live. SQL here stays portable so PostgreSQL can follow."""
+
+    def append(self, rows: list[LedgerRow]) -> None: ...
+
+    def summary(self, by: str, since_day: str | None = None) -> list[dict[str, Any]]: ...
+
+    def rows(self, thread_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+
+class SQLiteLedgerStore:
+    """The default store: SQLite in WAL mode."""
+
+    def __init__(self, path: Path | str):
+        self.path = path
+        self._conn = db.connect(path, schema=SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, rows: list[LedgerRow]) -> None:
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        values = [tuple({**asdict(r), "day": r.day}[c] for c in _COLUMNS) for r in rows]
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+                    values,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def summary(self, by: str, since_day: str | None = None) -> list[dict[str, Any]]:
+        key = GROUPINGS[by]
+        where, args = ("WHERE day >= ?", [since_day]) if since_day else ("", [])
+        sql = f"""
+            SELECT {key} AS key, COUNT(*) AS attempts,
+                   SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS ok,
+                   SUM(CASE WHEN outcome NOT IN ('ok', 'budget_refused') THEN 1 ELSE 0 END) AS failed,
+                   SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                   SUM(cost_usd) AS cost_usd,
+                   SUM(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END) AS unpriced,
+                   AVG(latency_ms) AS avg_latency_ms
+            FROM attempts {where} GROUP BY {key} ORDER BY cost_usd DESC, attempts DESC
+        """  # noqa: S608 - key comes from GROUPINGS
+        with self._lock:
+            cur = self._conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def rows(self, thread_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        where, args = ("WHERE thread_id = ?", [thread_id]) if thread_id else ("", [])
+        with self._lock:
+            cur = self._conn.execute(
+                f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                [*args, limit],
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in reversed(cur.fetchall())]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class Ledger:
+    """Records attempts without ever blocking the caller."""
+
+    def __init__(self, path: Path | str | None, *, store: LedgerStore | None = None):
+        self.path = path
+        self._store = store
+        self._opened = store is not None
+        self._queue: queue.SimpleQueue[LedgerRow | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self.unwritten: list[LedgerRow] = []
+        self._warned = False
+        self._worker = threading.Thread(target=self._drain, name="cadre-ledger", daemon=True)
+        self._worker.start()
+        atexit.register(self.flush, 2.0)
+
+    def record(self, row: LedgerRow) -> None:
+        """Queue a row; returns at once."""
+        with self._idle:
+            self._pending += 1
+        self._queue.put(row)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until queued rows are written (or kept in memory); True if drained."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    @property
+    def store(self) -> LedgerStore | None:
+        """The store, opened on first use; None if it cannot be opened."""
+        if not self._opened:
+            self._opened = True
+            try:
+                self._store = SQLiteLedgerStore(self.path or default_ledger_path())
+            except (sqlite3.Error, OSError) as exc:
+                self._warn("cannot open the ledger; costs are kept in memory only", exc)
+        return self._store
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [r for r in batch if r is not None]
+            try:
+                store = self.store
+                if store is None:
+                    raise sqlite3.OperationalError("ledger unavailable")
+                store.append(rows)
+            except Exception as exc:
+                self.unwritten.extend(rows)
+                del self.unwritten[:-10_000]
+                self._warn("ledger write failed; rows kept in memory", exc)
+            finally:
+                with self._idle:
+                    self._pending -= len(batch)
+                    self._idle.notify_all()
+
+    def _warn(self, message: str, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(message, path=str(self.path), error=str(exc))
+
+
+def default_ledger_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cadre")) / "ledger.sqlite"

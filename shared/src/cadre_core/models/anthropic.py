@@ -1,0 +1,137 @@
+"""Anthropic Messages API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.status import bad_response, map_sdk_error
+
+_FINISH: dict[str | None, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_use",
+    "refusal": "refusal",
+}
+
+
+class AnthropicModel(Model):
+    provider = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 900.0,
+        http_client: Any = None,
+        key_env: str | None = None,
+    ):
+        super().__init__(model_name)
+        self.key_env = key_env or self.key_env
+        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout_s, "http_client": http_client}
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.AsyncAnthropic(max_retries=0, **self._options)
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        import anthropic
+
+        params = self.build_params(request)
+        try:
+            message = await self.client.messages.create(**params)
+        except Exception as exc:
+            mapped = map_sdk_error(exc, anthropic, provider=self.provider, model=self.model_name, env_var=self.key_env)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return self.parse(message, request)
+
+    def build_params(self, request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model_name,
+            "max_tokens": request.output_limit,
+            "messages": _messages(request.messages),
+        }
+        if request.system:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+            ]
+        output_config: dict[str, Any] = {}
+        if request.effort:
+            params["thinking"] = {"type": "adaptive"}
+            output_config["effort"] = request.effort
+        if request.output_schema is not None:
+            output_config["format"] = {"type": "json_schema", "schema": request.output_schema}
+        if output_config:
+            params["output_config"] = output_config
+        return params
+
+    def parse(self, message: Any, request: ModelRequest) -> ModelResponse:
+        content = getattr(message, "content", None)
+        if not isinstance(content, list) or getattr(message, "usage", None) is None:
+            raise bad_response("malformed response: no content or usage", provider=self.provider, model=self.model_name)
+        texts, calls = [], []
+        for block in content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                calls.append(ToolCall(block.id, block.name, dict(block.input or {})))
+        finish = _FINISH.get(message.stop_reason, "stop")
+        text = "".join(texts)
+        if not text.strip() and not calls and finish not in ("refusal", "length"):
+            raise bad_response("empty content", provider=self.provider, model=self.model_name)
+        u = message.usage
+        cache_read = u.cache_read_input_tokens or 0
+        cache_write = u.cache_creation_input_tokens or 0
+        details = getattr(u, "output_tokens_details", None)
+        usage = Usage(
+            input_tokens=(u.input_tokens or 0) + cache_read + cache_write,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            output_tokens=u.output_tokens or 0,
+            reasoning_tokens=(getattr(details, "thinking_tokens", None) or 0) if details else 0,
+        )
+        return ModelResponse(
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=usage,
+            model=self.name,
+            response_id=message.id,
+            replay={"provider": self.provider, "content": [b.model_dump(exclude_none=True) for b in content]},
+        ).parse_output(request)
+
+
+def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text, "is_error": m.is_error}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant":
+            if m.replay and m.replay.get("provider") == "anthropic":
+                out.append({"role": "assistant", "content": m.replay["content"]})
+                continue
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+            out.append({"role": "assistant", "content": blocks or m.text})
+        else:
+            out.append({"role": "user", "content": m.text})
+    return out

@@ -1,0 +1,183 @@
+"""The one small interface every provider implements, and the types it speaks."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Effort = Literal["low", "medium", "high"]
+FinishReason = Literal["stop", "length", "tool_use", "refusal", "content_filter"]
+Role = Literal["user", "assistant", "tool"]
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
+CHARS_PER_TOKEN = 3.5
+"""Conservative local estimate; real tokenizers average about 4 for English and code."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A model's request to run a tool."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A tool the model may call; `parameters` is a JSON schema object."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class Message:
+    """One turn. `tool` messages answer the call named by `tool_call_id`."""
+
+    role: Role
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    is_error: bool = False
+    replay: dict[str, Any] | None = None
+    """Provider-native form of an assistant turn (thinking signatures, reasoning
+    items), replayed verbatim when the next request goes to the same provider."""
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls("user", text)
+
+    @classmethod
+    def assistant(cls, text: str = "", tool_calls: list[ToolCall] | None = None) -> Message:
+        return cls("assistant", text, list(tool_calls or []))
+
+    @classmethod
+    def tool_result(cls, call: ToolCall, text: str, *, is_error: bool = False) -> Message:
+        return cls("tool", text, tool_call_id=call.id, tool_name=call.name, is_error=is_error)
+
+
+@dataclass
+class ModelRequest:
+    """What a caller asks of a model."""
+
+    messages: list[Message]
+    system: str | None = None
+    output_schema: dict[str, Any] | None = None
+    schema_name: str = "answer"
+    tools: list[ToolDefinition] = field(default_factory=list)
+    max_output_tokens: int | None = None
+    """None means the candidate's setting (or 8192 outside the router)."""
+    effort: Effort | None = None
+
+    @property
+    def output_limit(self) -> int:
+        return self.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+
+    def prompt_chars(self) -> int:
+        """Characters of everything sent, for a local token estimate."""
+        total = len(self.system or "")
+        for m in self.messages:
+            total += len(m.text) + sum(len(json.dumps(c.arguments)) + len(c.name) for c in m.tool_calls)
+        for t in self.tools:
+            total += len(t.name) + len(t.description) + len(json.dumps(t.parameters))
+        if self.output_schema:
+            total += len(json.dumps(self.output_schema))
+        return total
+
+    def estimated_input_tokens(self) -> int:
+        return int(self.prompt_chars() / CHARS_PER_TOKEN) + 8 * len(self.messages)
+
+
+@dataclass
+class Usage:
+    """Normalised token counts. `input_tokens` includes cache reads and writes;
+    `output_tokens` includes reasoning."""
+
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class ModelResponse:
+    """A model's answer: text, structured output or tool calls."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    output: Any = None
+    """Parsed JSON when the request had `output_schema` and the text parsed, else None."""
+    response_id: str | None = None
+    cost_usd: float | None = None
+    """Filled in by the router from the price catalog."""
+    replay: dict[str, Any] | None = None
+
+    def to_message(self) -> Message:
+        """This answer as the assistant turn of a continuing conversation."""
+        return Message("assistant", self.text, list(self.tool_calls), replay=self.replay)
+
+    def parse_output(self, request: ModelRequest) -> ModelResponse:
+        """Fill `output` from the text when a schema was asked for."""
+        if request.output_schema is not None and self.output is None and self.text.strip():
+            self.output = parse_json_text(self.text)
+        return self
+
+
+def parse_json_text(text: str) -> Any:
+    """JSON from a model's text, tolerating a ```json fence; None if it does not parse."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rsplit("```", 1)[0]
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+class Model(ABC):
+    """A model behind one async call. Subclasses set `provider` and the flags."""
+
+    provider: str = ""
+    supports_tools: bool = True
+    supports_output_schema: bool = True
+    key_env: str = ""
+    """Env var the key comes from, named in auth errors."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.model_name}"
+
+    @abstractmethod
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one request; raise a `cadre_core.errors.ModelError` on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release network clients."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

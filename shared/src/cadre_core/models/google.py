@@ -1,0 +1,184 @@
+"""Google Gemini through google-genai."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from cadre_core import errors
+from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.status import bad_response, error_for_status
+
+_FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MODEL_ARMOR": "content_filter",
+}
+
+
+class GoogleModel(Model):
+    provider = "google"
+    key_env = "GEMINI_API_KEY"
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 900.0,
+        http_client: Any = None,
+        key_env: str | None = None,
+    ):
+        super().__init__(model_name.removeprefix("models/"))
+        self.key_env = key_env or self.key_env
+        self._api_key, self._base_url, self._timeout_s, self._http = api_key, base_url, timeout_s, http_client
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google import genai
+            from google.genai import types
+
+            options = types.HttpOptions(
+                base_url=self._base_url,
+                timeout=int(self._timeout_s * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_async_client=self._http,
+            )
+            self._client = genai.Client(api_key=self._api_key, http_options=options)
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        import httpx2
+        from google.genai import errors as genai_errors
+
+        kw = {"provider": self.provider, "model": self.model_name}
+        try:
+            response = await self.client.aio.models.generate_content(
+                model=self.model_name, contents=_contents(request.messages), config=self.build_config(request)
+            )
+        except genai_errors.APIError as exc:
+            message = exc.message or str(exc)
+            if "API_KEY_INVALID" in str(exc.details):
+                message += " (API_KEY_INVALID)"
+            headers = exc.response.headers if getattr(exc, "response", None) is not None else None
+            raise error_for_status(exc.code, message, env_var=self.key_env, headers=headers, **kw) from exc
+        except httpx2.TimeoutException as exc:
+            raise errors.ModelTimeoutError("request timed out", **kw) from exc
+        except httpx2.TransportError as exc:
+            raise errors.ConnectionFailedError(f"cannot connect: {exc}", **kw) from exc
+        except ValueError as exc:
+            raise bad_response(f"malformed response: {exc}", **kw) from exc
+        return self.parse(response, request)
+
+    def build_config(self, request: ModelRequest) -> Any:
+        from google.genai import types
+
+        config: dict[str, Any] = {
+            "max_output_tokens": request.output_limit,
+            "automatic_function_calling": types.AutomaticFunctionCallingConfig(disable=True),
+        }
+        if request.system:
+            config["system_instruction"] = request.system
+        if request.tools:
+            config["tools"] = [
+                types.Tool(
+                    function_declarations=[
+                        types.FunctionDeclaration(
+                            name=t.name, description=t.description, parameters_json_schema=t.parameters
+                        )
+                        for t in request.tools
+                    ]
+                )
+            ]
+        if request.effort:
+            config["thinking_config"] = types.ThinkingConfig(thinking_level=request.effort.upper())
+        if request.output_schema is not None:
+            config["response_mime_type"] = "application/json"
+            config["response_json_schema"] = request.output_schema
+        return types.GenerateContentConfig(**config)
+
+    def parse(self, response: Any, request: ModelRequest) -> ModelResponse:
+        kw = {"provider": self.provider, "model": self.model_name}
+        feedback = getattr(response, "prompt_feedback", None)
+        if not response.candidates:
+            if feedback is not None and feedback.block_reason:
+                raise errors.ContentFilterError(f"prompt blocked: {_enum_name(feedback.block_reason)}", **kw)
+            raise bad_response("malformed response: no candidates", **kw)
+        candidate = response.candidates[0]
+        parts = (candidate.content.parts if candidate.content else None) or []
+        texts, calls = [], []
+        for part in parts:
+            if part.function_call is not None:
+                call = part.function_call
+                calls.append(ToolCall(call.id or "call_" + secrets.token_hex(6), call.name, dict(call.args or {})))
+            elif part.text and not part.thought:
+                texts.append(part.text)
+        reason = _enum_name(candidate.finish_reason) if candidate.finish_reason else "STOP"
+        finish: FinishReason = "tool_use" if calls else _FINISH.get(reason, "stop")
+        text = "".join(texts)
+        if not text.strip() and not calls and finish == "stop":
+            raise bad_response(f"empty content (finish reason {reason})", **kw)
+        meta = response.usage_metadata
+        usage = Usage()
+        if meta is not None:
+            thoughts = meta.thoughts_token_count or 0
+            usage = Usage(
+                input_tokens=meta.prompt_token_count or 0,
+                cache_read_tokens=meta.cached_content_token_count or 0,
+                output_tokens=(meta.candidates_token_count or 0) + thoughts,
+                reasoning_tokens=thoughts,
+            )
+        replay = None
+        if candidate.content is not None:
+            replay = {"provider": self.provider, "content": candidate.content.model_dump(exclude_none=True)}
+        return ModelResponse(
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=usage,
+            model=self.name,
+            response_id=getattr(response, "response_id", None),
+            replay=replay,
+        ).parse_output(request)
+
+
+def _enum_name(value: Any) -> str:
+    return getattr(value, "name", None) or str(value)
+
+
+def _contents(messages: list[Message]) -> list[Any]:
+    from google.genai import types
+
+    out: list[Any] = []
+    for m in messages:
+        if m.role == "tool":
+            part = types.Part(
+                function_response=types.FunctionResponse(
+                    id=m.tool_call_id,
+                    name=m.tool_name or "tool",
+                    response={"error": m.text} if m.is_error else {"output": m.text},
+                )
+            )
+            if out and out[-1].role == "user" and out[-1].parts and out[-1].parts[0].function_response:
+                out[-1].parts.append(part)
+            else:
+                out.append(types.Content(role="user", parts=[part]))
+        elif m.role == "assistant":
+            if m.replay and m.replay.get("provider") == "google":
+                out.append(types.Content.model_validate(m.replay["content"]))
+                continue
+            parts = [types.Part(text=m.text)] if m.text else []
+            parts += [types.Part(function_call=types.FunctionCall(id=c.id, name=c.name, args=c.arguments)) for c in m.tool_calls]
+            out.append(types.Content(role="model", parts=parts))
+        else:
+            out.append(types.Content(role="user", parts=[types.Part(text=m.text)]))
+    return out

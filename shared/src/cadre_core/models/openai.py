@@ -1,0 +1,174 @@
+"""OpenAI Responses API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.status import bad_response, map_sdk_error
+
+
+class OpenAIModel(Model):
+    provider = "openai"
+    key_env = "OPENAI_API_KEY"
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 900.0,
+        http_client: Any = None,
+        key_env: str | None = None,
+    ):
+        super().__init__(model_name)
+        self.key_env = key_env or self.key_env
+        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout_s, "http_client": http_client}
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(max_retries=0, **self._options)
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        import openai
+
+        try:
+            response = await self.client.responses.create(**self.build_params(request))
+        except Exception as exc:
+            mapped = map_sdk_error(exc, openai, provider=self.provider, model=self.model_name, env_var=self.key_env)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return self.parse(response, request)
+
+    def build_params(self, request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model_name,
+            "input": _input_items(request.messages),
+            "max_output_tokens": request.output_limit,
+        }
+        if request.system:
+            params["instructions"] = request.system
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                    "strict": is_strict_schema(t.parameters),
+                }
+                for t in request.tools
+            ]
+        if request.effort:
+            params["reasoning"] = {"effort": request.effort}
+        if request.output_schema is not None:
+            params["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": request.schema_name,
+                    "schema": request.output_schema,
+                    "strict": is_strict_schema(request.output_schema),
+                }
+            }
+        return params
+
+    def parse(self, response: Any, request: ModelRequest) -> ModelResponse:
+        output = getattr(response, "output", None)
+        if not isinstance(output, list) or getattr(response, "usage", None) is None:
+            raise bad_response("malformed response: no output or usage", provider=self.provider, model=self.model_name)
+        if response.status == "failed":
+            detail = response.error.message if response.error else "response failed"
+            raise bad_response(detail, provider=self.provider, model=self.model_name)
+        texts, calls, refused = [], [], False
+        for item in output:
+            if item.type == "message":
+                for part in item.content:
+                    if part.type == "output_text":
+                        texts.append(part.text)
+                    elif part.type == "refusal":
+                        refused = True
+                        texts.append(part.refusal)
+            elif item.type == "function_call":
+                calls.append(ToolCall(item.call_id, item.name, _arguments(item.arguments)))
+        finish: FinishReason = "stop"
+        reason = response.incomplete_details.reason if response.incomplete_details else None
+        if refused:
+            finish = "refusal"
+        elif reason == "content_filter":
+            finish = "content_filter"
+        elif response.status == "incomplete":
+            finish = "length"
+        elif calls:
+            finish = "tool_use"
+        text = "".join(texts)
+        if not text.strip() and not calls and finish == "stop":
+            raise bad_response("empty content", provider=self.provider, model=self.model_name)
+        u = response.usage
+        in_details, out_details = u.input_tokens_details, u.output_tokens_details
+        usage = Usage(
+            input_tokens=u.input_tokens or 0,
+            cache_read_tokens=(in_details.cached_tokens or 0) if in_details else 0,
+            cache_write_tokens=(getattr(in_details, "cache_write_tokens", None) or 0) if in_details else 0,
+            output_tokens=u.output_tokens or 0,
+            reasoning_tokens=(out_details.reasoning_tokens or 0) if out_details else 0,
+        )
+        return ModelResponse(
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=usage,
+            model=self.name,
+            response_id=response.id,
+            replay={"provider": self.provider, "items": [o.model_dump(exclude_none=True) for o in output]},
+        ).parse_output(request)
+
+
+def _arguments(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_value": value}
+
+
+def _input_items(messages: list[Message]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text})
+        elif m.role == "assistant":
+            if m.replay and m.replay.get("provider") == "openai":
+                items.extend(m.replay["items"])
+                continue
+            if m.text:
+                items.append({"role": "assistant", "content": m.text})
+            items += [
+                {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.arguments)}
+                for c in m.tool_calls
+            ]
+        else:
+            items.append({"role": "user", "content": m.text})
+    return items
+
+
+def is_strict_schema(schema: dict[str, Any]) -> bool:
+    """True when OpenAI's strict mode accepts the schema: closed objects, every property required."""
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
+            return False
+        return all(is_strict_schema(p) for p in props.values())
+    if "items" in schema and isinstance(schema["items"], dict):
+        return is_strict_schema(schema["items"])
+    for key in ("anyOf", "allOf", "oneOf"):
+        if key in schema:
+            return all(is_strict_schema(s) for s in schema[key])
+    return all(is_strict_schema(d) for d in schema.get("$defs", {}).values())

@@ -1,0 +1,82 @@
+"""The host's own model, through MCP sampling.
+
+MCP 2026-07-28 has no mid-call server-to-client requests: a tool asks for a
+sample through a `Resolve` parameter whose resolver returns `Sample`, answered
+before the tool body runs. Legacy sessions can also sample mid-call. The
+server kit puts a `HostSampler` for the current call in `current_sampler`;
+`SamplingModel` uses it, and raises `SamplingUnavailableError` when the host
+cannot sample.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+from cadre_core.errors import SamplingUnavailableError
+from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
+
+HOST_MODEL = "host"
+_STOP = {"endTurn": "stop", "stopSequence": "stop", "maxTokens": "length", "toolUse": "tool_use"}
+
+
+class HostSampler(Protocol):
+    async def sample(self, request: ModelRequest) -> ModelResponse: ...
+
+
+current_sampler: ContextVar[HostSampler | None] = ContextVar("cadre_host_sampler", default=None)
+
+
+class SamplingModel(Model):
+    """Asks the MCP host's model. No key; no tools; JSON output is requested in the prompt."""
+
+    provider = "sampling"
+    supports_tools = False
+
+    def __init__(self, model_name: str = HOST_MODEL):
+        super().__init__(model_name)
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        sampler = current_sampler.get()
+        if sampler is None:
+            raise SamplingUnavailableError(
+                "no MCP host to sample from in this context", provider=self.provider, model=self.model_name
+            )
+        return await sampler.sample(request)
+
+
+def to_sample_args(request: ModelRequest) -> dict[str, Any]:
+    """Keyword arguments for `mcp.server.mcpserver.Sample` (or `create_message`)."""
+    import mcp_types as types
+
+    system = request.system or ""
+    if request.output_schema is not None:
+        system += (
+            "\n\nAnswer with only a JSON object matching this JSON schema, no prose:\n"
+            + json.dumps(request.output_schema)
+        )
+    messages = []
+    for m in request.messages:
+        role = "assistant" if m.role == "assistant" else "user"
+        text = m.text if m.role != "tool" else f"[tool {m.tool_name} result]\n{m.text}"
+        if messages and messages[-1].role == role:
+            messages[-1].content.text += "\n\n" + text
+            continue
+        messages.append(types.SamplingMessage(role=role, content=types.TextContent(type="text", text=text)))
+    return {"messages": messages, "max_tokens": request.output_limit, "system_prompt": system.strip() or None}
+
+
+def from_sample_result(result: Any, request: ModelRequest) -> ModelResponse:
+    """A `CreateMessageResult` as a `ModelResponse`."""
+    content = result.content
+    blocks = content if isinstance(content, list) else [content]
+    text = "".join(getattr(b, "text", "") or "" for b in blocks)
+    finish = _STOP.get(str(result.stop_reason or "endTurn"), "stop")
+    return ModelResponse(
+        text=text,
+        finish_reason=finish,  # type: ignore[arg-type]
+        usage=Usage(),
+        model=f"sampling:{HOST_MODEL}",
+        response_id=getattr(result, "model", None),
+    ).parse_output(request)

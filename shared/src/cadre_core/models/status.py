@@ -1,0 +1,95 @@
+"""Map an HTTP failure to Cadre's error classes, the same way for every provider."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from cadre_core import errors
+
+_CONTEXT_HINTS = ("context length", "context window", "too many tokens", "prompt is too long", "maximum context")
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    model: str,
+    env_var: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> errors.ModelError:
+    """The Cadre error for an HTTP status from a provider."""
+    kw = {"provider": provider, "model": model, "status_code": status}
+    text = f"HTTP {status}: {message}".strip()
+    if status in (401, 403) or "api key not valid" in message.lower() or "api_key_invalid" in message.lower():
+        return errors.AuthError(text, env_var=env_var, **kw)
+    if status == 429:
+        return errors.RateLimitError(text, retry_after=retry_after_seconds(headers), **kw)
+    if status in (503, 529):
+        return errors.OverloadedError(text, retry_after=retry_after_seconds(headers), **kw)
+    if status in (408, 504):
+        return errors.ModelTimeoutError(text, **kw)
+    if status >= 500:
+        return errors.ServerError(text, retry_after=retry_after_seconds(headers), **kw)
+    if status == 404:
+        return errors.ModelNotFoundError(
+            f"{text}. The model name may be stale; update the route in cadre.toml.", **kw
+        )
+    if status == 413 or any(h in message.lower() for h in _CONTEXT_HINTS):
+        return errors.ContextWindowError(text, **kw)
+    return errors.BadRequestError(text, **kw)
+
+
+def bad_response(message: str, *, provider: str, model: str) -> errors.BadResponseError:
+    return errors.BadResponseError(message, provider=provider, model=model)
+
+
+def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: str) -> errors.ModelError | None:
+    """Map an Anthropic- or OpenAI-SDK exception (same Stainless shape) to ours, else None."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return errors.ModelTimeoutError("request timed out", provider=provider, model=model)
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return errors.ConnectionFailedError(f"cannot connect: {cause}", provider=provider, model=model)
+    if isinstance(exc, sdk.APIStatusError):
+        return error_for_status(
+            exc.status_code,
+            _body_message(exc),
+            provider=provider,
+            model=model,
+            env_var=env_var,
+            headers=exc.response.headers,
+        )
+    if isinstance(exc, sdk.APIResponseValidationError | ValueError):
+        return bad_response(f"malformed response: {exc}", provider=provider, model=model)
+    return None
+
+
+def _body_message(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return str(getattr(exc, "message", "") or exc)

@@ -1,0 +1,75 @@
+"""Cost of a call from the `genai-prices` catalog. Never fetches; never fails a call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+
+import structlog
+
+from cadre_core.models.base import Usage
+
+log = structlog.get_logger("cadre.pricing")
+_PROVIDER_IDS = {"anthropic": "anthropic", "openai": "openai", "google": "google"}
+_warned: set[str] = set()
+
+
+@cache
+def price_version() -> str:
+    from importlib.metadata import version
+
+    return f"genai-prices {version('genai-prices')}"
+
+
+def _lookup_args(provider: str, model: str) -> tuple[str, str | None]:
+    name = model.removeprefix("models/")
+    if provider == "openai_compatible" and "/" in name:
+        name = name.split("/", 1)[1]
+    return name, _PROVIDER_IDS.get(provider)
+
+
+def price(usage: Usage, provider: str, model: str, *, at: datetime | None = None) -> tuple[float | None, str | None]:
+    """USD cost and the price-data version; (None, None) with a warning when unknown."""
+    if provider in ("sampling", "test", "function"):
+        return None, None
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    name, provider_id = _lookup_args(provider, model)
+    try:
+        calc = calc_price(
+            PriceUsage(
+                input_tokens=usage.input_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                output_tokens=usage.output_tokens,
+            ),
+            name,
+            provider_id=provider_id,
+            genai_request_timestamp=at,
+        )
+    except (LookupError, ValueError) as exc:
+        key = f"{provider}:{model}"
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("no price for model; cost recorded as null", model=key, error=str(exc))
+        return None, None
+    return float(calc.total_price), price_version()
+
+
+def catalog_context_window(provider: str, model: str) -> int | None:
+    """The catalog's input window for a model, when it has one."""
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    name, provider_id = _lookup_args(provider, model)
+    try:
+        calc = calc_price(PriceUsage(input_tokens=1, output_tokens=1), name, provider_id=provider_id)
+    except (LookupError, ValueError):
+        return None
+    return calc.model.context_window
+
+
+def has_price(provider: str, model: str) -> bool:
+    cost, _ = price(Usage(input_tokens=1000, output_tokens=1000), provider, model)
+    return cost is not None

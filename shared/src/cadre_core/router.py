@@ -1,0 +1,277 @@
+"""The router: try a role's candidates in order, retry what can be retried, fall back.
+
+It owns every retry (SDK retries are 0), keeps failing candidates on a cooldown,
+checks the context window before each call, and records every attempt in the
+ledger. A role's route is itself a `Model` (`RoutedModel`), so callers see one
+model whatever happens underneath.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+import structlog
+
+from cadre_core.config import CadreConfig, Candidate
+from cadre_core.errors import (
+    AllCandidatesFailedError,
+    Attempt,
+    ContextWindowError,
+    MissingKeyError,
+    ModelError,
+    ModelTimeoutError,
+)
+from cadre_core.ledger import Ledger, LedgerRow
+from cadre_core.models import build_model
+from cadre_core.models.base import Model, ModelRequest, ModelResponse
+from cadre_core.models.refs import parse_model_ref
+from cadre_core.pricing import price
+
+log = structlog.get_logger("cadre.router")
+
+ModelFactory = Callable[[Candidate, CadreConfig], Model]
+
+
+@dataclass
+class CallInfo:
+    """Who is calling, for the ledger, plus live status for the heartbeat."""
+
+    server: str = ""
+    tool: str = ""
+    thread_id: str | None = None
+    model: str = ""
+    phase: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    usage_cost_usd: float = 0.0
+
+
+class Router:
+    """Routes requests for each role across its configured candidates."""
+
+    def __init__(
+        self,
+        config: CadreConfig,
+        ledger: Ledger | None = None,
+        *,
+        model_factory: ModelFactory | None = None,
+        sleep: Callable[[float], object] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.ledger = ledger
+        self._factory = model_factory or _default_factory
+        self._sleep = sleep
+        self._clock = clock
+        self._models: dict[str, Model] = {}
+        self._cooldown_until: dict[str, float] = {}
+
+    def model(self, role: str, call: CallInfo | None = None) -> RoutedModel:
+        """The role's route as one `Model`."""
+        return RoutedModel(self, role, call or CallInfo())
+
+    async def request(self, role: str, request: ModelRequest, call: CallInfo | None = None) -> ModelResponse:
+        return await self.model(role, call).request(request)
+
+    def candidates(self, role: str) -> list[Candidate]:
+        role_cfg = self.config.roles.get(role)  # type: ignore[call-overload]
+        return list(role_cfg.candidates) if role_cfg else []
+
+    def availability(self, role: str) -> list[tuple[Candidate, str | None]]:
+        """Each candidate with the reason it cannot be used now, or None."""
+        return [(c, self._unavailable(c)) for c in self.candidates(role)]
+
+    def _unavailable(self, candidate: Candidate) -> str | None:
+        provider, _ = parse_model_ref(candidate.model)
+        if provider == "sampling":
+            return None
+        settings = self.config.providers.get(provider)
+        if settings is None:
+            return f"no [providers.{provider}] config"
+        if settings.key_required and not settings.api_key():
+            return f"no API key; set {' or '.join(settings.api_key_env) or 'an API key'}"
+        return None
+
+    def _get_model(self, candidate: Candidate) -> Model:
+        if candidate.model not in self._models:
+            self._models[candidate.model] = self._factory(candidate, self.config)
+        return self._models[candidate.model]
+
+    def cooling(self, model_ref: str) -> float:
+        """Seconds left on a candidate's cooldown."""
+        return max(0.0, self._cooldown_until.get(model_ref, 0.0) - self._clock())
+
+    def backoff(self, retry: int, retry_after: float | None) -> float:
+        """Jittered exponential backoff that honours retry-after."""
+        cfg = self.config.router
+        base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** (retry - 1)))
+        delay = random.uniform(base / 2, base)  # noqa: S311 - jitter, not crypto
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    async def aclose(self) -> None:
+        for model in self._models.values():
+            await model.aclose()
+
+
+class RoutedModel(Model):
+    """Fallback across a role's candidates, behind the plain `Model` interface."""
+
+    provider = "route"
+
+    def __init__(self, router: Router, role: str, call: CallInfo):
+        super().__init__(role)
+        self.router, self.role, self.call = router, role, call
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        router, cfg = self.router, self.router.config
+        attempts: list[Attempt] = []
+        candidates = router.candidates(self.role)
+        for index, candidate in enumerate(candidates):
+            last = index == len(candidates) - 1
+            skip = router._unavailable(candidate)
+            if skip:
+                env = skip.split("set ", 1)[1] if "set " in skip else ""
+                attempts.append(Attempt(candidate.model, "no_key" if env else "skipped", skip, env_var=env))
+                log.info("candidate skipped", role=self.role, model=candidate.model, reason=skip)
+                continue
+            if (left := router.cooling(candidate.model)) > 0:
+                attempts.append(Attempt(candidate.model, "cooldown", f"cooling down for {left:.0f}s more"))
+                continue
+            sized = dataclasses.replace(
+                request,
+                max_output_tokens=request.max_output_tokens or candidate.max_output_tokens,
+                effort=request.effort or candidate.effort,
+            )
+            window = cfg.context_window(candidate)
+            need = sized.estimated_input_tokens() + sized.output_limit
+            if window and need > window:
+                err = ContextWindowError(
+                    f"prompt needs about {need:,} tokens with output; the window is {window:,}",
+                    provider=parse_model_ref(candidate.model)[0],
+                    model=candidate.model,
+                )
+                attempts.append(Attempt(candidate.model, "context_too_large", err.detail, type(err).__name__))
+                continue
+            try:
+                model = router._get_model(candidate)
+            except MissingKeyError as exc:
+                attempts.append(Attempt(candidate.model, "no_key", exc.detail, env_var=exc.env_var))
+                continue
+            response = await self._try_candidate(model, candidate, sized, attempts, last)
+            if response is not None:
+                return response
+        hint = ""
+        if attempts and all(a.outcome == "no_key" for a in attempts):
+            keys = sorted({a.env_var for a in attempts if a.env_var})
+            hint = f"No provider for role '{self.role}' has a key. Set one of: {', '.join(keys)}."
+        raise AllCandidatesFailedError(self.role, attempts, hint)
+
+    async def _try_candidate(
+        self,
+        model: Model,
+        candidate: Candidate,
+        request: ModelRequest,
+        attempts: list[Attempt],
+        last: bool,
+    ) -> ModelResponse | None:
+        router, cfg = self.router, self.router.config.router
+        provider = parse_model_ref(candidate.model)[0]
+        timeout = candidate.timeout_s or _provider_timeout(router.config, provider)
+        for number in range(1, cfg.retries_per_candidate + 2):
+            self.call.model, self.call.phase = candidate.model, "waiting for model"
+            started = time.perf_counter()
+            try:
+                with anyio.fail_after(timeout):
+                    response = await model.request(request)
+            except anyio.get_cancelled_exc_class():
+                self._record(candidate, number, "cancelled", started, error_class="Cancelled")
+                raise
+            except TimeoutError:
+                exc: ModelError = ModelTimeoutError(f"no answer within {timeout:.0f}s", provider=provider)
+            except ModelError as model_exc:
+                exc = model_exc
+            except Exception as bug:
+                self._record(candidate, number, "error", started, error_class=type(bug).__name__)
+                raise
+            else:
+                cost, version = price(response.usage, provider, model.model_name)
+                response.cost_usd = cost
+                response.model = response.model or candidate.model
+                self.call.usage_cost_usd += cost or 0.0
+                self._record(candidate, number, "ok", started, response=response, cost=cost, version=version)
+                return response
+
+            latency = (time.perf_counter() - started) * 1000
+            retry = exc.retryable and number <= cfg.retries_per_candidate
+            too_long = exc.retry_after is not None and exc.retry_after > cfg.max_retry_after_s
+            if not (exc.retryable or exc.fallback):
+                self._record(candidate, number, "error", started, error_class=type(exc).__name__)
+                raise exc
+            if retry and not too_long:
+                self._record(candidate, number, "error", started, error_class=type(exc).__name__)
+                delay = router.backoff(number, exc.retry_after)
+                log.info("retrying", model=candidate.model, attempt=number, delay_s=round(delay, 2), error=str(exc))
+                self.call.phase = f"retrying in {delay:.1f}s"
+                await router._sleep(delay)
+                continue
+            self._record(candidate, number, "error" if last else "fallback", started, error_class=type(exc).__name__)
+            attempts.append(Attempt(candidate.model, "failed", exc.detail, type(exc).__name__, latency))
+            if exc.retryable:
+                router._cooldown_until[candidate.model] = router._clock() + cfg.cooldown_s
+            log.warning("candidate failed", role=self.role, model=candidate.model, error=str(exc))
+            return None
+        return None
+
+    def _record(
+        self,
+        candidate: Candidate,
+        number: int,
+        outcome: str,
+        started: float,
+        *,
+        error_class: str | None = None,
+        response: ModelResponse | None = None,
+        cost: float | None = None,
+        version: str | None = None,
+    ) -> None:
+        if self.router.ledger is None:
+            return
+        provider, model_name = parse_model_ref(candidate.model)
+        usage = response.usage if response else None
+        self.router.ledger.record(
+            LedgerRow(
+                role=self.role,
+                provider=provider,
+                model=model_name,
+                outcome=outcome,  # type: ignore[arg-type]
+                server=self.call.server,
+                tool=self.call.tool,
+                thread_id=self.call.thread_id,
+                attempt=number,
+                error_class=error_class,
+                input_tokens=usage.input_tokens if usage else 0,
+                cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                cache_write_tokens=usage.cache_write_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                reasoning_tokens=usage.reasoning_tokens if usage else 0,
+                cost_usd=cost,
+                price_version=version,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+
+
+def _provider_timeout(config: CadreConfig, provider: str) -> float:
+    settings = config.providers.get(provider)
+    return settings.timeout_s if settings else 900.0
+
+
+def _default_factory(candidate: Candidate, config: CadreConfig) -> Model:
+    provider, _ = parse_model_ref(candidate.model)
+    return build_model(candidate.model, config.providers.get(provider))
