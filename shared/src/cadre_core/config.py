@@ -22,6 +22,7 @@ from cadre_core.models.refs import PROVIDERS, parse_model_ref
 
 Effort = Literal["low", "medium", "high"]
 RoleName = Literal["oracle", "review", "librarian", "search"]
+ProviderName = Literal["anthropic", "openai", "google", "openai_compatible"]
 ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search")
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -110,21 +111,13 @@ class CadreConfig(BaseSettings):
         extra="forbid", env_prefix="CADRE_", env_nested_delimiter="__", nested_model_default_partial_update=True
     )
 
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
     roles: dict[RoleName, RoleConfig] = Field(default_factory=dict)
     models: dict[str, ModelInfo] = Field(default_factory=dict)
     router: RouterConfig = Field(default_factory=RouterConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     paths: PathConfig = Field(default_factory=PathConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
-
-    @field_validator("providers")
-    @classmethod
-    def _known_providers(cls, value: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
-        for name in value:
-            if name not in PROVIDERS:
-                raise ValueError(f"unknown provider '{name}'; use one of {', '.join(PROVIDERS)}")
-        return value
 
     @classmethod
     def settings_customise_sources(
@@ -161,7 +154,8 @@ class LoadedConfig:
         for end in range(len(path), 0, -1):
             if (src := self.sources.get(tuple(path[:end]))) is not None:
                 return src
-        return "default"
+        below = [src for key, src in self.sources.items() if key[: len(path)] == tuple(path)]
+        return below[-1] if below else "default"
 
 
 def user_config_path() -> Path:
@@ -250,22 +244,7 @@ def load_config(root: Path | None = None, *, user_file: Path | None = None) -> L
         config = CadreConfig(**merged)
     except ValidationError as exc:
         raise _config_error(exc, sources) from None
-    _check_routes(config, sources)
     return LoadedConfig(config, sources, [label for label, _ in layers])
-
-
-def _check_routes(config: CadreConfig, sources: dict) -> None:
-    for role, role_cfg in config.roles.items():
-        for i, cand in enumerate(role_cfg.candidates):
-            provider, _ = parse_model_ref(cand.model)
-            if provider != "sampling" and provider not in config.providers:
-                path = ("roles", role, "candidates")
-                raise ConfigError(
-                    f"candidate '{cand.model}' uses provider '{provider}', which has no "
-                    f"[providers.{provider}] section. Add one or remove the candidate.",
-                    source=LoadedConfig(config, sources, []).source_of(path),
-                    key=f"roles.{role}.candidates[{i}].model",
-                )
 
 
 def _config_error(exc: ValidationError, sources: dict) -> ConfigError:
@@ -275,8 +254,10 @@ def _config_error(exc: ValidationError, sources: dict) -> ConfigError:
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = f"unknown key '{loc[-1]}'. Remove it or check its spelling."
-    elif err["type"] == "literal_error" and loc[:1] == ("roles",):
+    elif err["type"] == "literal_error" and len(loc) == 2 and loc[0] == "roles":
         message = f"unknown role '{loc[1]}'; roles are {', '.join(ROLES)}."
+    elif err["type"] == "literal_error" and len(loc) == 2 and loc[0] == "providers":
+        message = f"unknown provider '{loc[1]}'; use one of {', '.join(p for p in PROVIDERS if p != 'sampling')}."
     elif err["type"] in ("greater_than_equal", "greater_than"):
         message = f"{message} (got {err.get('input')!r}). Use a non-negative number."
     source = LoadedConfig(CadreConfig.model_construct(), sources, []).source_of(loc)

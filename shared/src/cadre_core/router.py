@@ -163,6 +163,9 @@ class RoutedModel(Model):
             except MissingKeyError as exc:
                 attempts.append(Attempt(candidate.model, "no_key", exc.detail, env_var=exc.env_var))
                 continue
+            if request.tools and not model.supports_tools:
+                attempts.append(Attempt(candidate.model, "skipped", "does not support tool calls"))
+                continue
             response = await self._try_candidate(model, candidate, sized, attempts, last)
             if response is not None:
                 return response
@@ -200,7 +203,7 @@ class RoutedModel(Model):
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise
             else:
-                cost, version = price(response.usage, provider, model.model_name)
+                cost, version = price(response.usage, provider, parse_model_ref(candidate.model)[1])
                 response.cost_usd = cost
                 response.model = response.model or candidate.model
                 self.call.usage_cost_usd += cost or 0.0

@@ -1,0 +1,111 @@
+"""Test helpers that ship with the library: fake HTTP for provider SDKs, a network guard,
+and the fakes `TestModel` / `FunctionModel`."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cadre_core.models.test import FunctionModel, TestModel
+
+__all__ = ["FunctionModel", "NetworkBlockedError", "RecordingHandler", "TestModel", "block_network", "mock_http_client"]
+
+
+class NetworkBlockedError(RuntimeError):
+    """A test tried to reach a non-loopback address."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, tuple):
+        host = address[0]
+    else:
+        return True  # AF_UNIX paths
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextmanager
+def block_network() -> Iterator[None]:
+    """Refuse every socket connection that is not to loopback, and every DNS lookup of other hosts."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guard(address: Any) -> None:
+        if not _is_loopback(address):
+            raise NetworkBlockedError(f"tests may not reach the network ({address!r}); use a mock transport")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        guard(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        guard(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in (None, "localhost") and not _is_loopback((name, 0)):
+            raise NetworkBlockedError(f"tests may not resolve {name!r}; use a mock transport")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = real_getaddrinfo
+
+
+class RecordingHandler:
+    """A MockTransport handler that replays queued responses and records requests.
+
+    Each queued item is a `(status, json_body)` pair, an `httpx2.Response`, an
+    exception to raise, or a callable taking the request.
+    """
+
+    def __init__(self, *responses: Any):
+        self.responses = list(responses)
+        self.requests: list[Any] = []
+
+    def queue(self, *responses: Any) -> RecordingHandler:
+        self.responses.extend(responses)
+        return self
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r.content or b"{}") for r in self.requests]
+
+    def __call__(self, request: Any) -> Any:
+        import httpx2
+
+        self.requests.append(request)
+        if not self.responses:
+            raise AssertionError(f"unexpected request {request.method} {request.url}")
+        item = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        if isinstance(item, BaseException):
+            raise item
+        if callable(item) and not isinstance(item, httpx2.Response):
+            item = item(request)
+        if isinstance(item, tuple):
+            status, body, *rest = item
+            headers = rest[0] if rest else {}
+            if isinstance(body, str | bytes):
+                return httpx2.Response(status, content=body, headers={"content-type": "application/json", **headers})
+            return httpx2.Response(status, json=body, headers=headers)
+        return item
+
+
+def mock_http_client(handler: Callable[[Any], Any]) -> Any:
+    """An `httpx2.AsyncClient` whose requests go to `handler` instead of the network."""
+    import httpx2
+
+    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))

@@ -1,0 +1,1 @@
+pytest_plugins = ["cadre_core.testing.pytest_plugin"]

@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+
+from cadre_core.config import find_project_config, load_config
+from cadre_core.errors import ConfigError
+from cadre_core.models.refs import parse_model_ref
+from cadre_core.pricing import has_price
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_route_every_role_with_fallbacks_across_vendors():
+    cfg = load_config(Path.cwd()).config
+    assert set(cfg.roles) == {"oracle", "review", "librarian", "search"}
+    first = {role: parse_model_ref(rc.candidates[0].model)[0] for role, rc in cfg.roles.items()}
+    assert first == {"oracle": "openai", "review": "google", "librarian": "anthropic", "search": "google"}
+    assert cfg.roles["oracle"].candidates[0].effort == "high"
+    for role_cfg in cfg.roles.values():
+        providers = [parse_model_ref(c.model)[0] for c in role_cfg.candidates]
+        assert len(set(providers)) >= 3, providers
+        assert providers[-1] == "sampling"
+
+
+def test_every_default_model_has_a_price_in_the_catalog():
+    cfg = load_config(Path.cwd()).config
+    for role_cfg in cfg.roles.values():
+        for cand in role_cfg.candidates:
+            provider, model = parse_model_ref(cand.model)
+            if provider != "sampling":
+                assert has_price(provider, model), cand.model
+
+
+def test_layers_merge_in_order_with_sources(tmp_path, monkeypatch):
+    user = write(tmp_path / "user.toml", "[router]\ncooldown_s = 5\nretries_per_candidate = 1\n")
+    project = write(tmp_path / "repo" / ".cadre.toml", "[router]\ncooldown_s = 7\n")
+    explicit = write(tmp_path / "team.toml", '[roles.search]\ncandidates = [{ model = "anthropic:claude-haiku-4-5" }]\n')
+    monkeypatch.setenv("CADRE_CONFIG", str(explicit))
+    monkeypatch.setenv("CADRE_ROUTER__BACKOFF_MAX_S", "3")
+    loaded = load_config(tmp_path / "repo", user_file=user)
+    cfg = loaded.config
+    assert cfg.router.cooldown_s == 7
+    assert cfg.router.retries_per_candidate == 1
+    assert cfg.router.backoff_max_s == 3
+    assert [c.model for c in cfg.roles["search"].candidates] == ["anthropic:claude-haiku-4-5"]
+    assert cfg.roles["oracle"].candidates[0].model.startswith("openai:")
+    assert loaded.source_of(("router", "cooldown_s")) == str(project)
+    assert loaded.source_of(("router", "retries_per_candidate")) == str(user)
+    assert loaded.source_of(("roles", "search", "candidates")) == str(explicit)
+    assert loaded.source_of(("router", "backoff_max_s")) == "env CADRE_ROUTER__BACKOFF_MAX_S"
+    assert loaded.files == ["built-in defaults", str(user), str(project), str(explicit)]
+
+
+def test_project_file_is_found_from_a_subfolder_but_not_above_the_repo(tmp_path):
+    write(tmp_path / ".cadre.toml", "")
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "src").mkdir()
+    assert find_project_config(tmp_path / "repo" / "src") is None
+    write(tmp_path / "repo" / ".cadre.toml", "")
+    assert find_project_config(tmp_path / "repo" / "src") == (tmp_path / "repo" / ".cadre.toml").resolve()
+
+
+def test_base_url_env_var_overrides_the_file(tmp_path, monkeypatch):
+    user = write(tmp_path / "u.toml", '[providers.openai]\nbase_url = "http://file/v1"\n')
+    cfg = load_config(tmp_path, user_file=user).config
+    assert cfg.providers["openai"].resolved_base_url() == "http://file/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env/v1")
+    assert cfg.providers["openai"].resolved_base_url() == "http://env/v1"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ("[router\ncooldown_s = 1", None, "invalid TOML"),
+        ("[roles.poet]\ncandidates = []\n", "roles.poet", "unknown role 'poet'"),
+        ('[roles.oracle]\ncandidates = [{ model = "acme:big" }]\n', "roles.oracle.candidates.0.model", "unknown provider 'acme'"),
+        ('[roles.oracle]\ncandidates = [{ model = "gpt-5" }]\n', "roles.oracle.candidates.0.model", "provider:model"),
+        ("[budget]\nper_day_usd = -1\n", "budget.per_day_usd", "non-negative"),
+        ("[roles.search]\nbudget_per_day_usd = -0.5\n", "roles.search.budget_per_day_usd", "non-negative"),
+        ("[router]\ncooldown = 3\n", "router.cooldown", "unknown key 'cooldown'"),
+        ("[providers.acme]\napi_key_env = []\n", "providers.acme", "unknown provider 'acme'"),
+        ('[roles.oracle]\ncandidates = [{ model = "openai:x", effort = "extreme" }]\n', "roles.oracle.candidates.0.effort", "'low', 'medium' or 'high'"),
+    ],
+)
+def test_bad_config_gives_one_clear_error_naming_file_and_key(tmp_path, text, key, fragment):
+    bad = write(tmp_path / "cadre.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, user_file=bad)
+    message = str(info.value)
+    assert str(bad) in message
+    assert fragment in message
+    if key:
+        assert info.value.key == key
+
+
+def test_missing_cadre_config_path_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("CADRE_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="does not exist. Fix the path or unset CADRE_CONFIG"):
+        load_config(tmp_path)

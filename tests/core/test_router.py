@@ -1,0 +1,225 @@
+import anyio
+import pytest
+
+from cadre_core import errors
+from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolDefinition, Usage
+from cadre_core.models.sampling import SamplingModel
+from cadre_core.models.test import FunctionModel, TestModel
+from cadre_core.router import CallInfo, Router
+from cadre_core.testing import RecordingHandler, mock_http_client
+from tests.core.conftest import ledger_rows, make_config
+
+pytestmark = pytest.mark.anyio
+REQUEST = ModelRequest([Message.user("hello")], max_output_tokens=100)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def scripted(**by_model):
+    """A model factory returning the given fakes by `provider:model`."""
+
+    def factory(candidate, config):
+        return by_model[candidate.model]
+
+    return factory
+
+
+def failing(exc_factory, name):
+    calls = []
+
+    def fn(request, model):
+        calls.append(request)
+        raise exc_factory()
+
+    model = FunctionModel(fn, model_name=name)
+    model.calls = calls
+    return model
+
+
+def make_router(config, ledger=None, clock=None, **models):
+    sleeps = []
+
+    async def sleep(seconds):
+        sleeps.append(seconds)
+
+    router = Router(config, ledger, model_factory=scripted(**models), sleep=sleep, clock=clock or Clock())
+    router.sleeps = sleeps
+    return router
+
+
+async def test_falls_back_in_order_after_retries_and_records_each_attempt(keys, ledger):
+    config = make_config(oracle=["openai:gpt-5.2", "anthropic:claude-sonnet-4-5"])
+    broken = failing(lambda: errors.ServerError("HTTP 500", provider="openai", model="gpt-5.2"), "gpt-5.2")
+    good = TestModel("fine", usage=Usage(input_tokens=1000, output_tokens=500))
+    router = make_router(config, ledger, **{"openai:gpt-5.2": broken, "anthropic:claude-sonnet-4-5": good})
+    response = await router.request("oracle", REQUEST, CallInfo(server="s", tool="t", thread_id="th1"))
+    assert response.text == "fine"
+    assert len(broken.calls) == 3  # 1 try + 2 retries, no more
+    assert len(router.sleeps) == 2
+    rows = ledger_rows(ledger)
+    assert [(r["model"], r["outcome"], r["attempt"]) for r in rows] == [
+        ("gpt-5.2", "error", 1),
+        ("gpt-5.2", "error", 2),
+        ("gpt-5.2", "fallback", 3),
+        ("claude-sonnet-4-5", "ok", 1),
+    ]
+    assert rows[0]["error_class"] == "ServerError"
+    assert rows[-1]["cost_usd"] == pytest.approx(1000 * 3e-6 + 500 * 15e-6)
+    assert rows[-1]["price_version"].startswith("genai-prices")
+    assert {r["thread_id"] for r in rows} == {"th1"}
+    assert response.cost_usd == pytest.approx(0.0105)
+
+
+async def test_failed_candidate_cools_down_then_returns(keys):
+    clock = Clock()
+    config = make_config(search=["google:gemini-3-flash-preview", "anthropic:claude-haiku-4-5"])
+    flaky = failing(lambda: errors.OverloadedError("529", provider="google"), "gemini-3-flash-preview")
+    backup = TestModel("backup")
+    router = make_router(
+        config, clock=clock, **{"google:gemini-3-flash-preview": flaky, "anthropic:claude-haiku-4-5": backup}
+    )
+    await router.request("search", REQUEST)
+    assert len(flaky.calls) == 3
+    await router.request("search", REQUEST)
+    assert len(flaky.calls) == 3, "cooling candidate must be skipped"
+    assert router.cooling("google:gemini-3-flash-preview") == pytest.approx(30)
+    clock.now += 31
+    await router.request("search", REQUEST)
+    assert len(flaky.calls) == 6
+
+
+async def test_retry_after_is_honoured_and_a_long_one_falls_back_at_once(keys):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    limited = failing(lambda: errors.RateLimitError("429", provider="openai", retry_after=4.0), "a")
+    router = make_router(config, **{"openai:a": limited, "anthropic:b": TestModel("ok")})
+    await router.request("oracle", REQUEST)
+    assert router.sleeps and all(s >= 4.0 for s in router.sleeps)
+
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    very_limited = failing(lambda: errors.RateLimitError("429", provider="openai", retry_after=3600), "a")
+    router = make_router(config, **{"openai:a": very_limited, "anthropic:b": TestModel("ok")})
+    assert (await router.request("oracle", REQUEST)).text == "ok"
+    assert len(very_limited.calls) == 1
+    assert router.sleeps == []
+
+
+async def test_backoff_is_jittered_and_capped(keys):
+    router = make_router(make_config(oracle=["openai:a"]))
+    delays = {round(router.backoff(1, None), 6) for _ in range(20)}
+    assert len(delays) > 1
+    assert all(0.005 <= d <= 0.01 for d in delays)
+    assert all(router.backoff(10, None) <= 0.05 for _ in range(20))
+
+
+async def test_auth_error_fails_fast_without_fallback(keys, ledger):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    denied = failing(lambda: errors.AuthError("bad key", env_var="OPENAI_API_KEY", provider="openai"), "a")
+    backup = TestModel("never")
+    router = make_router(config, ledger, **{"openai:a": denied, "anthropic:b": backup})
+    with pytest.raises(errors.AuthError, match="OPENAI_API_KEY"):
+        await router.request("oracle", REQUEST)
+    assert len(denied.calls) == 1
+    assert backup.requests == []
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["error"]
+
+
+async def test_bug_in_a_model_is_not_swallowed(keys, ledger):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    buggy = failing(lambda: KeyError("oops"), "a")
+    router = make_router(config, ledger, **{"openai:a": buggy, "anthropic:b": TestModel()})
+    with pytest.raises(KeyError):
+        await router.request("oracle", REQUEST)
+    assert ledger_rows(ledger)[0]["error_class"] == "KeyError"
+
+
+async def test_missing_keys_are_skipped_with_a_note_and_named_when_all_missing(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    router = make_router(config, **{"anthropic:b": TestModel("via anthropic")})
+    assert (await router.request("oracle", REQUEST)).text == "via anthropic"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(errors.AllCandidatesFailedError) as info:
+        await router.request("oracle", REQUEST)
+    message = str(info.value)
+    assert "openai:a: no_key: no API key; set OPENAI_API_KEY" in message
+    assert "Set one of: ANTHROPIC_API_KEY, OPENAI_API_KEY" in message
+    assert info.value.missing_keys == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+
+
+async def test_prompt_too_big_for_a_window_skips_to_a_bigger_model(keys):
+    config = make_config(
+        librarian=[{"model": "openai:small", "context_window": 1000}, {"model": "anthropic:big", "context_window": 10**6}]
+    )
+    small, big = TestModel("small"), TestModel("big")
+    router = make_router(config, **{"openai:small": small, "anthropic:big": big})
+    request = ModelRequest([Message.user("x" * 20_000)], max_output_tokens=100)
+    assert (await router.request("librarian", request)).text == "big"
+    assert small.requests == []
+    config = make_config(librarian=[{"model": "openai:small", "context_window": 1000}])
+    router = make_router(config, **{"openai:small": small})
+    with pytest.raises(errors.AllCandidatesFailedError, match="context_too_large: prompt needs about"):
+        await router.request("librarian", request)
+
+
+async def test_candidate_settings_fill_effort_and_max_tokens_unless_the_caller_sets_them(keys):
+    config = make_config(oracle=[{"model": "openai:a", "effort": "high", "max_output_tokens": 777}])
+    model = TestModel()
+    router = make_router(config, **{"openai:a": model})
+    await router.request("oracle", ModelRequest([Message.user("q")]))
+    await router.request("oracle", ModelRequest([Message.user("q")], effort="low", max_output_tokens=5))
+    assert [(r.effort, r.max_output_tokens) for r in model.requests] == [("high", 777), ("low", 5)]
+
+
+async def test_timeout_falls_back(keys, ledger):
+    config = make_config(search=[{"model": "google:slow", "timeout_s": 0.05}, "anthropic:fast"])
+    config.router.retries_per_candidate = 0
+    router = make_router(config, ledger, **{"google:slow": TestModel(delay_s=5), "anthropic:fast": TestModel("fast")})
+    assert (await router.request("search", REQUEST)).text == "fast"
+    rows = ledger_rows(ledger)
+    assert rows[0]["outcome"] == "fallback"
+    assert rows[0]["error_class"] == "ModelTimeoutError"
+
+
+async def test_cancellation_stops_the_call_and_is_recorded(keys, ledger):
+    config = make_config(oracle=["openai:slow"])
+    slow = TestModel(delay_s=30)
+    router = make_router(config, ledger, **{"openai:slow": slow})
+    with anyio.move_on_after(0.1):
+        await router.request("oracle", REQUEST)
+    rows = ledger_rows(ledger)
+    assert [(r["outcome"], r["error_class"]) for r in rows] == [("cancelled", "Cancelled")]
+
+
+async def test_tool_requests_skip_models_without_tools(keys):
+    config = make_config(oracle=["sampling:host", "openai:a"])
+    router = make_router(config, **{"sampling:host": SamplingModel(), "openai:a": TestModel("tools ok")})
+    request = ModelRequest([Message.user("q")], tools=[ToolDefinition("read", "read a file", {"type": "object"})])
+    assert (await router.request("oracle", request)).text == "tools ok"
+
+
+async def test_sdk_makes_one_http_call_per_router_attempt(keys):
+    """The router owns retries: with an always-429 provider, HTTP calls == router attempts."""
+    from cadre_core.models.openai import OpenAIModel
+
+    handler = RecordingHandler((429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after": "0"}))
+    model = OpenAIModel("gpt-5.2", api_key="k", http_client=mock_http_client(handler))
+    config = make_config(oracle=["openai:gpt-5.2"])
+    router = make_router(config, **{"openai:gpt-5.2": model})
+    with pytest.raises(errors.AllCandidatesFailedError, match="RateLimit|429"):
+        await router.request("oracle", REQUEST)
+    assert len(handler.requests) == config.router.retries_per_candidate + 1
+
+
+async def test_routed_model_is_a_model():
+    from cadre_core.models.base import Model
+
+    router = make_router(make_config(oracle=["openai:a"]))
+    routed = router.model("oracle")
+    assert isinstance(routed, Model)
+    assert isinstance(await TestModel().request(REQUEST), ModelResponse)
