@@ -20,7 +20,12 @@ def make_config(**roles: list) -> CadreConfig:
             role: {"candidates": [c if isinstance(c, dict) else {"model": c} for c in cands]}
             for role, cands in roles.items()
         },
-        "router": {"retries_per_candidate": 2, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "cooldown_s": 30},
+        "router": {
+            "retries_per_candidate": 2,
+            "backoff_initial_s": 0.01,
+            "backoff_max_s": 0.05,
+            "cooldown_s": 30,
+        },
     }
     return CadreConfig.model_validate(data)
 
@@ -35,7 +40,7 @@ def keys(monkeypatch):
 def ledger(tmp_path: Path):
     led = Ledger(tmp_path / "ledger.sqlite")
     yield led
-    led.flush()
+    led.close()
 
 
 def ledger_rows(led: Ledger) -> list[dict]:

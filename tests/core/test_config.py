@@ -18,7 +18,12 @@ def test_defaults_route_every_role_with_fallbacks_across_vendors():
     cfg = load_config(Path.cwd()).config
     assert set(cfg.roles) == {"oracle", "review", "librarian", "search"}
     first = {role: parse_model_ref(rc.candidates[0].model)[0] for role, rc in cfg.roles.items()}
-    assert first == {"oracle": "openai", "review": "google", "librarian": "anthropic", "search": "google"}
+    assert first == {
+        "oracle": "openai",
+        "review": "google",
+        "librarian": "anthropic",
+        "search": "google",
+    }
     assert cfg.roles["oracle"].candidates[0].effort == "high"
     for role_cfg in cfg.roles.values():
         providers = [parse_model_ref(c.model)[0] for c in role_cfg.candidates]
@@ -38,7 +43,10 @@ def test_every_default_model_has_a_price_in_the_catalog():
 def test_layers_merge_in_order_with_sources(tmp_path, monkeypatch):
     user = write(tmp_path / "user.toml", "[router]\ncooldown_s = 5\nretries_per_candidate = 1\n")
     project = write(tmp_path / "repo" / ".cadre.toml", "[router]\ncooldown_s = 7\n")
-    explicit = write(tmp_path / "team.toml", '[roles.search]\ncandidates = [{ model = "anthropic:claude-haiku-4-5" }]\n')
+    explicit = write(
+        tmp_path / "team.toml",
+        '[roles.search]\ncandidates = [{ model = "anthropic:claude-haiku-4-5" }]\n',
+    )
     monkeypatch.setenv("CADRE_CONFIG", str(explicit))
     monkeypatch.setenv("CADRE_ROUTER__BACKOFF_MAX_S", "3")
     loaded = load_config(tmp_path / "repo", user_file=user)
@@ -77,13 +85,29 @@ def test_base_url_env_var_overrides_the_file(tmp_path, monkeypatch):
     [
         ("[router\ncooldown_s = 1", None, "invalid TOML"),
         ("[roles.poet]\ncandidates = []\n", "roles.poet", "unknown role 'poet'"),
-        ('[roles.oracle]\ncandidates = [{ model = "acme:big" }]\n', "roles.oracle.candidates.0.model", "unknown provider 'acme'"),
-        ('[roles.oracle]\ncandidates = [{ model = "gpt-5" }]\n', "roles.oracle.candidates.0.model", "provider:model"),
+        (
+            '[roles.oracle]\ncandidates = [{ model = "acme:big" }]\n',
+            "roles.oracle.candidates.0.model",
+            "unknown provider 'acme'",
+        ),
+        (
+            '[roles.oracle]\ncandidates = [{ model = "gpt-5" }]\n',
+            "roles.oracle.candidates.0.model",
+            "provider:model",
+        ),
         ("[budget]\nper_day_usd = -1\n", "budget.per_day_usd", "non-negative"),
-        ("[roles.search]\nbudget_per_day_usd = -0.5\n", "roles.search.budget_per_day_usd", "non-negative"),
+        (
+            "[roles.search]\nbudget_per_day_usd = -0.5\n",
+            "roles.search.budget_per_day_usd",
+            "non-negative",
+        ),
         ("[router]\ncooldown = 3\n", "router.cooldown", "unknown key 'cooldown'"),
         ("[providers.acme]\napi_key_env = []\n", "providers.acme", "unknown provider 'acme'"),
-        ('[roles.oracle]\ncandidates = [{ model = "openai:x", effort = "extreme" }]\n', "roles.oracle.candidates.0.effort", "'low', 'medium' or 'high'"),
+        (
+            '[roles.oracle]\ncandidates = [{ model = "openai:x", effort = "extreme" }]\n',
+            "roles.oracle.candidates.0.effort",
+            "'low', 'medium' or 'high'",
+        ),
     ],
 )
 def test_bad_config_gives_one_clear_error_naming_file_and_key(tmp_path, text, key, fragment):

@@ -19,7 +19,15 @@ def row(**kw) -> LedgerRow:
 
 def test_rows_and_summaries(tmp_path):
     ledger = Ledger(tmp_path / "l.sqlite")
-    ledger.record(row(cost_usd=0.5, input_tokens=100, output_tokens=10, thread_id="a", ts="2026-11-20T10:00:00"))
+    ledger.record(
+        row(
+            cost_usd=0.5,
+            input_tokens=100,
+            output_tokens=10,
+            thread_id="a",
+            ts="2026-11-20T10:00:00",
+        )
+    )
     ledger.record(row(cost_usd=0.25, thread_id="a", ts="2026-11-21T10:00:00"))
     ledger.record(row(role="search", provider="google", model="gemini", cost_usd=None, outcome="error"))
     assert ledger.flush()
@@ -43,7 +51,12 @@ async def test_routed_call_writes_priced_row(tmp_path, keys):
     await router.request("oracle", ModelRequest([Message.user("q")]))
     ledger.flush()
     [r] = ledger.store.rows()
-    assert (r["input_tokens"], r["cache_read_tokens"], r["output_tokens"], r["reasoning_tokens"]) == (2000, 1000, 300, 100)
+    assert (
+        r["input_tokens"],
+        r["cache_read_tokens"],
+        r["output_tokens"],
+        r["reasoning_tokens"],
+    ) == (2000, 1000, 300, 100)
     # gpt-5.2: $1.75/M input, $0.175/M cached, $14/M output
     assert r["cost_usd"] == pytest.approx(1000 * 1.75e-6 + 1000 * 0.175e-6 + 300 * 14e-6)
 
@@ -51,7 +64,10 @@ async def test_routed_call_writes_priced_row(tmp_path, keys):
 def test_unknown_price_is_null_not_an_error():
     from cadre_core.pricing import price
 
-    assert price(Usage(input_tokens=10, output_tokens=10), "openai", "gpt-does-not-exist") == (None, None)
+    assert price(Usage(input_tokens=10, output_tokens=10), "openai", "gpt-does-not-exist") == (
+        None,
+        None,
+    )
 
 
 async def test_locked_ledger_never_blocks_a_call(tmp_path, keys):
@@ -61,7 +77,11 @@ async def test_locked_ledger_never_blocks_a_call(tmp_path, keys):
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         ledger = Ledger(path)
-        router = Router(make_config(oracle=["openai:gpt-5.2"]), ledger, model_factory=lambda c, cfg: TestModel("ok"))
+        router = Router(
+            make_config(oracle=["openai:gpt-5.2"]),
+            ledger,
+            model_factory=lambda c, cfg: TestModel("ok"),
+        )
         started = time.perf_counter()
         response = await router.request("oracle", ModelRequest([Message.user("q")]))
         assert time.perf_counter() - started < 0.5
@@ -113,3 +133,11 @@ def test_two_processes_share_one_ledger(tmp_path):
         (a if i % 2 else b).record(row(attempt=i))
     assert a.flush() and b.flush()
     assert len(a.store.rows()) == 50
+
+
+def test_close_writes_pending_rows_and_stops_the_worker(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger.record(row())
+    ledger.close()
+    assert not ledger._worker.is_alive()
+    assert len(SQLiteLedgerStore(tmp_path / "l.sqlite").rows()) == 1

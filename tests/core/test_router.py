@@ -82,7 +82,9 @@ async def test_failed_candidate_cools_down_then_returns(keys):
     flaky = failing(lambda: errors.OverloadedError("529", provider="google"), "gemini-3-flash-preview")
     backup = TestModel("backup")
     router = make_router(
-        config, clock=clock, **{"google:gemini-3-flash-preview": flaky, "anthropic:claude-haiku-4-5": backup}
+        config,
+        clock=clock,
+        **{"google:gemini-3-flash-preview": flaky, "anthropic:claude-haiku-4-5": backup},
     )
     await router.request("search", REQUEST)
     assert len(flaky.calls) == 3
@@ -154,7 +156,10 @@ async def test_missing_keys_are_skipped_with_a_note_and_named_when_all_missing(m
 
 async def test_prompt_too_big_for_a_window_skips_to_a_bigger_model(keys):
     config = make_config(
-        librarian=[{"model": "openai:small", "context_window": 1000}, {"model": "anthropic:big", "context_window": 10**6}]
+        librarian=[
+            {"model": "openai:small", "context_window": 1000},
+            {"model": "anthropic:big", "context_window": 10**6},
+        ]
     )
     small, big = TestModel("small"), TestModel("big")
     router = make_router(config, **{"openai:small": small, "anthropic:big": big})

@@ -11,7 +11,13 @@ def test_thread_survives_reopen_and_keeps_order(tmp_path):
     tid = store.create("oracle", "consult_oracle")
     call = ToolCall("c1", "read_file", {"path": "a.py"})
     store.append(tid, [Message.user("q1"), Message.assistant("", [call])], model="openai:gpt-5.2")
-    store.append(tid, [Message.tool_result(call, "print(1)"), Message("assistant", "a1", replay={"provider": "openai", "items": [{"type": "x"}]})])
+    store.append(
+        tid,
+        [
+            Message.tool_result(call, "print(1)"),
+            Message("assistant", "a1", replay={"provider": "openai", "items": [{"type": "x"}]}),
+        ],
+    )
     store.close()
 
     reopened = ThreadStore(tmp_path / "t.sqlite")

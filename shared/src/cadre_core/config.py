@@ -108,7 +108,10 @@ class CadreConfig(BaseSettings):
     """The merged configuration."""
 
     model_config = SettingsConfigDict(
-        extra="forbid", env_prefix="CADRE_", env_nested_delimiter="__", nested_model_default_partial_update=True
+        extra="forbid",
+        env_prefix="CADRE_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
     )
 
     providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
@@ -228,8 +231,7 @@ def load_config(root: Path | None = None, *, user_file: Path | None = None) -> L
         if not path.is_file():
             if must_exist:
                 raise ConfigError(
-                    f"CADRE_CONFIG points to {path}, which does not exist. "
-                    "Fix the path or unset CADRE_CONFIG.",
+                    f"CADRE_CONFIG points to {path}, which does not exist. Fix the path or unset CADRE_CONFIG.",
                     source="CADRE_CONFIG",
                 )
             continue

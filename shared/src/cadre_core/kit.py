@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
+import mcp_types
 import structlog
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
@@ -25,8 +26,6 @@ from cadre_core.models.sampling import current_sampler, from_sample_result, to_s
 from cadre_core.workspace import Workspace, roots_from_uris
 
 if TYPE_CHECKING:
-    import mcp_types
-
     from cadre_core.config import LoadedConfig
     from cadre_core.ledger import Ledger
     from cadre_core.router import Router
@@ -42,7 +41,7 @@ def request_roots(ctx: Context) -> ListRoots | None:
     return ListRoots() if caps is not None and caps.roots is not None else None
 
 
-HostRoots = Annotated["mcp_types.ListRootsResult | None", Resolve(request_roots)]
+HostRoots = Annotated[mcp_types.ListRootsResult | None, Resolve(request_roots)]
 """Annotate a tool parameter with this to receive the host's roots (hidden from the schema)."""
 
 
@@ -128,16 +127,24 @@ class Kit:
 
         call = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
         token = current_sampler.set(ContextSampler(ctx, host_sample))
+        response: ModelResponse | None = None
+        error: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:
                 if ctx is not None:
                     tg.start_soon(self._heartbeat, ctx, call)
                 try:
-                    return await self.router.model(role or self.role, call).request(request)
+                    response = await self.router.model(role or self.role, call).request(request)
+                except Exception as exc:  # re-raised below, outside the task group
+                    error = exc
                 finally:
                     tg.cancel_scope.cancel()
         finally:
             current_sampler.reset(token)
+        if error is not None:
+            raise error
+        assert response is not None
+        return response
 
     async def _heartbeat(self, ctx: Context, call: Any) -> None:
         interval = self.config.config.server.heartbeat_s
@@ -164,9 +171,7 @@ class ContextSampler:
         ctx = self.ctx
         caps = ctx.client_capabilities if ctx is not None else None
         if ctx is None or caps is None or caps.sampling is None:
-            raise SamplingUnavailableError(
-                "the MCP host does not offer sampling", provider="sampling", model="host"
-            )
+            raise SamplingUnavailableError("the MCP host does not offer sampling", provider="sampling", model="host")
         from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
         if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
@@ -180,7 +185,9 @@ class ContextSampler:
             try:
                 result = await ctx.session.create_message(**to_sample_args(request))
             except Exception as exc:
-                raise SamplingUnavailableError(f"host sampling failed: {exc}", provider="sampling", model="host") from exc
+                raise SamplingUnavailableError(
+                    f"host sampling failed: {exc}", provider="sampling", model="host"
+                ) from exc
         return from_sample_result(result, request)
 
 
@@ -195,7 +202,9 @@ def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str
     caps = ctx.client_capabilities
     if caps is None or caps.sampling is None:
         return None
-    keyed = [c for c, why in kit.router.availability(role or kit.role) if why is None and not c.model.startswith("sampling")]
+    keyed = [
+        c for c, why in kit.router.availability(role or kit.role) if why is None and not c.model.startswith("sampling")
+    ]
     if keyed:
         return None
     return Sample(**to_sample_args(request))
@@ -226,7 +235,9 @@ def tool_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def build_server(role: str, name: str, instructions: str, *, kit: Kit | None = None, root: Path | None = None) -> MCPServer:
+def build_server(
+    role: str, name: str, instructions: str, *, kit: Kit | None = None, root: Path | None = None
+) -> MCPServer:
     """An `MCPServer` for `role` with its `Kit` at `server.kit`. Register tools with `@server.tool()`
     over functions wrapped in `tool_errors`."""
     from importlib.metadata import PackageNotFoundError, version

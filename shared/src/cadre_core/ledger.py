@@ -23,7 +23,12 @@ from cadre_core import db
 log = structlog.get_logger("cadre.ledger")
 
 Outcome = Literal["ok", "error", "fallback", "off_rails", "budget_refused", "cancelled"]
-GROUPINGS = {"role": "role", "model": "provider || ':' || model", "day": "day", "thread": "thread_id"}
+GROUPINGS = {
+    "role": "role",
+    "model": "provider || ':' || model",
+    "day": "day",
+    "thread": "thread_id",
+}
 
 
 def _now() -> str:
@@ -165,6 +170,15 @@ class Ledger:
             self._pending += 1
         self._queue.put(row)
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, stop the worker and close the store."""
+        self.flush(timeout)
+        self._queue.put(None)
+        self._worker.join(timeout)
+        atexit.unregister(self.flush)
+        if self._store is not None and hasattr(self._store, "close"):
+            self._store.close()
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until queued rows are written (or kept in memory); True if drained."""
         with self._idle:
@@ -184,11 +198,13 @@ class Ledger:
     def _drain(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while True:
+            while batch[-1] is not None:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if batch[-1] is None:
+                return
             rows = [r for r in batch if r is not None]
             try:
                 store = self.store

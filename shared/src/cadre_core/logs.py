@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 
 import structlog
+
+
+class _Stderr:
+    """Writes to whatever `sys.stderr` is now; a closed stream never fails the caller."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except (ValueError, OSError):
+            return 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
 
 
 def configure_logging(level: str | None = None, *, server: str = "") -> None:
@@ -25,10 +40,10 @@ def configure_logging(level: str | None = None, *, server: str = "") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(),

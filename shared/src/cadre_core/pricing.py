@@ -57,6 +57,7 @@ def price(usage: Usage, provider: str, model: str, *, at: datetime | None = None
     return float(calc.total_price), price_version()
 
 
+@cache
 def catalog_context_window(provider: str, model: str) -> int | None:
     """The catalog's input window for a model, when it has one."""
     from genai_prices import Usage as PriceUsage

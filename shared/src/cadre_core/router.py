@@ -219,11 +219,23 @@ class RoutedModel(Model):
             if retry and not too_long:
                 self._record(candidate, number, "error", started, error_class=type(exc).__name__)
                 delay = router.backoff(number, exc.retry_after)
-                log.info("retrying", model=candidate.model, attempt=number, delay_s=round(delay, 2), error=str(exc))
+                log.info(
+                    "retrying",
+                    model=candidate.model,
+                    attempt=number,
+                    delay_s=round(delay, 2),
+                    error=str(exc),
+                )
                 self.call.phase = f"retrying in {delay:.1f}s"
                 await router._sleep(delay)
                 continue
-            self._record(candidate, number, "error" if last else "fallback", started, error_class=type(exc).__name__)
+            self._record(
+                candidate,
+                number,
+                "error" if last else "fallback",
+                started,
+                error_class=type(exc).__name__,
+            )
             attempts.append(Attempt(candidate.model, "failed", exc.detail, type(exc).__name__, latency))
             if exc.retryable:
                 router._cooldown_until[candidate.model] = router._clock() + cfg.cooldown_s

@@ -64,7 +64,8 @@ class ThreadStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM thread_messages WHERE thread_id = ?", (thread_id,)
+                    "SELECT COALESCE(MAX(seq), 0) FROM thread_messages WHERE thread_id = ?",
+                    (thread_id,),
                 ).fetchone()
                 seq = row[0]
                 for m in messages:

@@ -27,7 +27,9 @@ class Workspace:
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         for root in self.roots:
             if not root.is_dir():
-                raise WorkspaceError(f"workspace root {root} is not a readable directory; fix --root or the host's roots")
+                raise WorkspaceError(
+                    f"workspace root {root} is not a readable directory; fix --root or the host's roots"
+                )
 
     @property
     def primary(self) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from cadre_core.serve import serve_main
-
 from cadre_search.server import NAME, create_server
 
 

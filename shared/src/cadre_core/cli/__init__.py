@@ -23,7 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON")
 
     cost = sub.add_parser("cost", help="spend from the ledger")
-    cost.add_argument("--by", choices=["role", "model", "day", "thread"], action="append", help="grouping (repeatable)")
+    cost.add_argument(
+        "--by",
+        choices=["role", "model", "day", "thread"],
+        action="append",
+        help="grouping (repeatable)",
+    )
     cost.add_argument("--days", type=int, default=None, help="only the last N days")
     cost.add_argument("--json", action="store_true", help="print JSON")
     return parser

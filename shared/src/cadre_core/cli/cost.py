@@ -38,7 +38,16 @@ def run(args: Any) -> int:
         return 0
     for by, groups in data.items():
         table = Table(title=f"Spend by {by}", title_justify="left")
-        for col in (by, "attempts", "ok", "failed", "input tok", "output tok", "cost USD", "avg latency"):
+        for col in (
+            by,
+            "attempts",
+            "ok",
+            "failed",
+            "input tok",
+            "output tok",
+            "cost USD",
+            "avg latency",
+        ):
             table.add_column(col, justify="left" if col == by else "right")
         for g in groups:
             cost = "unknown" if g["cost_usd"] is None else f"{g['cost_usd']:.4f}"

@@ -29,8 +29,14 @@ def report(args: Any) -> dict[str, Any]:
     roles = {}
     for role in cfg.roles:
         entries = [{"model": c.model, "unavailable": why} for c, why in router.availability(role)]
-        first = next((e["model"] for e in entries if e["unavailable"] is None and not e["model"].startswith("sampling")), None)
-        roles[role] = {"routes_to": first or ("sampling:host (if the host can sample)"), "candidates": entries}
+        first = next(
+            (e["model"] for e in entries if e["unavailable"] is None and not e["model"].startswith("sampling")),
+            None,
+        )
+        roles[role] = {
+            "routes_to": first or ("sampling:host (if the host can sample)"),
+            "candidates": entries,
+        }
     versions = {}
     for sdk in SDKS:
         try:

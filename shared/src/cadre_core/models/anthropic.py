@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
-from cadre_core.models.status import bad_response, map_sdk_error
+from cadre_core.models.base import (
+    FinishReason,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ProviderModel,
+    ToolCall,
+    Usage,
+)
+from cadre_core.models.status import bad_response, sdk_errors
 
 _FINISH: dict[str | None, FinishReason] = {
     "end_turn": "stop",
@@ -18,44 +26,22 @@ _FINISH: dict[str | None, FinishReason] = {
 }
 
 
-class AnthropicModel(Model):
+class AnthropicModel(ProviderModel):
     provider = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
 
-    def __init__(
-        self,
-        model_name: str,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        timeout_s: float = 900.0,
-        http_client: Any = None,
-        key_env: str | None = None,
-    ):
-        super().__init__(model_name)
-        self.key_env = key_env or self.key_env
-        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout_s, "http_client": http_client}
-        self._client: Any = None
+    def make_client(self, api_key: str) -> Any:
+        import anthropic
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import anthropic
-
-            self._client = anthropic.AsyncAnthropic(max_retries=0, **self._options)
-        return self._client
+        return anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=self.base_url, timeout=self.timeout_s, http_client=self.http_client, max_retries=0
+        )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         import anthropic
 
-        params = self.build_params(request)
-        try:
-            message = await self.client.messages.create(**params)
-        except Exception as exc:
-            mapped = map_sdk_error(exc, anthropic, provider=self.provider, model=self.model_name, env_var=self.key_env)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        with sdk_errors(anthropic, self):
+            message = await self.client.messages.create(**self.build_params(request))
         return self.parse(message, request)
 
     def build_params(self, request: ModelRequest) -> dict[str, Any]:
@@ -83,7 +69,11 @@ class AnthropicModel(Model):
     def parse(self, message: Any, request: ModelRequest) -> ModelResponse:
         content = getattr(message, "content", None)
         if not isinstance(content, list) or getattr(message, "usage", None) is None:
-            raise bad_response("malformed response: no content or usage", provider=self.provider, model=self.model_name)
+            raise bad_response(
+                "malformed response: no content or usage",
+                provider=self.provider,
+                model=self.model_name,
+            )
         texts, calls = [], []
         for block in content:
             if block.type == "text":
@@ -112,7 +102,10 @@ class AnthropicModel(Model):
             usage=usage,
             model=self.name,
             response_id=message.id,
-            replay={"provider": self.provider, "content": [b.model_dump(exclude_none=True) for b in content]},
+            replay={
+                "provider": self.provider,
+                "content": [b.model_dump(exclude_none=True) for b in content],
+            },
         ).parse_output(request)
 
 
@@ -120,7 +113,12 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text, "is_error": m.is_error}
+            block = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.text,
+                "is_error": m.is_error,
+            }
             if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
                 out[-1]["content"].append(block)
             else:

@@ -176,8 +176,45 @@ class Model(ABC):
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one request; raise a `cadre_core.errors.ModelError` on failure."""
 
+    def require_key(self, key: str | None) -> str:
+        """`key`, or a `MissingKeyError` naming the env var to set."""
+        if not key:
+            from cadre_core.errors import MissingKeyError
+
+            raise MissingKeyError(provider=self.provider, env_var=self.key_env, model=self.model_name)
+        return key
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network clients."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class ProviderModel(Model):
+    """A vendor API reached over HTTP with a key; the SDK client is built on first use."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 900.0,
+        http_client: Any = None,
+        key_env: str | None = None,
+    ):
+        super().__init__(model_name)
+        self.key_env = key_env or self.key_env
+        self.api_key, self.base_url, self.timeout_s, self.http_client = api_key, base_url, timeout_s, http_client
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.make_client(self.require_key(self.api_key))
+        return self._client
+
+    @abstractmethod
+    def make_client(self, api_key: str) -> Any:
+        """The SDK's async client, with SDK retries off (the router owns retries)."""

@@ -6,7 +6,15 @@ import secrets
 from typing import Any
 
 from cadre_core import errors
-from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.base import (
+    FinishReason,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ProviderModel,
+    ToolCall,
+    Usage,
+)
 from cadre_core.models.status import bad_response, error_for_status
 
 _FINISH: dict[str, FinishReason] = {
@@ -22,39 +30,24 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class GoogleModel(Model):
+class GoogleModel(ProviderModel):
     provider = "google"
     key_env = "GEMINI_API_KEY"
 
-    def __init__(
-        self,
-        model_name: str,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        timeout_s: float = 900.0,
-        http_client: Any = None,
-        key_env: str | None = None,
-    ):
-        super().__init__(model_name.removeprefix("models/"))
-        self.key_env = key_env or self.key_env
-        self._api_key, self._base_url, self._timeout_s, self._http = api_key, base_url, timeout_s, http_client
-        self._client: Any = None
+    def __init__(self, model_name: str, **kw: Any):
+        super().__init__(model_name.removeprefix("models/"), **kw)
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from google import genai
-            from google.genai import types
+    def make_client(self, api_key: str) -> Any:
+        from google import genai
+        from google.genai import types
 
-            options = types.HttpOptions(
-                base_url=self._base_url,
-                timeout=int(self._timeout_s * 1000),
-                retry_options=types.HttpRetryOptions(attempts=1),
-                httpx_async_client=self._http,
-            )
-            self._client = genai.Client(api_key=self._api_key, http_options=options)
-        return self._client
+        options = types.HttpOptions(
+            base_url=self.base_url,
+            timeout=int(self.timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=self.http_client,
+        )
+        return genai.Client(api_key=api_key, http_options=options)
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         import httpx2
@@ -63,7 +56,9 @@ class GoogleModel(Model):
         kw = {"provider": self.provider, "model": self.model_name}
         try:
             response = await self.client.aio.models.generate_content(
-                model=self.model_name, contents=_contents(request.messages), config=self.build_config(request)
+                model=self.model_name,
+                contents=_contents(request.messages),
+                config=self.build_config(request),
             )
         except genai_errors.APIError as exc:
             message = exc.message or str(exc)
@@ -93,7 +88,9 @@ class GoogleModel(Model):
                 types.Tool(
                     function_declarations=[
                         types.FunctionDeclaration(
-                            name=t.name, description=t.description, parameters_json_schema=t.parameters
+                            name=t.name,
+                            description=t.description,
+                            parameters_json_schema=t.parameters,
                         )
                         for t in request.tools
                     ]
@@ -119,7 +116,8 @@ class GoogleModel(Model):
         for part in parts:
             if part.function_call is not None:
                 call = part.function_call
-                calls.append(ToolCall(call.id or "call_" + secrets.token_hex(6), call.name, dict(call.args or {})))
+                call_id = call.id or _GENERATED_ID + secrets.token_hex(6)
+                calls.append(ToolCall(call_id, call.name, dict(call.args or {})))
             elif part.text and not part.thought:
                 texts.append(part.text)
         reason = _enum_name(candidate.finish_reason) if candidate.finish_reason else "STOP"
@@ -139,7 +137,11 @@ class GoogleModel(Model):
             )
         replay = None
         if candidate.content is not None:
-            replay = {"provider": self.provider, "content": candidate.content.model_dump(exclude_none=True)}
+            # mode="json": thought signatures are bytes, and threads are stored as JSON
+            replay = {
+                "provider": self.provider,
+                "content": candidate.content.model_dump(mode="json", exclude_none=True),
+            }
         return ModelResponse(
             text=text,
             tool_calls=calls,
@@ -149,6 +151,14 @@ class GoogleModel(Model):
             response_id=getattr(response, "response_id", None),
             replay=replay,
         ).parse_output(request)
+
+
+_GENERATED_ID = "cadre_call_"
+"""Prefix of ids made up for function calls that came without one; never sent back."""
+
+
+def _sent_id(call_id: str | None) -> str | None:
+    return None if call_id is None or call_id.startswith(_GENERATED_ID) else call_id
 
 
 def _enum_name(value: Any) -> str:
@@ -163,7 +173,7 @@ def _contents(messages: list[Message]) -> list[Any]:
         if m.role == "tool":
             part = types.Part(
                 function_response=types.FunctionResponse(
-                    id=m.tool_call_id,
+                    id=_sent_id(m.tool_call_id),
                     name=m.tool_name or "tool",
                     response={"error": m.text} if m.is_error else {"output": m.text},
                 )
@@ -177,7 +187,10 @@ def _contents(messages: list[Message]) -> list[Any]:
                 out.append(types.Content.model_validate(m.replay["content"]))
                 continue
             parts = [types.Part(text=m.text)] if m.text else []
-            parts += [types.Part(function_call=types.FunctionCall(id=c.id, name=c.name, args=c.arguments)) for c in m.tool_calls]
+            parts += [
+                types.Part(function_call=types.FunctionCall(id=_sent_id(c.id), name=c.name, args=c.arguments))
+                for c in m.tool_calls
+            ]
             out.append(types.Content(role="model", parts=parts))
         else:
             out.append(types.Content(role="user", parts=[types.Part(text=m.text)]))

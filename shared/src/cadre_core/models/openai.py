@@ -5,47 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cadre_core.models.base import FinishReason, Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
-from cadre_core.models.status import bad_response, map_sdk_error
+from cadre_core.models.base import (
+    FinishReason,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ProviderModel,
+    ToolCall,
+    Usage,
+)
+from cadre_core.models.status import bad_response, sdk_errors
 
 
-class OpenAIModel(Model):
+class OpenAIModel(ProviderModel):
     provider = "openai"
     key_env = "OPENAI_API_KEY"
 
-    def __init__(
-        self,
-        model_name: str,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        timeout_s: float = 900.0,
-        http_client: Any = None,
-        key_env: str | None = None,
-    ):
-        super().__init__(model_name)
-        self.key_env = key_env or self.key_env
-        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout_s, "http_client": http_client}
-        self._client: Any = None
+    def make_client(self, api_key: str) -> Any:
+        import openai
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(max_retries=0, **self._options)
-        return self._client
+        return openai.AsyncOpenAI(
+            api_key=api_key, base_url=self.base_url, timeout=self.timeout_s, http_client=self.http_client, max_retries=0
+        )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         import openai
 
-        try:
+        with sdk_errors(openai, self):
             response = await self.client.responses.create(**self.build_params(request))
-        except Exception as exc:
-            mapped = map_sdk_error(exc, openai, provider=self.provider, model=self.model_name, env_var=self.key_env)
-            if mapped is None:
-                raise
-            raise mapped from exc
         return self.parse(response, request)
 
     def build_params(self, request: ModelRequest) -> dict[str, Any]:
@@ -83,7 +70,11 @@ class OpenAIModel(Model):
     def parse(self, response: Any, request: ModelRequest) -> ModelResponse:
         output = getattr(response, "output", None)
         if not isinstance(output, list) or getattr(response, "usage", None) is None:
-            raise bad_response("malformed response: no output or usage", provider=self.provider, model=self.model_name)
+            raise bad_response(
+                "malformed response: no output or usage",
+                provider=self.provider,
+                model=self.model_name,
+            )
         if response.status == "failed":
             detail = response.error.message if response.error else "response failed"
             raise bad_response(detail, provider=self.provider, model=self.model_name)
@@ -127,7 +118,10 @@ class OpenAIModel(Model):
             usage=usage,
             model=self.name,
             response_id=response.id,
-            replay={"provider": self.provider, "items": [o.model_dump(exclude_none=True) for o in output]},
+            replay={
+                "provider": self.provider,
+                "items": [o.model_dump(exclude_none=True) for o in output],
+            },
         ).parse_output(request)
 
 
@@ -151,7 +145,12 @@ def _input_items(messages: list[Message]) -> list[dict[str, Any]]:
             if m.text:
                 items.append({"role": "assistant", "content": m.text})
             items += [
-                {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.arguments)}
+                {
+                    "type": "function_call",
+                    "call_id": c.id,
+                    "name": c.name,
+                    "arguments": json.dumps(c.arguments),
+                }
                 for c in m.tool_calls
             ]
         else:

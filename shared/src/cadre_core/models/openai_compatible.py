@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cadre_core.models.base import FinishReason, Message, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.base import (
+    FinishReason,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    Usage,
+)
 from cadre_core.models.openai import OpenAIModel, _arguments, is_strict_schema
-from cadre_core.models.status import bad_response
+from cadre_core.models.status import bad_response, sdk_errors
 
 _FINISH: dict[str | None, FinishReason] = {
     "stop": "stop",
@@ -28,24 +35,28 @@ class OpenAICompatibleModel(OpenAIModel):
     async def request(self, request: ModelRequest) -> ModelResponse:
         import openai
 
-        from cadre_core.models.status import map_sdk_error
-
-        try:
+        with sdk_errors(openai, self):
             completion = await self.client.chat.completions.create(**self.build_params(request))
-        except Exception as exc:
-            mapped = map_sdk_error(exc, openai, provider=self.provider, model=self.model_name, env_var=self.key_env)
-            if mapped is None:
-                raise
-            raise mapped from exc
         return self.parse(completion, request)
 
     def build_params(self, request: ModelRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
         messages += _chat_messages(request.messages)
-        params: dict[str, Any] = {"model": self.model_name, "messages": messages, "max_tokens": request.output_limit}
+        params: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": messages,
+            "max_tokens": request.output_limit,
+        }
         if request.tools:
             params["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
                 for t in request.tools
             ]
         if request.effort:
@@ -86,7 +97,12 @@ class OpenAICompatibleModel(OpenAIModel):
                 reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
             )
         return ModelResponse(
-            text=text, tool_calls=calls, finish_reason=finish, usage=usage, model=self.name, response_id=completion.id
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=usage,
+            model=self.name,
+            response_id=completion.id,
         ).parse_output(request)
 
 
@@ -99,7 +115,11 @@ def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
             entry: dict[str, Any] = {"role": "assistant", "content": m.text or None}
             if m.tool_calls:
                 entry["tool_calls"] = [
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                    }
                     for c in m.tool_calls
                 ]
             out.append(entry)

@@ -41,7 +41,9 @@ class SamplingModel(Model):
         sampler = current_sampler.get()
         if sampler is None:
             raise SamplingUnavailableError(
-                "no MCP host to sample from in this context", provider=self.provider, model=self.model_name
+                "no MCP host to sample from in this context",
+                provider=self.provider,
+                model=self.model_name,
             )
         return await sampler.sample(request)
 
@@ -52,9 +54,8 @@ def to_sample_args(request: ModelRequest) -> dict[str, Any]:
 
     system = request.system or ""
     if request.output_schema is not None:
-        system += (
-            "\n\nAnswer with only a JSON object matching this JSON schema, no prose:\n"
-            + json.dumps(request.output_schema)
+        system += "\n\nAnswer with only a JSON object matching this JSON schema, no prose:\n" + json.dumps(
+            request.output_schema
         )
     messages = []
     for m in request.messages:
@@ -64,7 +65,11 @@ def to_sample_args(request: ModelRequest) -> dict[str, Any]:
             messages[-1].content.text += "\n\n" + text
             continue
         messages.append(types.SamplingMessage(role=role, content=types.TextContent(type="text", text=text)))
-    return {"messages": messages, "max_tokens": request.output_limit, "system_prompt": system.strip() or None}
+    return {
+        "messages": messages,
+        "max_tokens": request.output_limit,
+        "system_prompt": system.strip() or None,
+    }
 
 
 def from_sample_result(result: Any, request: ModelRequest) -> ModelResponse:

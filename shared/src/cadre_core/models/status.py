@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any
 
 from cadre_core import errors
 
-_CONTEXT_HINTS = ("context length", "context window", "too many tokens", "prompt is too long", "maximum context")
+_CONTEXT_HINTS = (
+    "context length",
+    "context window",
+    "context limit",  # Anthropic: "input length and `max_tokens` exceed context limit"
+    "too many tokens",
+    "prompt is too long",
+    "maximum context",
+    "input token count",  # Gemini: "The input token count (N) exceeds the maximum number of tokens allowed"
+)
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
     if not headers:
         return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+    if (ms := _number(headers.get("retry-after-ms"))) is not None:
+        return ms / 1000
     value = headers.get("retry-after")
+    if not value:
+        return None
+    if (seconds := _number(value)) is not None:
+        return seconds
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # a malformed header must not hide the real error
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def _number(value: str | None) -> float | None:
+    """A finite, non-negative number of seconds from a header value, else None."""
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return None
+    return max(0.0, number) if math.isfinite(number) else None
 
 
 def error_for_status(
@@ -53,9 +77,7 @@ def error_for_status(
     if status >= 500:
         return errors.ServerError(text, retry_after=retry_after_seconds(headers), **kw)
     if status == 404:
-        return errors.ModelNotFoundError(
-            f"{text}. The model name may be stale; update the route in cadre.toml.", **kw
-        )
+        return errors.ModelNotFoundError(f"{text}. The model name may be stale; update the route in cadre.toml.", **kw)
     if status == 413 or any(h in message.lower() for h in _CONTEXT_HINTS):
         return errors.ContextWindowError(text, **kw)
     return errors.BadRequestError(text, **kw)
@@ -63,6 +85,18 @@ def error_for_status(
 
 def bad_response(message: str, *, provider: str, model: str) -> errors.BadResponseError:
     return errors.BadResponseError(message, provider=provider, model=model)
+
+
+@contextmanager
+def sdk_errors(sdk: Any, model: Any) -> Iterator[None]:
+    """Re-raise an Anthropic- or OpenAI-SDK exception from the block as a Cadre error."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = map_sdk_error(exc, sdk, provider=model.provider, model=model.model_name, env_var=model.key_env)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: str) -> errors.ModelError | None:

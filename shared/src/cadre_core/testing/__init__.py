@@ -12,7 +12,14 @@ from typing import Any
 
 from cadre_core.models.test import FunctionModel, TestModel
 
-__all__ = ["FunctionModel", "NetworkBlockedError", "RecordingHandler", "TestModel", "block_network", "mock_http_client"]
+__all__ = [
+    "FunctionModel",
+    "NetworkBlockedError",
+    "RecordingHandler",
+    "TestModel",
+    "block_network",
+    "mock_http_client",
+]
 
 
 class NetworkBlockedError(RuntimeError):

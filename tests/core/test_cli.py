@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from cadre_core.cli import main
+from cadre_core.ledger import Ledger, LedgerRow
+
+
+def test_doctor_reports_keys_roles_sources_and_versions(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("GEMINI_API_KEY", "g-key")
+    assert main(["--root", str(tmp_path), "doctor", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["keys"]["google"]["found_in"] == "GEMINI_API_KEY"
+    assert data["keys"]["openai"]["found_in"] is None
+    assert data["roles"]["review"]["routes_to"].startswith("google:")
+    assert data["roles"]["search"]["routes_to"].startswith("google:")
+    assert data["roles"]["oracle"]["routes_to"].startswith("google:")  # first keyed fallback
+    assert data["config_sources"][0] == "built-in defaults"
+    assert data["versions"]["mcp"].startswith("2.")
+    assert data["ledger"].endswith("ledger.sqlite")
+
+
+def test_doctor_table_tells_a_keyless_user_what_to_do(capsys, tmp_path):
+    assert main(["--root", str(tmp_path), "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "No provider key found" in out
+    assert "OPENAI_API_KEY" in out
+
+
+def test_config_show_masks_secrets_and_names_sources(capsys, monkeypatch, tmp_path):
+    (tmp_path / ".cadre.toml").write_text("[router]\ncooldown_s = 9\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-value")
+    assert main(["--root", str(tmp_path), "config", "show", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-very-secret-value" not in out
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert rows["router.cooldown_s"] == {
+        "key": "router.cooldown_s",
+        "value": 9.0,
+        "source": str(tmp_path / ".cadre.toml"),
+    }
+    assert rows["providers.openai.api_key_env"]["value"] == ["OPENAI_API_KEY (set)"]
+    assert rows["roles.oracle.candidates"]["source"] == "built-in defaults"
+
+
+def test_bad_config_exits_2_with_the_message(capsys, tmp_path):
+    (tmp_path / ".cadre.toml").write_text("[budget]\nper_call_usd = -3\n")
+    assert main(["--root", str(tmp_path), "doctor"]) == 2
+    err = capsys.readouterr().err
+    assert ".cadre.toml" in err and "budget.per_call_usd" in err
+
+
+@pytest.fixture
+def spent(tmp_path, monkeypatch):
+    path = tmp_path / "ledger.sqlite"
+    (tmp_path / ".cadre.toml").write_text(f'[paths]\nledger = "{path}"\n')
+    ledger = Ledger(path)
+    base = {"provider": "openai", "model": "gpt-5.2", "outcome": "ok"}
+    ledger.record(LedgerRow(role="oracle", cost_usd=0.40, thread_id="t1", **base))
+    ledger.record(LedgerRow(role="oracle", cost_usd=0.10, thread_id="t1", **base))
+    ledger.record(
+        LedgerRow(
+            role="search",
+            provider="google",
+            model="gemini-3-flash-preview",
+            outcome="ok",
+            cost_usd=0.01,
+        )
+    )
+    assert ledger.flush()
+    return tmp_path
+
+
+def test_cost_json_groups_spend(capsys, spent):
+    assert main(["--root", str(spent), "cost", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"role", "model", "day", "thread"}
+    by_role = {g["key"]: g["cost_usd"] for g in data["role"]}
+    assert by_role == pytest.approx({"oracle": 0.5, "search": 0.01})
+    assert {g["key"]: g["attempts"] for g in data["thread"]} == {"t1": 2, None: 1}
+
+
+def test_cost_table(capsys, spent, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["--root", str(spent), "cost", "--by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "Spend by model" in out and "openai:gpt-5.2" in out and "0.5000" in out
+
+
+def test_cost_with_no_ledger_yet(capsys, tmp_path):
+    assert main(["--root", str(tmp_path), "cost"]) == 0
+    assert "No model calls recorded yet" in capsys.readouterr().out

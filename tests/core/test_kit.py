@@ -1,0 +1,209 @@
+"""The server kit through a real in-memory MCP client."""
+
+import itertools
+from typing import Annotated
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import Context, Resolve
+
+from cadre_core.config import LoadedConfig
+from cadre_core.errors import WorkspaceError
+from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_core.models.base import Message, ModelRequest
+from cadre_core.models.sampling import SamplingModel
+from cadre_core.models.test import FunctionModel, TestModel
+from cadre_core.router import Router
+from tests.core.conftest import ledger_rows, make_config
+
+pytestmark = pytest.mark.anyio
+MODES = ["auto", "legacy"]
+
+
+def make_server(models: dict, ledger=None, roles=None, heartbeat_s=0.05, root=None):
+    config = make_config(**(roles or {"oracle": list(models)}))
+    config.server.heartbeat_s = heartbeat_s
+    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
+    kit = Kit(
+        "oracle",
+        "cadre-test",
+        config=LoadedConfig(config, {}, []),
+        router=router,
+        ledger=ledger,
+        root=root,
+    )
+    server = build_server("oracle", "cadre-test", "test server", kit=kit)
+
+    def prompt(question: str) -> ModelRequest:
+        return ModelRequest([Message.user(question)], max_output_tokens=50)
+
+    def ask_host(question: str, ctx: Context):
+        return host_sample_request(ctx, kit, prompt(question))
+
+    @server.tool()
+    @tool_errors
+    async def ask(
+        question: str,
+        ctx: Context,
+        host: Annotated[types.CreateMessageResult | None, Resolve(ask_host)] = None,
+    ) -> dict[str, str]:
+        """Ask the routed model."""
+        response = await kit.call_model(ctx, prompt(question), tool="ask", host_sample=host)
+        return {"text": response.text, "model": response.model}
+
+    @server.tool()
+    @tool_errors
+    async def read(path: str, roots: HostRoots = None) -> str:
+        """Read a workspace file."""
+        return kit.workspace(roots).resolve(path).read_text()
+
+    @server.tool()
+    @tool_errors
+    async def explode() -> str:
+        """Fail like a bug."""
+        raise RuntimeError("kaboom")
+
+    return server
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_heartbeat_reports_elapsed_model_and_phase(keys, mode):
+    server = make_server({"openai:slow": TestModel("done", delay_s=0.4)})
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, message))
+
+    async with Client(server, mode=mode) as client:
+        result = await client.call_tool("ask", {"question": "q"}, progress_callback=on_progress)
+    assert not result.is_error
+    assert result.structured_content["text"] == "done"
+    assert len(seen) >= 3
+    assert all(b[0] > a[0] for a, b in itertools.pairwise(seen))
+    assert "waiting for model: openai:slow" in seen[0][1]
+    assert "elapsed" in seen[0][1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancellation_stops_the_provider_call_and_is_recorded(keys, ledger, mode):
+    state = {"started": False, "cancelled": False}
+    stopped = anyio.Event()
+
+    async def slow(request, model):
+        state["started"] = True
+        try:
+            await anyio.sleep(30)
+        except anyio.get_cancelled_exc_class():
+            state["cancelled"] = True
+            stopped.set()
+            raise
+        return "never"
+
+    server = make_server({"openai:slow": FunctionModel(slow)}, ledger=ledger)
+    async with Client(server, mode=mode) as client:
+        with anyio.move_on_after(0.3):
+            await client.call_tool("ask", {"question": "q"})
+        with anyio.fail_after(5):
+            await stopped.wait()
+    assert state["started"] and state["cancelled"]
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["cancelled"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_errors_are_readable_and_never_tracebacks(keys, tmp_path, mode):
+    server = make_server({"openai:x": TestModel()}, root=tmp_path)
+    async with Client(server, mode=mode) as client:
+        crash = await client.call_tool("explode", {})
+        outside = await client.call_tool("read", {"path": "../../etc/passwd"})
+    assert crash.is_error
+    assert "internal error (RuntimeError: kaboom)" in crash.content[0].text
+    assert "Traceback" not in crash.content[0].text
+    assert outside.is_error
+    assert "outside the workspace roots" in outside.content[0].text
+
+
+async def test_all_candidates_failing_names_the_keys_to_set(tmp_path):
+    server = make_server({"openai:x": TestModel(), "anthropic:y": TestModel()}, root=tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("ask", {"question": "q"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "no API key; set OPENAI_API_KEY" in text
+    assert "Set one of: ANTHROPIC_API_KEY, OPENAI_API_KEY" in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_host_roots_confine_file_access(tmp_path, mode):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.txt").write_text("inside")
+    (tmp_path / "b.txt").write_text("outside")
+    server = make_server({"openai:x": TestModel()}, root=tmp_path)
+
+    async def roots(ctx):
+        return types.ListRootsResult(roots=[types.Root(uri=repo.as_uri(), name="repo")])
+
+    async with Client(server, mode=mode, list_roots_callback=roots) as client:
+        inside = await client.call_tool("read", {"path": "a.txt"})
+        outside = await client.call_tool("read", {"path": str(tmp_path / "b.txt")})
+    assert inside.content[0].text == "inside"
+    assert outside.is_error
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_host_model_answers_through_sampling_when_no_key_is_set(mode):
+    server = make_server({"openai:x": TestModel(), "sampling:host": SamplingModel()})
+    asked = []
+
+    async def sampling(ctx, params):
+        asked.append(params)
+        return types.CreateMessageResult(
+            role="assistant",
+            model="host-llm",
+            stop_reason="endTurn",
+            content=types.TextContent(type="text", text="from host"),
+        )
+
+    async with Client(server, mode=mode, sampling_callback=sampling) as client:
+        result = await client.call_tool("ask", {"question": "what now?"})
+    assert not result.is_error, result.content
+    assert result.structured_content == {"text": "from host", "model": "sampling:host"}
+    assert asked[0].messages[0].content.text == "what now?"
+
+
+async def test_keyed_provider_is_preferred_over_sampling(keys):
+    server = make_server({"openai:x": TestModel("from openai"), "sampling:host": SamplingModel()})
+    asked = []
+
+    async def sampling(ctx, params):
+        asked.append(params)
+        raise AssertionError("host must not be sampled")
+
+    async with Client(server, sampling_callback=sampling) as client:
+        result = await client.call_tool("ask", {"question": "q"})
+    assert result.structured_content["text"] == "from openai"
+    assert asked == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_host_without_sampling_is_refused_clearly(mode):
+    server = make_server({"openai:x": TestModel(), "sampling:host": SamplingModel()})
+    async with Client(server, mode=mode) as client:
+        result = await client.call_tool("ask", {"question": "q"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "sampling:host: failed" in text and "does not offer sampling" in text
+    assert "OPENAI_API_KEY" in text
+
+
+def test_kit_opens_nothing_until_used():
+    kit = Kit("oracle", "x")
+    assert (kit._config, kit._router, kit._ledger, kit._threads) == (None, None, None, None)
+
+
+def test_workspace_defaults_to_root_then_cwd(tmp_path):
+    assert Kit("oracle", "x", root=tmp_path).workspace().primary == tmp_path.resolve()
+    with pytest.raises(WorkspaceError):
+        Kit("oracle", "x", root=tmp_path / "missing").workspace()

@@ -1,0 +1,87 @@
+"""Each server as a real subprocess over stdio."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+SERVERS = ["cadre_oracle", "cadre_librarian", "cadre_search"]
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("module", SERVERS)
+async def test_server_answers_over_stdio_with_a_real_client(module, tmp_path):
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", module, "--root", str(tmp_path)], cwd=str(tmp_path)
+    )
+    async with Client(params) as client:
+        tools = await client.list_tools()
+        assert client.server_info.name == module.replace("_", "-")
+    assert tools.tools == []  # tools land with each server's own issue
+
+
+@pytest.mark.parametrize("module", SERVERS)
+def test_stdout_carries_only_protocol_messages(module, tmp_path):
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "no/such/method"},
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--root", str(tmp_path), "--log-level", "DEBUG"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONWARNINGS": "default"},
+    )
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    assert sorted(r["id"] for r in replies) == [1, 2, 3]
+    replies.sort(key=lambda r: r["id"])
+    assert "error" in replies[2]
+
+
+def test_bad_root_is_refused_with_the_fix(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cadre_oracle", "--root", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2
+    assert "is not a directory" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_servers_import_no_provider_sdk_at_start():
+    code = (
+        "import sys, cadre_oracle.server, cadre_librarian.server, cadre_search.server\n"
+        "for name in ('cadre_oracle', 'cadre_librarian', 'cadre_search'):\n"
+        "    sys.modules[name + '.server'].create_server()\n"
+        "heavy = ('anthropic', 'openai', 'google.genai', 'genai_prices', 'pydantic_settings')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
