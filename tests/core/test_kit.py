@@ -207,3 +207,16 @@ def test_workspace_defaults_to_root_then_cwd(tmp_path):
     assert Kit("oracle", "x", root=tmp_path).workspace().primary == tmp_path.resolve()
     with pytest.raises(WorkspaceError):
         Kit("oracle", "x", root=tmp_path / "missing").workspace()
+
+
+def test_threads_continue_across_a_restart(tmp_path):
+    from cadre_core.threads import ThreadStore
+
+    kit = Kit("oracle", "x", threads=ThreadStore(tmp_path / "t.sqlite"))
+    thread_id, history = kit.open_thread(None, "ask")
+    assert history == []
+    kit.save_turn(thread_id, [Message.user("q1"), Message.assistant("a1")], model="openai:gpt-5.2")
+    restarted = Kit("oracle", "x", threads=ThreadStore(tmp_path / "t.sqlite"))
+    same_id, history = restarted.open_thread(thread_id, "ask")
+    assert same_id == thread_id
+    assert [(m.role, m.text) for m in history] == [("user", "q1"), ("assistant", "a1")]

@@ -21,7 +21,7 @@ from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 
 from cadre_core.errors import CadreError, SamplingUnavailableError
-from cadre_core.models.base import ModelRequest, ModelResponse
+from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
 from cadre_core.workspace import Workspace, roots_from_uris
 
@@ -94,6 +94,16 @@ class Kit:
 
             self._threads = ThreadStore(self.config.config.paths.threads or default_threads_path())
         return self._threads
+
+    def open_thread(self, thread_id: str | None, tool: str) -> tuple[str, list[Message]]:
+        """An existing thread's id and history, or a new thread when `thread_id` is None."""
+        if thread_id:
+            return thread_id, self.threads.messages(thread_id)
+        return self.threads.create(self.role, tool), []
+
+    def save_turn(self, thread_id: str, messages: list[Message], model: str | None = None) -> None:
+        """Append this turn's messages so the thread survives a restart."""
+        self.threads.append(thread_id, messages, model)
 
     def workspace(self, host_roots: Any = None) -> Workspace:
         """The host's MCP roots when it gave any, else `--root`, else the cwd."""
@@ -246,6 +256,10 @@ def build_server(
         server_version = version(name)
     except PackageNotFoundError:
         server_version = "0.0.0"
+    if not structlog.is_configured():
+        from cadre_core.logs import configure_logging
+
+        configure_logging(server=name)  # never structlog's stdout default: stdout is the protocol
     server = MCPServer(name=name, instructions=instructions, version=server_version, log_level="WARNING")
     server.kit = kit or Kit(role, name, root=root)  # type: ignore[attr-defined]
     return server
