@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("--days", type=int, default=None, help="only the last N days")
     cost.add_argument("--json", action="store_true", help="print JSON")
+    search = sub.add_parser("search", help="search the workspace offline (no model, no key)")
+    search.add_argument("query", help="the query; '-' reads it from stdin")
+    search.add_argument("--root", dest="search_root", type=Path, default=None, help="workspace root (default: cwd)")
+    search.add_argument("--limit", type=int, default=10, help="how many files (default 10)")
+    search.add_argument("--path", default=None, help="only under this file or folder")
+    search.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.doctor import run
         elif args.command == "config":
             from cadre_core.cli.config_show import run
+        elif args.command == "search":
+            from cadre_core.cli.search import run
         else:
             from cadre_core.cli.cost import run
         return run(args)

@@ -1,0 +1,208 @@
+"""The offline engine behind the tools and `cadre search`: plain functions, no MCP."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cadre_core.errors import CadreError, WorkspaceError
+from cadre_core.workspace import Workspace
+from cadre_search.files import read_text
+from cadre_search.index import Index, RefreshStats
+from cadre_search.query import MAX_QUERY_CHARS, plan
+from cadre_search.rank import Hit, search
+from cadre_search.tokens import fts_quote
+
+MAX_LIMIT = 50
+MAX_SPAN_LINES = 400
+
+
+class QueryError(CadreError):
+    """The query cannot be searched as given."""
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    index: dict
+    took_ms: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        out = {"hits": [h.as_dict() for h in self.hits], "index": self.index, "took_ms": round(self.took_ms, 1)}
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+class Engine:
+    """Search one workspace root; the index refreshes itself before each query."""
+
+    def __init__(self, root: Path, *, index_path: Path | None = None):
+        self.workspace = Workspace([root])
+        self.root = self.workspace.primary
+        self._index_path = index_path
+        self._index: Index | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        with self._lock:
+            if self._index is None:
+                self._index = Index(self.root, self._index_path)
+            return self._index
+
+    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshStats:
+        """Update the index; a corrupt index is rebuilt from scratch."""
+        try:
+            return self.index.refresh(progress)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            self.index.rebuild()
+            return self.index.refresh(progress)
+
+    def search(
+        self,
+        query: str,
+        *,
+        path: str | None = None,
+        limit: int = 10,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SearchResult:
+        """Ranked hits for `query`, one per file, limited to `path` when given."""
+        started = time.perf_counter()
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("the query is empty; pass words, identifiers or a pasted error message")
+        notes = []
+        if len(query) > MAX_QUERY_CHARS:
+            notes.append(f"query truncated to its first {MAX_QUERY_CHARS:,} characters")
+        limit = max(1, min(int(limit), MAX_LIMIT))
+        scope = self._scope(path)
+        stats = self._refresh_for_query(progress, notes)
+        query_plan = plan(query)
+        if query_plan.empty:
+            raise QueryError("the query has no searchable words; include identifiers, file names or error text")
+        hits = self._ranked(query_plan, limit, scope)
+        return SearchResult(hits, self._index_info(stats), (time.perf_counter() - started) * 1000, notes)
+
+    def _ranked(self, query_plan, limit: int, scope: str) -> list[Hit]:
+        try:
+            return search(self.index, query_plan, limit=limit, scope=scope)
+        except sqlite3.DatabaseError:
+            self.index.rebuild()
+            self.index.refresh()
+            return search(self.index, query_plan, limit=limit, scope=scope)
+
+    def _refresh_for_query(self, progress, notes: list[str]) -> RefreshStats | None:
+        try:
+            stats = self.refresh(progress)
+        except sqlite3.OperationalError as exc:
+            notes.append(f"index not refreshed ({exc}); results may be stale")
+            return None
+        if stats.stale:
+            notes.append("another process is updating the index; results may be stale")
+        return stats
+
+    def _index_info(self, stats: RefreshStats | None) -> dict:
+        files = stats.files if stats else self.index.file_count()
+        return {"files": files, "refreshed": stats.refreshed if stats else 0, "removed": stats.removed if stats else 0}
+
+    def _scope(self, path: str | None) -> str:
+        if not path or path in (".", "./"):
+            return ""
+        resolved = self.workspace.resolve(path)
+        if not resolved.exists():
+            raise WorkspaceError(f"'{path}' does not exist under {self.root}; pass an existing file or folder")
+        rel = self.workspace.relative(resolved)
+        return "" if rel == "." else rel
+
+    def find_symbol(self, name: str, kind: str | None = None, *, limit: int = 20) -> dict:
+        """Definitions named `name` (exact, then prefix), and references where cheap."""
+        name = (name or "").strip()
+        if not name or "\x00" in name:
+            raise QueryError("pass a symbol name, e.g. 'Router' or 'parse_model_ref'")
+        self._refresh_for_query(None, [])
+        short = name.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+        where, args = "lname = ?", [short.lower()]
+        if kind:
+            where += " AND kind = ?"
+            args.append(kind.lower())
+        sql = f"SELECT name, kind, path, start_line, end_line, container FROM symbols WHERE {where} "  # noqa: S608
+        rows = self.index.query(sql + "ORDER BY path, start_line LIMIT ?", [*args, limit])
+        if not rows:
+            like = short.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self.index.query(
+                sql.replace("lname = ?", "lname LIKE ? ESCAPE '\\'") + "ORDER BY length(name), path LIMIT ?",
+                [like, *args[1:], limit],
+            )
+        definitions = [
+            {"name": r[0], "kind": r[1], "path": r[2], "start_line": r[3], "end_line": r[4], "container": r[5] or None}
+            for r in rows
+        ]
+        if "." in name:
+            wanted = name.rsplit(".", 1)[0].lower()
+            definitions.sort(key=lambda d: (d["container"] or "").lower().endswith(wanted), reverse=True)
+        return {"definitions": definitions, "references": self._references(short, definitions, limit)}
+
+    def _references(self, name: str, definitions: list[dict], limit: int) -> list[dict]:
+        rows = self.index.query(
+            "SELECT c.path, c.start_line, c.body FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            "WHERE chunks_fts MATCH ? LIMIT 200",
+            [f"body:{fts_quote(name.lower())}"],
+        )
+        defined = {(d["path"], d["start_line"]) for d in definitions}
+        pattern = re.compile(rf"\b{re.escape(name)}\b")
+        out = []
+        for path, start, body in rows:
+            for offset, line in enumerate(body.split("\n")):
+                if pattern.search(line) and (path, start + offset) not in defined:
+                    out.append({"path": path, "line": start + offset, "text": line.strip()[:200]})
+        unique = {(r["path"], r["line"]): r for r in out}
+        return sorted(unique.values(), key=lambda r: (r["path"], r["line"]))[:limit]
+
+    def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict:
+        """Lines of a workspace file with line numbers (at most 400)."""
+        resolved = self.workspace.resolve(path)
+        if not resolved.is_file():
+            raise WorkspaceError(f"'{path}' is not a file under {self.root}")
+        try:
+            lines = read_text(resolved).split("\n")
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read '{path}': {exc.strerror}") from exc
+        start = max(1, int(start_line or 1))
+        end = min(len(lines), int(end_line or start + 199), start + MAX_SPAN_LINES - 1)
+        numbered = "\n".join(f"{n:>5}  {lines[n - 1]}" for n in range(start, end + 1))
+        return {"path": self.workspace.relative(resolved), "start_line": start, "end_line": end, "text": numbered}
+
+    def list_dir(self, path: str = ".") -> dict:
+        """Indexed files and folders directly under `path`."""
+        scope = self._scope(path)
+        prefix = f"{scope}/" if scope else ""
+        rows = self.index.query(
+            "SELECT path FROM files WHERE path LIKE ? ESCAPE '\\' ORDER BY path",
+            [prefix.replace("%", "\\%").replace("_", "\\_") + "%"],
+        )
+        entries: dict[str, None] = {}
+        for (file_path,) in rows:
+            rest = file_path[len(prefix) :]
+            entries[rest.split("/", 1)[0] + ("/" if "/" in rest else "")] = None
+        return {"path": scope or ".", "entries": list(entries)}
+
+
+_engines: dict[tuple[Path, Path | None], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(root: Path, index_path: Path | None = None) -> Engine:
+    """One engine per root per process, so the index connection is reused."""
+    key = (Path(root).resolve(), index_path)
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = Engine(key[0], index_path=index_path)
+        return _engines[key]

@@ -1,0 +1,351 @@
+"""The index: one SQLite database per workspace root, refreshed incrementally.
+
+Tables: `files` (path, size, mtime) and `dirs` (path, mtime) for the staleness check,
+`chunks` plus the FTS5 table `chunks_fts` over them, and `symbols`. Each refresh stats
+the known directories and files, rescans only directories whose mtime changed and
+re-indexes only files whose size or mtime changed. Writers take SQLite's write lock
+per batch, so two processes can share one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from cadre_search.chunks import Chunk, Symbol, chunk_file
+from cadre_search.files import DEFAULT_MAX_BYTES, IGNORE_FILES, FileEntry, IgnoreRules, language_of, read_text
+from cadre_search.files import scan_dir, walk
+from cadre_search.tokens import compound_parts, parts, path_terms
+
+SCHEMA_VERSION = "3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    lang TEXT, nchunks INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL, symbol TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+    parts TEXT NOT NULL, pathterms TEXT NOT NULL, symterms TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(body, parts, pathterms, symterms,
+    content='chunks', content_rowid='id', tokenize="unicode61 tokenchars '_'");
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE TABLE IF NOT EXISTS symbols (name TEXT NOT NULL, lname TEXT NOT NULL, kind TEXT NOT NULL,
+    path TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, container TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS symbols_lname ON symbols(lname);
+CREATE INDEX IF NOT EXISTS symbols_path ON symbols(path);
+"""
+BATCH_FILES = 200
+PARALLEL_MIN_FILES = 400
+
+
+@dataclass
+class RefreshStats:
+    files: int
+    refreshed: int
+    removed: int
+    seconds: float
+    stale: bool = False
+    """True when another process held the write lock and the index was not updated."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    entry: FileEntry
+    language: str | None
+    chunks: list[Chunk]
+    symbols: list[Symbol]
+
+
+def prepare(root: str, entry: FileEntry) -> Prepared | None:
+    """Read and chunk one file; None if it vanished or cannot be read."""
+    try:
+        text = read_text(Path(root) / entry.path)
+    except OSError:
+        return None
+    language = language_of(entry.path)
+    try:
+        chunks, symbols = chunk_file(text, language)
+    except Exception:  # a grammar failure must not stop indexing: fall back to windows
+        chunks, symbols = chunk_file(text, None)
+    return Prepared(entry, language, chunks, symbols)
+
+
+def _prepare_many(args: tuple[str, list[FileEntry]]) -> list[Prepared | None]:
+    root, entries = args
+    return [prepare(root, e) for e in entries]
+
+
+def default_index_path(root: Path) -> Path:
+    import platformdirs
+
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    base = os.environ.get("CADRE_SEARCH_INDEX_DIR") or os.path.join(platformdirs.user_cache_dir("cadre"), "search")
+    return Path(base) / f"{root.name or 'root'}-{key}.sqlite"
+
+
+class Index:
+    """The search index of one root."""
+
+    def __init__(self, root: Path, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.root = Path(root).resolve()
+        self.path = path or default_index_path(self.root)
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._refresh_lock = threading.Lock()
+        self.conn = self._open()
+        self.indexing: tuple[int, int] | None = None
+        """(done, total) while a refresh is writing."""
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in (1, 2):
+            try:
+                conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+                version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if version is None:
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif version[0] != SCHEMA_VERSION:
+                    raise sqlite3.DatabaseError("index schema is out of date")
+                return conn
+            except sqlite3.DatabaseError:
+                if attempt == 2:
+                    raise
+                self._discard()
+        raise AssertionError("unreachable")
+
+    def _discard(self) -> None:
+        """Delete a corrupt or outdated index; it is a cache and will be rebuilt."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def rebuild(self) -> None:
+        """Throw the index away and start a fresh one."""
+        with self._lock:
+            self.conn.close()
+            self._discard()
+            self.conn = self._open()
+
+    def query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self.conn.execute(sql, tuple(args)).fetchall()
+
+    def file_count(self) -> int:
+        return self.query("SELECT COUNT(*) FROM files")[0][0]
+
+    # --- refresh -------------------------------------------------------------------------
+
+    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshStats:
+        """Bring the index up to date with the files on disk."""
+        started = time.perf_counter()
+        if not self.root.is_dir():
+            from cadre_core.errors import WorkspaceError
+
+            raise WorkspaceError(f"search root {self.root} is missing or not a directory; pass an existing --root")
+        if not self._refresh_lock.acquire(blocking=False):
+            # another thread of this process is refreshing; wait for it, then report
+            with self._refresh_lock:
+                pass
+            return RefreshStats(self.file_count(), 0, 0, time.perf_counter() - started)
+        try:
+            current, dir_mtimes, changed = self._scan()
+            known = dict(self.query("SELECT path, size || ':' || mtime_ns FROM files"))
+            removed = [p for p in known if p not in current]
+            to_index = [e for p, e in current.items() if known.get(p) != f"{e.size}:{e.mtime_ns}"]
+            if changed is False and not removed and not to_index:
+                return RefreshStats(len(current), 0, 0, time.perf_counter() - started)
+            try:
+                self._write(to_index, removed, dir_mtimes, progress)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                return RefreshStats(len(known), 0, 0, time.perf_counter() - started, stale=True)
+            return RefreshStats(len(current), len(to_index), len(removed), time.perf_counter() - started)
+        finally:
+            self.indexing = None
+            self._refresh_lock.release()
+
+    def _scan(self) -> tuple[dict[str, FileEntry], dict[str, int], bool]:
+        """Files on disk now, directory mtimes, and whether any directory changed."""
+        rules = IgnoreRules(self.root)
+        known_dirs = dict(self.query("SELECT path, mtime_ns FROM dirs"))
+        meta = dict(self.query("SELECT key, value FROM meta"))
+        if not known_dirs or meta.get("ignore_files") != self._ignore_signature(known_dirs):
+            files, dirs = walk(self.root, max_bytes=self.max_bytes, rules=rules)
+            return {f.path: f for f in files}, self._dir_mtimes(dirs), True
+        changed_dirs: list[str] = []
+        dir_mtimes: dict[str, int] = {}
+        for rel, mtime in known_dirs.items():
+            try:
+                now = os.stat(self.root / rel if rel else self.root).st_mtime_ns
+            except OSError:
+                continue  # removed: its files vanish below
+            dir_mtimes[rel] = now
+            if now != mtime:
+                changed_dirs.append(rel)
+        current: dict[str, FileEntry] = {}
+        rescanned = set(changed_dirs)
+        for rel_dir in changed_dirs:
+            found, subdirs = scan_dir(self.root, rel_dir, max_bytes=self.max_bytes, rules=rules)
+            current.update((f.path, f) for f in found)
+            for sub in subdirs:
+                if sub not in known_dirs:
+                    more, visited = walk(self.root, max_bytes=self.max_bytes, rules=rules, start=sub)
+                    current.update((f.path, f) for f in more)
+                    dir_mtimes.update(self._dir_mtimes(visited))
+                    rescanned.update(visited)
+        for path, size, mtime in self.query("SELECT path, size, mtime_ns FROM files"):
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            if parent in rescanned or parent not in dir_mtimes:
+                continue
+            try:
+                st = os.stat(self.root / path)
+            except OSError:
+                continue
+            current[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
+        return current, dir_mtimes, bool(changed_dirs) or len(dir_mtimes) != len(known_dirs)
+
+    def _dir_mtimes(self, dirs: Iterable[str]) -> dict[str, int]:
+        out = {}
+        for rel in dirs:
+            try:
+                out[rel] = os.stat(self.root / rel if rel else self.root).st_mtime_ns
+            except OSError:
+                continue
+        return out
+
+    def _ignore_signature(self, dirs: Iterable[str]) -> str:
+        found = {}
+        for rel in dirs:
+            for name in IGNORE_FILES:
+                path = self.root / rel / name if rel else self.root / name
+                try:
+                    found[f"{rel}/{name}"] = path.stat().st_mtime_ns
+                except OSError:
+                    continue
+        return json.dumps(found, sort_keys=True)
+
+    def _write(
+        self,
+        to_index: list[FileEntry],
+        removed: list[str],
+        dir_mtimes: dict[str, int],
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        total = len(to_index)
+        self.indexing = (0, total)
+        if progress and total:
+            progress(0, total)
+        with self._lock:
+            self._transaction(lambda: [self._delete_file(p) for p in removed])
+        done = 0
+        for batch in self._prepared_batches(to_index):
+            with self._lock:
+                self._transaction(lambda b=batch: [self._store(p) for p in b if p is not None])
+            done += len(batch)
+            self.indexing = (done, total)
+            if progress:
+                progress(done, total)
+        with self._lock:
+
+            def finish() -> None:
+                self.conn.execute("DELETE FROM dirs")
+                self.conn.executemany("INSERT INTO dirs VALUES (?, ?)", dir_mtimes.items())
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('ignore_files', ?)", (self._ignore_signature(dir_mtimes),)
+                )
+
+            self._transaction(finish)
+
+    def _prepared_batches(self, entries: list[FileEntry]) -> Iterable[list[Prepared | None]]:
+        batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
+        if len(entries) < PARALLEL_MIN_FILES or (os.cpu_count() or 1) < 2:
+            for batch in batches:
+                yield [prepare(str(self.root), e) for e in batch]
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        small = [entries[i : i + 50] for i in range(0, len(entries), 50)]
+        with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 2), mp_context=context) as pool:
+            pending: list[Prepared | None] = []
+            for result in pool.map(_prepare_many, [(str(self.root), b) for b in small]):
+                pending.extend(result)
+                if len(pending) >= BATCH_FILES:
+                    yield pending
+                    pending = []
+            if pending:
+                yield pending
+
+    def _transaction(self, work: Callable[[], object]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            work()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _delete_file(self, path: str) -> None:
+        rows = self.conn.execute(
+            "SELECT id, body, parts, pathterms, symterms FROM chunks WHERE path = ?", (path,)
+        ).fetchall()
+        self.conn.executemany(
+            "INSERT INTO chunks_fts(chunks_fts, rowid, body, parts, pathterms, symterms) "
+            "VALUES ('delete', ?, ?, ?, ?, ?)",
+            rows,
+        )
+        self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM symbols WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def _store(self, prepared: Prepared) -> None:
+        entry = prepared.entry
+        self._delete_file(entry.path)
+        pterms = path_terms(entry.path)
+        rows = []
+        for chunk in prepared.chunks:
+            name = chunk.symbol.rsplit(".", 1)[-1] if chunk.symbol else ""
+            sterms = " ".join([name.lower(), *parts(name)]) if name else ""
+            rows.append(
+                (entry.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind, chunk.text,
+                 compound_parts(chunk.text), pterms, sterms)
+            )  # fmt: skip
+        self.conn.executemany(
+            "INSERT INTO chunks (path, start_line, end_line, symbol, kind, body, parts, pathterms, symterms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        inserted = self.conn.execute(
+            "SELECT id, body, parts, pathterms, symterms FROM chunks WHERE path = ?", (entry.path,)
+        ).fetchall()
+        self.conn.executemany(
+            "INSERT INTO chunks_fts(rowid, body, parts, pathterms, symterms) VALUES (?, ?, ?, ?, ?)", inserted
+        )
+        self.conn.executemany(
+            "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s.name, s.name.lower(), s.kind, entry.path, s.start_line, s.end_line, s.container)
+                for s in prepared.symbols
+            ],
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+            (entry.path, entry.size, entry.mtime_ns, prepared.language, len(rows)),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()

@@ -1,0 +1,96 @@
+"""Read a query: terms with weights, identifiers, quoted strings, and paths from tracebacks."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from cadre_search.tokens import IDENTIFIER, STOPWORDS, parts
+
+MAX_QUERY_CHARS = 20_000
+_EXTS = r"py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|c|h|cc|cpp|hpp|rb|md|toml|yaml|yml|json|cfg|ini"
+_PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
+_JS_FRAME = re.compile(r"at (?:([\w$.<>]+) )?\(?([^\s()]+?\.(?:js|jsx|mjs|cjs|ts|tsx)):(\d+)")
+_PATH = re.compile(rf"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:{_EXTS}))\b(?::(\d+))?")
+_QUOTED = re.compile(r"`([^`\n]{2,80})`|\"([\w.:/-]{2,80})\"|'([\w.:/-]{2,80})'")
+_CODEY = re.compile(r"_|[a-z][A-Z]|[A-Z]{2,}[a-z]|\d")
+CODE_WEIGHT = 2
+TRACE_WEIGHT = 3
+TF_CAP = 3
+
+
+@dataclass
+class QueryPlan:
+    text: str
+    weights: dict[str, int] = field(default_factory=dict)
+    """Lower-cased term -> query weight (repetitions in the FTS query)."""
+    identifiers: set[str] = field(default_factory=set)
+    """Lower-cased code-like identifiers, including quoted ones."""
+    quoted: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    """File paths mentioned, e.g. by traceback frames."""
+    trace_functions: set[str] = field(default_factory=set)
+    file_stems: set[str] = field(default_factory=set)
+    mentions_tests: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.weights
+
+
+def plan(text: str) -> QueryPlan:
+    """Analyse a query of any length (a few words to a pasted bug report)."""
+    text = text.replace("\x00", " ")[:MAX_QUERY_CHARS]
+    result = QueryPlan(text)
+    counts: Counter[str] = Counter()
+    boost: dict[str, int] = {}
+
+    for match in _PY_FRAME.finditer(text):
+        _add_path(result, match.group(1))
+        if match.group(3) and not match.group(3).startswith("<"):
+            result.trace_functions.add(match.group(3).rsplit(".", 1)[-1].lower())
+    for match in _JS_FRAME.finditer(text):
+        _add_path(result, match.group(2))
+        if match.group(1):
+            result.trace_functions.add(match.group(1).rsplit(".", 1)[-1].lower())
+    for match in _PATH.finditer(text):
+        _add_path(result, match.group(1))
+    for match in _QUOTED.finditer(text):
+        quoted = next(g for g in match.groups() if g)
+        result.quoted.append(quoted)
+        for ident in IDENTIFIER.findall(quoted):
+            if len(ident) > 2:
+                result.identifiers.add(ident.lower())
+                boost[ident.lower()] = CODE_WEIGHT
+
+    for ident in IDENTIFIER.findall(text):
+        lower = ident.lower()
+        if len(lower) < 2 or lower in STOPWORDS:
+            continue
+        counts[lower] += 1
+        if _CODEY.search(ident):
+            result.identifiers.add(lower)
+            boost[lower] = max(boost.get(lower, 1), CODE_WEIGHT)
+        for piece in parts(ident):
+            if piece not in STOPWORDS:
+                counts[piece] += 1
+    for name in result.trace_functions | result.file_stems:
+        boost[name] = TRACE_WEIGHT
+        counts[name] += 1
+    for term, n in counts.items():
+        result.weights[term] = boost.get(term, 1) * min(n, TF_CAP)
+    result.mentions_tests = bool(re.search(r"\btests?\b|\bpytest\b|\bunittest\b", text, re.IGNORECASE))
+    return result
+
+
+def _add_path(result: QueryPlan, raw: str) -> None:
+    path = raw.replace("\\", "/").strip()
+    if "site-packages/" in path or path.startswith("<"):
+        return
+    if path not in result.paths:
+        result.paths.append(path)
+    name = path.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0]
+    if stem and stem != "__init__":
+        result.file_stems.add(stem.lower())

@@ -1,0 +1,221 @@
+"""Ranking: FTS5 BM25 over code-aware terms, then boosts, then one hit per file with a `why`."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from cadre_search.index import Index
+from cadre_search.query import QueryPlan
+from cadre_search.tokens import IDENTIFIER, fts_quote
+
+MAX_TERMS = 40
+CANDIDATES = 400
+COLUMN_WEIGHTS = (1.0, 0.5, 2.0, 3.0)  # body, parts, pathterms, symterms
+SYMBOL_BOOST = 1.6
+TRACE_FUNCTION_BOOST = 1.5
+PATH_BOOST = 2.0
+STEM_BOOST = 1.4
+QUOTED_BOOST = 1.3
+TEST_FACTOR = 0.6
+DOC_FACTOR = 0.8
+SNIPPET_LINES = 8
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+_DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
+
+
+@dataclass
+class Hit:
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    snippet: str
+    score: float
+    why: str
+    also: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        out = {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "symbol": self.symbol or None,
+            "snippet": self.snippet,
+            "score": round(self.score, 3),
+            "why": self.why,
+        }
+        if self.also:
+            out["also"] = self.also
+        return out
+
+
+@dataclass
+class _Candidate:
+    id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    body: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
+    """The query terms worth searching: in the index, not too common, rarest and most weighted first."""
+    terms = list(plan.weights)
+    if not terms:
+        return {}
+    placeholders = ",".join("?" * len(terms))
+    df = dict(index.query(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({placeholders})", terms))  # noqa: S608
+    total = max(1, index.query("SELECT COUNT(*) FROM chunks")[0][0])
+    scored = {}
+    for term in terms:
+        docs = df.get(term)
+        if not docs:
+            continue
+        idf = math.log(1 + (total - docs + 0.5) / (docs + 0.5))
+        scored[term] = plan.weights[term] * idf
+    if len(scored) > 8:  # drop terms in most chunks when enough others remain
+        scored = {t: s for t, s in scored.items() if df[t] / total < 0.25} or scored
+    best = sorted(scored, key=lambda t: -scored[t])[:MAX_TERMS]
+    return {t: plan.weights[t] for t in best}
+
+
+def _fts_query(terms: dict[str, float]) -> str:
+    phrases = []
+    for term, weight in terms.items():
+        phrases += [fts_quote(term)] * max(1, min(3, int(weight)))
+    return " OR ".join(phrases)
+
+
+def search(index: Index, plan: QueryPlan, *, limit: int = 10, scope: str = "") -> list[Hit]:
+    """Ranked hits, one per file, best first."""
+    terms = select_terms(index, plan)
+    candidates: dict[int, _Candidate] = {}
+    if terms:
+        sql = (
+            "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body, bm25(chunks_fts, ?, ?, ?, ?) AS s "
+            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+        )
+        args: list = [*COLUMN_WEIGHTS, _fts_query(terms)]
+        if scope:
+            sql += "AND (c.path = ? OR c.path LIKE ? ESCAPE '\\') "
+            args += [scope, _like_prefix(scope)]
+        sql += "ORDER BY s LIMIT ?"
+        for row in index.query(sql, [*args, CANDIDATES]):
+            candidates[row[0]] = _Candidate(*row[:6], score=-row[6])
+    _add_symbol_definitions(index, plan, candidates, scope)
+    floor = min((c.score for c in candidates.values()), default=1.0)
+    for cand in candidates.values():
+        _boost(cand, plan, floor)
+    return _group(candidates.values(), plan, terms, limit)
+
+
+def _like_prefix(scope: str) -> str:
+    escaped = scope.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int, _Candidate], scope: str) -> None:
+    """Chunks that define a symbol named in the query join the candidates even if BM25 missed them."""
+    names = sorted((plan.identifiers | plan.trace_functions) - {""})[:50]
+    if not names:
+        return
+    placeholders = ",".join("?" * len(names))
+    rows = index.query(
+        "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body FROM symbols s "  # noqa: S608
+        "JOIN chunks c ON c.path = s.path AND c.start_line <= s.start_line AND c.end_line >= s.start_line "
+        f"WHERE s.lname IN ({placeholders}) LIMIT 200",
+        names,
+    )
+    floor = min((c.score for c in candidates.values()), default=1.0)
+    for row in rows:
+        if scope and not (row[1] == scope or row[1].startswith(scope.rstrip("/") + "/")):
+            continue
+        if row[0] not in candidates:
+            candidates[row[0]] = _Candidate(*row, score=floor)
+
+
+def _boost(cand: _Candidate, plan: QueryPlan, floor: float) -> None:
+    name = cand.symbol.rsplit(".", 1)[-1].lower() if cand.symbol else ""
+    if name and name in plan.identifiers:
+        cand.score *= SYMBOL_BOOST
+        cand.reasons.append(f"defines {cand.symbol}")
+    if name and name in plan.trace_functions:
+        cand.score *= TRACE_FUNCTION_BOOST
+        cand.reasons.append(f"in traceback: {name}")
+    path = cand.path.lower()
+    if any(path.endswith(p.lower().lstrip("./")) or p.lower().endswith(path) for p in plan.paths):
+        cand.score = cand.score * PATH_BOOST + floor
+        cand.reasons.append("path named in query")
+    else:
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if stem in plan.file_stems or (stem in plan.identifiers and stem not in ("__init__", "main", "utils")):
+            cand.score *= STEM_BOOST
+            cand.reasons.append(f"file name {stem}")
+    quoted = [q for q in plan.quoted if q in cand.body]
+    if quoted:
+        cand.score *= QUOTED_BOOST
+        cand.reasons.append("contains " + ", ".join(f"`{q}`" for q in quoted[:3]))
+    if not plan.mentions_tests and _TEST_PATH.search(path):
+        cand.score *= TEST_FACTOR
+    elif path.endswith(_DOC_EXTS):
+        cand.score *= DOC_FACTOR
+
+
+def _group(candidates, plan: QueryPlan, terms: dict[str, float], limit: int) -> list[Hit]:
+    by_file: dict[str, list[_Candidate]] = {}
+    for cand in sorted(candidates, key=lambda c: -c.score):
+        by_file.setdefault(cand.path, []).append(cand)
+    ranked = []
+    for path, cands in by_file.items():
+        score = cands[0].score + sum(c.score * w for c, w in zip(cands[1:3], (0.3, 0.15), strict=False))
+        ranked.append((score, path, cands))
+    ranked.sort(key=lambda r: (-r[0], r[1]))
+    hits = []
+    for score, path, cands in ranked[:limit]:
+        best = cands[0]
+        matched = _matched_terms(best.body, terms)
+        reasons = list(dict.fromkeys(best.reasons))
+        if matched:
+            reasons.append("matches " + ", ".join(matched[:6]))
+        start, snippet = _snippet(best, terms)
+        others = [c for c in cands[1:3] if not (c.start_line <= best.end_line and c.end_line >= best.start_line)]
+        hits.append(
+            Hit(
+                path=path,
+                start_line=best.start_line,
+                end_line=best.end_line,
+                symbol=best.symbol,
+                snippet=snippet,
+                score=score,
+                why="; ".join(reasons) or "text match",
+                also=[{"start_line": c.start_line, "end_line": c.end_line, "symbol": c.symbol or None} for c in others],
+            )
+        )
+    return hits
+
+
+def _matched_terms(body: str, terms: dict[str, float]) -> list[str]:
+    words = {w.lower() for w in IDENTIFIER.findall(body)}
+    words |= {p for w in words for p in w.split("_")}
+    return [t for t in terms if t in words]
+
+
+def _snippet(cand: _Candidate, terms: dict[str, float]) -> tuple[int, str]:
+    """A few lines around the line with the most query terms."""
+    lines = cand.body.split("\n")
+    if not lines:
+        return cand.start_line, ""
+    best_index, best_count = 0, -1
+    for i, line in enumerate(lines):
+        lower = line.lower()
+        count = sum(1 for t in terms if t in lower)
+        if count > best_count:
+            best_index, best_count = i, count
+    start = max(0, min(best_index - 2, len(lines) - SNIPPET_LINES))
+    window = [line[:200] for line in lines[start : start + SNIPPET_LINES]]
+    return cand.start_line + start, "\n".join(window).strip("\n")
