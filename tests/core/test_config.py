@@ -125,3 +125,22 @@ def test_missing_cadre_config_path_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("CADRE_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="does not exist. Fix the path or unset CADRE_CONFIG"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[server]\nheartbeat_s = 60\n", "less than or equal to 10"),
+        ('[roles.oracle]\ncandidates = [{ model = "openai:x", max_output_tokens = 0 }]\n', "Use a positive number"),
+        ('[router]\ncooldown_s = "soon"\n', "Write a float value here"),
+    ],
+)
+def test_limits_and_types_say_what_to_write(tmp_path, text, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(tmp_path, user_file=write(tmp_path / "c.toml", text))
+
+
+def test_malformed_env_override_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CADRE_ROUTER", "not-json")
+    with pytest.raises(ConfigError, match="CADRE_<SECTION>__<KEY>"):
+        load_config(tmp_path)

@@ -220,3 +220,26 @@ def test_threads_continue_across_a_restart(tmp_path):
     same_id, history = restarted.open_thread(thread_id, "ask")
     assert same_id == thread_id
     assert [(m.role, m.text) for m in history] == [("user", "q1"), ("assistant", "a1")]
+
+
+async def test_secrets_never_reach_the_provider(keys):
+    fake_key = "AKIA" + "IOSFODNN7EXAMPLE"
+    model = TestModel("ok")
+    server = make_server({"openai:x": model})
+    kit = server.kit
+    request = ModelRequest([Message.user(f"deploy with {fake_key}")], system=f'token = "{fake_key}"')
+    await kit.call_model(None, request, tool="ask")
+    sent = model.requests[0]
+    assert fake_key not in sent.messages[0].text and fake_key not in sent.system
+    assert "[REDACTED" in sent.messages[0].text
+
+
+async def test_a_bug_raising_value_error_is_reported_as_internal_not_as_bad_input():
+    @tool_errors
+    async def buggy() -> str:
+        raise ValueError("index out of whack")
+
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    with pytest.raises(ToolError, match=r"internal error \(ValueError: index out of whack\)"):
+        await buggy()

@@ -141,3 +141,13 @@ def test_close_writes_pending_rows_and_stops_the_worker(tmp_path):
     ledger.close()
     assert not ledger._worker.is_alive()
     assert len(SQLiteLedgerStore(tmp_path / "l.sqlite").rows()) == 1
+
+
+def test_local_models_are_not_billed_at_cloud_prices():
+    from cadre_core.pricing import catalog_context_window, price
+
+    usage = Usage(input_tokens=100_000, output_tokens=100_000)
+    assert price(usage, "openai_compatible", "deepseek-r1:14b") == (None, None)
+    assert catalog_context_window("openai_compatible", "gpt-5.2") is None
+    cost, _ = price(usage, "openai_compatible", "anthropic/claude-sonnet-4-5")
+    assert cost == pytest.approx(0.3 + 1.5)  # OpenRouter-style names are priced as the vendor's model

@@ -335,3 +335,18 @@ async def test_build_model_uses_the_key_and_base_url_from_the_environment(tmp_pa
     [req] = handler.requests
     assert str(req.url) == "https://gateway.example/openai/v1/responses"
     assert req.headers["authorization"] == "Bearer sk-from-env"
+
+
+def test_strict_mode_only_for_closed_schemas_including_defs():
+    from cadre_core.models.openai import is_strict_schema
+
+    closed = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    assert is_strict_schema(closed)
+    assert not is_strict_schema({**closed, "additionalProperties": True})
+    assert not is_strict_schema({**closed, "$defs": {"Open": {"type": "object", "properties": {"b": {}}}}})
+    assert is_strict_schema({**closed, "$defs": {"Closed": closed}})

@@ -228,3 +228,34 @@ async def test_routed_model_is_a_model():
     routed = router.model("oracle")
     assert isinstance(routed, Model)
     assert isinstance(await TestModel().request(REQUEST), ModelResponse)
+
+
+async def test_cancel_during_backoff_is_recorded(keys, ledger):
+    config = make_config(oracle=["openai:a"])
+    flaky = failing(lambda: errors.ServerError("500", provider="openai"), "a")
+
+    async def slow_sleep(seconds):
+        await anyio.sleep(30)
+
+    router = Router(config, ledger, model_factory=scripted(**{"openai:a": flaky}), sleep=slow_sleep)
+    with anyio.move_on_after(0.2):
+        await router.request("oracle", REQUEST)
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["error", "cancelled"]
+
+
+async def test_stale_model_name_is_cooled_down(keys):
+    config = make_config(oracle=["openai:gpt-old", "anthropic:b"])
+    stale = failing(lambda: errors.ModelNotFoundError("404", provider="openai"), "gpt-old")
+    router = make_router(config, **{"openai:gpt-old": stale, "anthropic:b": TestModel("b")})
+    await router.request("oracle", REQUEST)
+    await router.request("oracle", REQUEST)
+    assert len(stale.calls) == 1
+
+
+async def test_key_hint_appears_even_when_host_sampling_is_the_last_resort():
+    config = make_config(oracle=["openai:a", "google:g", "sampling:host"])
+    router = make_router(config, **{"sampling:host": SamplingModel()})
+    with pytest.raises(errors.AllCandidatesFailedError) as info:
+        await router.request("oracle", REQUEST)
+    assert "Set one of: GEMINI_API_KEY, OPENAI_API_KEY" in str(info.value)
+    assert info.value.missing_keys == ["OPENAI_API_KEY", "GEMINI_API_KEY"]

@@ -101,7 +101,8 @@ class PathConfig(_Strict):
 
 
 class ServerConfig(_Strict):
-    heartbeat_s: Positive = 5.0
+    heartbeat_s: float = Field(default=5.0, gt=0, le=10)
+    """Hosts cut off silent calls at about 60 s; progress is sent at least every 10 s."""
 
 
 class CadreConfig(BaseSettings):
@@ -242,10 +243,19 @@ def load_config(root: Path | None = None, *, user_file: Path | None = None) -> L
     for label, data in layers:
         _merge(merged, data, label, sources)
     sources.update(_env_layer())
+    from pydantic_settings import SettingsError
+
     try:
         config = CadreConfig(**merged)
     except ValidationError as exc:
         raise _config_error(exc, sources) from None
+    except SettingsError as exc:
+        names = ", ".join(sorted(n for n in os.environ if n.startswith("CADRE_") and n != "CADRE_CONFIG"))
+        raise ConfigError(
+            f"a CADRE_* environment variable could not be read ({exc}). Use CADRE_<SECTION>__<KEY>=value, "
+            "e.g. CADRE_ROUTER__COOLDOWN_S=5, or unset it.",
+            source=f"env ({names})" if names else "env",
+        ) from None
     return LoadedConfig(config, sources, [label for label, _ in layers])
 
 
@@ -260,8 +270,15 @@ def _config_error(exc: ValidationError, sources: dict) -> ConfigError:
         message = f"unknown role '{loc[1]}'; roles are {', '.join(ROLES)}."
     elif err["type"] == "literal_error" and len(loc) == 2 and loc[0] == "providers":
         message = f"unknown provider '{loc[1]}'; use one of {', '.join(p for p in PROVIDERS if p != 'sampling')}."
-    elif err["type"] in ("greater_than_equal", "greater_than"):
+    elif err["type"] == "greater_than_equal":
         message = f"{message} (got {err.get('input')!r}). Use a non-negative number."
+    elif err["type"] == "greater_than":
+        message = f"{message} (got {err.get('input')!r}). Use a positive number."
+    elif err["type"] in ("less_than_equal", "less_than"):
+        message = f"{message} (got {err.get('input')!r}). Use a smaller number."
+    elif err["type"].endswith(("_parsing", "_type")):
+        expected = err["type"].split("_")[0]
+        message = f"{message} (got {err.get('input')!r}). Write a {expected} value here."
     source = LoadedConfig(CadreConfig.model_construct(), sources, []).source_of(loc)
     more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
     return ConfigError(message + more, source=source, key=key)

@@ -136,6 +136,7 @@ class Kit:
         from cadre_core.router import CallInfo
 
         call = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+        request = redact_request(request)
         token = current_sampler.set(ContextSampler(ctx, host_sample))
         response: ModelResponse | None = None
         error: Exception | None = None
@@ -201,6 +202,17 @@ class ContextSampler:
         return from_sample_result(result, request)
 
 
+def redact_request(request: ModelRequest) -> ModelRequest:
+    """A copy of `request` with secrets removed from the system prompt and every message."""
+    from dataclasses import replace
+
+    from cadre_core.redact import redact
+
+    messages = [replace(m, text=redact(m.text)[0]) if m.text else m for m in request.messages]
+    system = redact(request.system)[0] if request.system else request.system
+    return replace(request, messages=messages, system=system)
+
+
 def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str | None = None) -> Any:
     """For a `Sample` resolver: the marker to ask the host's model, or None.
 
@@ -217,7 +229,7 @@ def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str
     ]
     if keyed:
         return None
-    return Sample(**to_sample_args(request))
+    return Sample(**to_sample_args(redact_request(request)))
 
 
 def tool_errors(func: F) -> F:
@@ -231,9 +243,6 @@ def tool_errors(func: F) -> F:
             raise
         except CadreError as exc:
             raise ToolError(str(exc)) from exc
-        except (ValueError, TypeError) as exc:
-            log.warning("bad tool input", tool=func.__name__, error=str(exc))
-            raise ToolError(f"invalid input: {exc}") from exc
         except Exception as exc:
             log.exception("tool failed", tool=func.__name__)
             raise ToolError(
@@ -241,7 +250,7 @@ def tool_errors(func: F) -> F:
                 "the server log on stderr has the details."
             ) from exc
 
-    wrapper.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    wrapper.__signature__ = inspect.signature(func, eval_str=True)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
@@ -256,10 +265,9 @@ def build_server(
         server_version = version(name)
     except PackageNotFoundError:
         server_version = "0.0.0"
-    if not structlog.is_configured():
-        from cadre_core.logs import configure_logging
+    from cadre_core.logs import ensure_logging
 
-        configure_logging(server=name)  # never structlog's stdout default: stdout is the protocol
+    ensure_logging()  # never structlog's stdout default: stdout is the protocol
     server = MCPServer(name=name, instructions=instructions, version=server_version, log_level="WARNING")
     server.kit = kit or Kit(role, name, root=root)  # type: ignore[attr-defined]
     return server

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from cadre_core import db
+from cadre_core.logs import ensure_logging
 
 log = structlog.get_logger("cadre.ledger")
 
@@ -154,6 +155,7 @@ class Ledger:
     def __init__(self, path: Path | str | None, *, store: LedgerStore | None = None):
         self.path = path
         self._store = store
+        ensure_logging()
         self._opened = store is not None
         self._queue: queue.SimpleQueue[LedgerRow | None] = queue.SimpleQueue()
         self._pending = 0

@@ -53,3 +53,9 @@ def configure_logging(level: str | None = None, *, server: str = "") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+
+
+def ensure_logging() -> None:
+    """Configure stderr logging unless the application already did: stdout may be a protocol."""
+    if not structlog.is_configured():
+        configure_logging()

@@ -21,9 +21,16 @@ def price_version() -> str:
     return f"genai-prices {version('genai-prices')}"
 
 
-def _lookup_args(provider: str, model: str) -> tuple[str, str | None]:
+def _lookup_args(provider: str, model: str) -> tuple[str, str | None] | None:
+    """Catalog name and provider id, or None when the catalog cannot know the model.
+
+    An `openai_compatible` model is priced only in OpenRouter's `vendor/model` form; a bare
+    name (`llama3:8b` on Ollama) is local and must not be billed at a cloud model's price.
+    """
     name = model.removeprefix("models/")
-    if provider == "openai_compatible" and "/" in name:
+    if provider == "openai_compatible":
+        if "/" not in name:
+            return None
         name = name.split("/", 1)[1]
     return name, _PROVIDER_IDS.get(provider)
 
@@ -35,7 +42,10 @@ def price(usage: Usage, provider: str, model: str, *, at: datetime | None = None
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
 
-    name, provider_id = _lookup_args(provider, model)
+    args = _lookup_args(provider, model)
+    if args is None:
+        return None, None
+    name, provider_id = args
     try:
         calc = calc_price(
             PriceUsage(
@@ -63,7 +73,10 @@ def catalog_context_window(provider: str, model: str) -> int | None:
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
 
-    name, provider_id = _lookup_args(provider, model)
+    args = _lookup_args(provider, model)
+    if args is None:
+        return None
+    name, provider_id = args
     try:
         calc = calc_price(PriceUsage(input_tokens=1, output_tokens=1), name, provider_id=provider_id)
     except (LookupError, ValueError):

@@ -24,9 +24,11 @@ from cadre_core.errors import (
     ContextWindowError,
     MissingKeyError,
     ModelError,
+    ModelNotFoundError,
     ModelTimeoutError,
 )
 from cadre_core.ledger import Ledger, LedgerRow
+from cadre_core.logs import ensure_logging
 from cadre_core.models import build_model
 from cadre_core.models.base import Model, ModelRequest, ModelResponse
 from cadre_core.models.refs import parse_model_ref
@@ -64,6 +66,7 @@ class Router:
     ):
         self.config = config
         self.ledger = ledger
+        ensure_logging()
         self._factory = model_factory or _default_factory
         self._sleep = sleep
         self._clock = clock
@@ -83,18 +86,20 @@ class Router:
 
     def availability(self, role: str) -> list[tuple[Candidate, str | None]]:
         """Each candidate with the reason it cannot be used now, or None."""
-        return [(c, self._unavailable(c)) for c in self.candidates(role)]
+        return [(c, self._unavailable(c)[0]) for c in self.candidates(role)]
 
-    def _unavailable(self, candidate: Candidate) -> str | None:
+    def _unavailable(self, candidate: Candidate) -> tuple[str | None, str]:
+        """Why the candidate cannot be tried (or None), and the env var that would fix it."""
         provider, _ = parse_model_ref(candidate.model)
         if provider == "sampling":
-            return None
+            return None, ""
         settings = self.config.providers.get(provider)
         if settings is None:
-            return f"no [providers.{provider}] config"
+            return f"no [providers.{provider}] config", ""
         if settings.key_required and not settings.api_key():
-            return f"no API key; set {' or '.join(settings.api_key_env) or 'an API key'}"
-        return None
+            names = settings.api_key_env or [f"{provider.upper()}_API_KEY"]
+            return f"no API key; set {' or '.join(names)}", names[0]
+        return None, ""
 
     def _get_model(self, candidate: Candidate) -> Model:
         if candidate.model not in self._models:
@@ -134,9 +139,8 @@ class RoutedModel(Model):
         candidates = router.candidates(self.role)
         for index, candidate in enumerate(candidates):
             last = index == len(candidates) - 1
-            skip = router._unavailable(candidate)
+            skip, env = router._unavailable(candidate)
             if skip:
-                env = skip.split("set ", 1)[1] if "set " in skip else ""
                 attempts.append(Attempt(candidate.model, "no_key" if env else "skipped", skip, env_var=env))
                 log.info("candidate skipped", role=self.role, model=candidate.model, reason=skip)
                 continue
@@ -170,8 +174,9 @@ class RoutedModel(Model):
             if response is not None:
                 return response
         hint = ""
-        if attempts and all(a.outcome == "no_key" for a in attempts):
-            keys = sorted({a.env_var for a in attempts if a.env_var})
+        keyed = [a for a in attempts if not a.model.startswith("sampling:")]
+        if keyed and all(a.outcome == "no_key" for a in keyed):
+            keys = sorted({a.env_var for a in keyed if a.env_var})
             hint = f"No provider for role '{self.role}' has a key. Set one of: {', '.join(keys)}."
         raise AllCandidatesFailedError(self.role, attempts, hint)
 
@@ -196,7 +201,9 @@ class RoutedModel(Model):
                 self._record(candidate, number, "cancelled", started, error_class="Cancelled")
                 raise
             except TimeoutError:
-                exc: ModelError = ModelTimeoutError(f"no answer within {timeout:.0f}s", provider=provider)
+                exc: ModelError = ModelTimeoutError(
+                    f"no answer within {timeout:.0f}s", provider=provider, model=parse_model_ref(candidate.model)[1]
+                )
             except ModelError as model_exc:
                 exc = model_exc
             except Exception as bug:
@@ -205,7 +212,7 @@ class RoutedModel(Model):
             else:
                 cost, version = price(response.usage, provider, parse_model_ref(candidate.model)[1])
                 response.cost_usd = cost
-                response.model = response.model or candidate.model
+                response.model = candidate.model
                 self.call.usage_cost_usd += cost or 0.0
                 self._record(candidate, number, "ok", started, response=response, cost=cost, version=version)
                 return response
@@ -227,7 +234,11 @@ class RoutedModel(Model):
                     error=str(exc),
                 )
                 self.call.phase = f"retrying in {delay:.1f}s"
-                await router._sleep(delay)
+                try:
+                    await router._sleep(delay)
+                except anyio.get_cancelled_exc_class():
+                    self._record(candidate, number + 1, "cancelled", time.perf_counter(), error_class="Cancelled")
+                    raise
                 continue
             self._record(
                 candidate,
@@ -237,7 +248,7 @@ class RoutedModel(Model):
                 error_class=type(exc).__name__,
             )
             attempts.append(Attempt(candidate.model, "failed", exc.detail, type(exc).__name__, latency))
-            if exc.retryable:
+            if exc.retryable or isinstance(exc, ModelNotFoundError):
                 router._cooldown_until[candidate.model] = router._clock() + cfg.cooldown_s
             log.warning("candidate failed", role=self.role, model=candidate.model, error=str(exc))
             return None

@@ -30,6 +30,30 @@ class UnknownThreadError(CadreError):
     """No thread has this id."""
 
 
+class ThreadStoreError(CadreError):
+    """The thread store cannot be read or written right now."""
+
+    retryable = True
+
+
+def _guarded(method):
+    """Turn a SQLite failure into a `ThreadStoreError` that says what to do."""
+    import functools
+    import sqlite3
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise ThreadStoreError(
+                f"the thread store at {self.path} is unavailable ({exc}); retry, or set [paths] threads "
+                "in cadre.toml to a writable file"
+            ) from exc
+
+    return wrapper
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -42,6 +66,7 @@ class ThreadStore:
         self._conn = db.connect(path, schema=SCHEMA)
         self._lock = threading.Lock()
 
+    @_guarded
     def create(self, role: str, tool: str = "") -> str:
         """Start a thread and return its id."""
         thread_id = "t_" + secrets.token_hex(8)
@@ -53,10 +78,12 @@ class ThreadStore:
             )
         return thread_id
 
+    @_guarded
     def exists(self, thread_id: str) -> bool:
         with self._lock:
             return self._conn.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone() is not None
 
+    @_guarded
     def append(self, thread_id: str, messages: list[Message], model: str | None = None) -> None:
         """Add messages to the end of a thread, atomically."""
         now = _now()
@@ -80,6 +107,7 @@ class ThreadStore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    @_guarded
     def messages(self, thread_id: str) -> list[Message]:
         """The thread's messages in order; raises `UnknownThreadError` with the fix."""
         if not self.exists(thread_id):

@@ -206,9 +206,7 @@ def _cover(lines: list[str], symbols: list[Symbol], start: int, end: int, contai
         out.extend(_windows(lines, cursor, end, symbol=container))
 
 
-def _windows(
-    lines: list[str], start: int, end: int, *, size: int = WINDOW_LINES, symbol: str = ""
-) -> list[Chunk]:
+def _windows(lines: list[str], start: int, end: int, *, size: int = WINDOW_LINES, symbol: str = "") -> list[Chunk]:
     """Line windows over start..end (1-based, inclusive), skipping blank-only windows."""
     out: list[Chunk] = []
     step = max(1, size - WINDOW_OVERLAP) if end - start + 1 > size else size

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cadre_search.chunks import Chunk, Symbol, chunk_file
-from cadre_search.files import DEFAULT_MAX_BYTES, IGNORE_FILES, FileEntry, IgnoreRules, language_of, read_text
-from cadre_search.files import scan_dir, walk
+from cadre_search.files import (
+    DEFAULT_MAX_BYTES,
+    IGNORE_FILES,
+    FileEntry,
+    IgnoreRules,
+    language_of,
+    read_text,
+    scan_dir,
+    walk,
+)
 from cadre_search.tokens import compound_parts, parts, path_terms
 
 SCHEMA_VERSION = "3"
@@ -206,7 +214,7 @@ class Index:
                     current.update((f.path, f) for f in more)
                     dir_mtimes.update(self._dir_mtimes(visited))
                     rescanned.update(visited)
-        for path, size, mtime in self.query("SELECT path, size, mtime_ns FROM files"):
+        for (path,) in self.query("SELECT path FROM files"):
             parent = path.rsplit("/", 1)[0] if "/" in path else ""
             if parent in rescanned or parent not in dir_mtimes:
                 continue

@@ -78,6 +78,8 @@ def plan(text: str) -> QueryPlan:
     for name in result.trace_functions | result.file_stems:
         boost[name] = TRACE_WEIGHT
         counts[name] += 1
+    if not counts:  # only short words or stopwords: search them rather than nothing
+        counts.update(ident.lower() for ident in IDENTIFIER.findall(text))
     for term, n in counts.items():
         result.weights[term] = boost.get(term, 1) * min(n, TF_CAP)
     result.mentions_tests = bool(re.search(r"\btests?\b|\bpytest\b|\bunittest\b", text, re.IGNORECASE))

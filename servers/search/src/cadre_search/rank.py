@@ -61,6 +61,8 @@ class _Candidate:
     body: str
     score: float
     reasons: list[str] = field(default_factory=list)
+    defines: tuple[str, int, int] | None = None
+    """A query-named symbol defined in this chunk: (qualified name, start, end)."""
 
 
 def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
@@ -120,13 +122,15 @@ def _like_prefix(scope: str) -> str:
 
 
 def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int, _Candidate], scope: str) -> None:
-    """Chunks that define a symbol named in the query join the candidates even if BM25 missed them."""
+    """Chunks defining a symbol named in the query join the candidates (even if BM25 missed them)
+    and point at that definition's lines."""
     names = sorted((plan.identifiers | plan.trace_functions) - {""})[:50]
     if not names:
         return
     placeholders = ",".join("?" * len(names))
     rows = index.query(
-        "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body FROM symbols s "  # noqa: S608
+        "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body, s.name, s.container, s.start_line, "  # noqa: S608
+        "s.end_line FROM symbols s "
         "JOIN chunks c ON c.path = s.path AND c.start_line <= s.start_line AND c.end_line >= s.start_line "
         f"WHERE s.lname IN ({placeholders}) LIMIT 200",
         names,
@@ -135,15 +139,19 @@ def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int,
     for row in rows:
         if scope and not (row[1] == scope or row[1].startswith(scope.rstrip("/") + "/")):
             continue
-        if row[0] not in candidates:
-            candidates[row[0]] = _Candidate(*row, score=floor)
+        cand = candidates.get(row[0])
+        if cand is None:
+            cand = candidates[row[0]] = _Candidate(*row[:6], score=floor)
+        qualified = f"{row[7]}.{row[6]}" if row[7] else row[6]
+        if not cand.defines:
+            cand.defines = (qualified, row[8], row[9])
 
 
 def _boost(cand: _Candidate, plan: QueryPlan, floor: float) -> None:
     name = cand.symbol.rsplit(".", 1)[-1].lower() if cand.symbol else ""
-    if name and name in plan.identifiers:
+    if cand.defines:
         cand.score *= SYMBOL_BOOST
-        cand.reasons.append(f"defines {cand.symbol}")
+        cand.reasons.append(f"defines {cand.defines[0]}")
     if name and name in plan.trace_functions:
         cand.score *= TRACE_FUNCTION_BOOST
         cand.reasons.append(f"in traceback: {name}")
@@ -182,14 +190,15 @@ def _group(candidates, plan: QueryPlan, terms: dict[str, float], limit: int) -> 
         reasons = list(dict.fromkeys(best.reasons))
         if matched:
             reasons.append("matches " + ", ".join(matched[:6]))
-        start, snippet = _snippet(best, terms)
+        snippet = _snippet(best, terms)
+        symbol, first, last = best.defines or (best.symbol, best.start_line, best.end_line)
         others = [c for c in cands[1:3] if not (c.start_line <= best.end_line and c.end_line >= best.start_line)]
         hits.append(
             Hit(
                 path=path,
-                start_line=best.start_line,
-                end_line=best.end_line,
-                symbol=best.symbol,
+                start_line=first,
+                end_line=last,
+                symbol=symbol,
                 snippet=snippet,
                 score=score,
                 why="; ".join(reasons) or "text match",
@@ -205,11 +214,11 @@ def _matched_terms(body: str, terms: dict[str, float]) -> list[str]:
     return [t for t in terms if t in words]
 
 
-def _snippet(cand: _Candidate, terms: dict[str, float]) -> tuple[int, str]:
+def _snippet(cand: _Candidate, terms: dict[str, float]) -> str:
     """A few lines around the line with the most query terms."""
     lines = cand.body.split("\n")
     if not lines:
-        return cand.start_line, ""
+        return ""
     best_index, best_count = 0, -1
     for i, line in enumerate(lines):
         lower = line.lower()
@@ -218,4 +227,4 @@ def _snippet(cand: _Candidate, terms: dict[str, float]) -> tuple[int, str]:
             best_index, best_count = i, count
     start = max(0, min(best_index - 2, len(lines) - SNIPPET_LINES))
     window = [line[:200] for line in lines[start : start + SNIPPET_LINES]]
-    return cand.start_line + start, "\n".join(window).strip("\n")
+    return "\n".join(window).strip("\n")

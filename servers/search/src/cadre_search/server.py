@@ -1,18 +1,87 @@
-"""The search server, built with the Cadre server kit."""
+"""The search server: `search_codebase` and `find_symbol` over the offline engine."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
 
-from cadre_core.kit import build_server
+from cadre_core.errors import WorkspaceError
+from cadre_core.kit import HostRoots, build_server, tool_errors
+
+if TYPE_CHECKING:
+    from cadre_search.engine import Engine
 
 ROLE = "search"
 NAME = "cadre-search"
 INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
 
 
+def _engine(server: MCPServer, roots: Any, path: str | None) -> Engine:
+    from cadre_search.engine import engine_for
+
+    workspace = server.kit.workspace(roots)  # type: ignore[attr-defined]
+    root = workspace.primary
+    if path and Path(path).is_absolute():
+        owner = next((r for r in workspace.roots if Path(path).resolve().is_relative_to(r)), None)
+        if owner is None:
+            raise WorkspaceError(f"'{path}' is outside the workspace roots; pass a path inside them")
+        root = owner
+    return engine_for(root)
+
+
+def _progress_sender(ctx: Context):
+    def send(done: int, total: int) -> None:
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, f"indexing {done}/{total} files")
+        except Exception:  # progress is best effort
+            return
+
+    return send
+
+
 def create_server(root: Path | None = None) -> MCPServer:
-    """The search server; tools are registered here as they land."""
-    return build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    """The search server with its two tools."""
+    server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    kit = server.kit  # type: ignore[attr-defined]
+
+    @server.tool()
+    @tool_errors
+    async def search_codebase(
+        query: Annotated[str, Field(description="Words, identifiers, or a pasted error/bug report")],
+        ctx: Context,
+        path: Annotated[str | None, Field(description="Only under this file or folder")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        mode: Annotated[Literal["fast", "deep"], Field(description="deep: a fast model explores and answers")] = "fast",
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Ranked code locations (path, lines, symbol, snippet, why) for a question, one call instead of many greps."""
+        engine = _engine(server, roots, path)
+        fast = await anyio.to_thread.run_sync(
+            lambda: engine.search(query, path=path, limit=limit, progress=_progress_sender(ctx)),
+            abandon_on_cancel=True,
+        )
+        if mode == "fast":
+            return fast.as_dict()
+        from cadre_search.deep import deep_search
+
+        async def call_model(request):
+            return await kit.call_model(ctx, request, tool="search_codebase")
+
+        return await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+
+    @server.tool()
+    @tool_errors
+    async def find_symbol(
+        name: Annotated[str, Field(description="Symbol name, e.g. Router or Router.request")],
+        kind: Annotated[str | None, Field(description="function, class, method, ...")] = None,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Where a symbol is defined, and references where cheap."""
+        engine = _engine(server, roots, None)
+        return await anyio.to_thread.run_sync(lambda: engine.find_symbol(name, kind), abandon_on_cancel=True)
+
+    return server

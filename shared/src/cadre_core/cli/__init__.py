@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
 from cadre_core.errors import CadreError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="grouping (repeatable)",
     )
-    cost.add_argument("--days", type=int, default=None, help="only the last N days")
+    cost.add_argument("--days", type=_positive_int, default=None, help="only the last N days (UTC)")
     cost.add_argument("--json", action="store_true", help="print JSON")
     search = sub.add_parser("search", help="search the workspace offline (no model, no key)")
     search.add_argument("query", help="the query; '-' reads it from stdin")
@@ -57,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except CadreError as exc:
         print(f"cadre: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"cadre: a database could not be read ({exc}); check the path in `cadre doctor`", file=sys.stderr)
         return 2
 
 

@@ -41,7 +41,7 @@ def run(args: Any) -> int:
     return 0
 
 
-class _progress_bar:  # noqa: N801 - used like a function
+class _progress_bar:
     """A rich progress bar on stderr, shown while the first index is built."""
 
     def __init__(self):

@@ -64,7 +64,9 @@ class GoogleModel(ProviderModel):
             message = exc.message or str(exc)
             if "API_KEY_INVALID" in str(exc.details):
                 message += " (API_KEY_INVALID)"
-            headers = exc.response.headers if getattr(exc, "response", None) is not None else None
+            headers = dict(exc.response.headers) if getattr(exc, "response", None) is not None else {}
+            if "retry-after" not in {k.lower() for k in headers} and (delay := _retry_delay(exc.details)):
+                headers["retry-after"] = delay
             raise error_for_status(exc.code, message, env_var=self.key_env, headers=headers, **kw) from exc
         except httpx2.TimeoutException as exc:
             raise errors.ModelTimeoutError("request timed out", **kw) from exc
@@ -151,6 +153,16 @@ class GoogleModel(ProviderModel):
             response_id=getattr(response, "response_id", None),
             replay=replay,
         ).parse_output(request)
+
+
+def _retry_delay(details: Any) -> str | None:
+    """Seconds from a `google.rpc.RetryInfo` in an error body (`"retryDelay": "17s"`), if any."""
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        delay = item.get("retryDelay") if isinstance(item, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            return delay[:-1]
+    return None
 
 
 _GENERATED_ID = "cadre_call_"

@@ -160,6 +160,8 @@ def _input_items(messages: list[Message]) -> list[dict[str, Any]]:
 
 def is_strict_schema(schema: dict[str, Any]) -> bool:
     """True when OpenAI's strict mode accepts the schema: closed objects, every property required."""
+    if not all(is_strict_schema(d) for d in schema.get("$defs", {}).values()):
+        return False
     if schema.get("type") == "object" or "properties" in schema:
         props = schema.get("properties", {})
         if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
@@ -170,4 +172,4 @@ def is_strict_schema(schema: dict[str, Any]) -> bool:
     for key in ("anyOf", "allOf", "oneOf"):
         if key in schema:
             return all(is_strict_schema(s) for s in schema[key])
-    return all(is_strict_schema(d) for d in schema.get("$defs", {}).values())
+    return True

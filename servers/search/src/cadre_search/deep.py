@@ -1,0 +1,139 @@
+"""Deep mode: a routed fast model plans sub-queries and calls the engine in parallel, then answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from cadre_core.errors import AllCandidatesFailedError, CadreError
+from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
+from cadre_search.engine import Engine, SearchResult
+from cadre_search.rank import Hit
+
+MAX_TURNS = 4
+MIN_PARALLEL = 4
+TOOL_RESULT_CHARS = 6000
+
+SYSTEM = f"""You find the code that answers a question in one repository, fast.
+Each turn, call at least {MIN_PARALLEL} tools in parallel: several `search` calls with different phrasings
+(identifiers, file names, error text), `find_symbol` for names you suspect, `read_span` to confirm.
+Stop as soon as the evidence suffices; you have at most {MAX_TURNS} turns.
+Finish with a short answer (2-5 sentences) that cites files as path:line, and no tool calls."""
+
+TOOLS = [
+    ToolDefinition(
+        "search",
+        "Ranked code search; returns path, lines, symbol and snippet per file.",
+        {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    ),
+    ToolDefinition(
+        "find_symbol",
+        "Definitions (and some references) of a symbol name.",
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    ),
+    ToolDefinition(
+        "read_span",
+        "Read lines of a file with line numbers.",
+        {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "start_line": {"type": "integer"},
+                "end_line": {"type": "integer"},
+            },
+            "required": ["path"],
+        },
+    ),
+    ToolDefinition(
+        "list_dir",
+        "Files and folders under a path.",
+        {"type": "object", "properties": {"path": {"type": "string"}}, "required": []},
+    ),
+]
+
+CallModel = Callable[[ModelRequest], Awaitable[ModelResponse]]
+
+
+class DeepSearch:
+    """One deep search: the loop state, the hits seen, and the answer."""
+
+    def __init__(self, engine: Engine, call_model: CallModel, *, limit: int, scope: str | None, turns: int = MAX_TURNS):
+        self.engine, self.call_model, self.limit, self.scope, self.turns = engine, call_model, limit, scope, turns
+        self.seen: dict[str, Hit] = {}
+        self.calls = 0
+        self.model = ""
+
+    async def run(self, query: str, fast: SearchResult) -> tuple[str, list[Hit], dict]:
+        for hit in fast.hits:
+            self.seen.setdefault(hit.path, hit)
+        overview = "\n".join(f"- {h.path}:{h.start_line} {h.symbol or ''} ({h.why})" for h in fast.hits[:8])
+        messages = [Message.user(f"Question:\n{query}\n\nFirst-pass results:\n{overview or '(none)'}")]
+        answer = ""
+        for turn in range(1, self.turns + 1):
+            final = turn == self.turns
+            request = ModelRequest(
+                messages, system=SYSTEM, tools=[] if final else TOOLS, max_output_tokens=2048, effort="low"
+            )
+            response = await self.call_model(request)
+            self.model = response.model or self.model
+            messages.append(response.to_message())
+            if not response.tool_calls:
+                answer = response.text.strip()
+                break
+            results = await self._run_tools(response.tool_calls)
+            messages += [Message.tool_result(call, text, is_error=err) for call, text, err in results]
+        cited = [p for p in self.seen if p in answer]
+        ranked = sorted(self.seen.values(), key=lambda h: (h.path not in cited, -h.score))
+        return answer, ranked[: self.limit], {"turns": turn, "tool_calls": self.calls, "model": self.model}
+
+    async def _run_tools(self, calls: list[ToolCall]) -> list[tuple[ToolCall, str, bool]]:
+        results: list[tuple[ToolCall, str, bool] | None] = [None] * len(calls)
+
+        async def one(i: int, call: ToolCall) -> None:
+            try:
+                text = await anyio.to_thread.run_sync(self._tool, call)
+                results[i] = (call, text[:TOOL_RESULT_CHARS], False)
+            except (CadreError, ValueError, TypeError, KeyError) as exc:
+                results[i] = (call, f"error: {exc}", True)
+
+        async with anyio.create_task_group() as tg:
+            for i, call in enumerate(calls):
+                tg.start_soon(one, i, call)
+        self.calls += len(calls)
+        return [r for r in results if r is not None]
+
+    def _tool(self, call: ToolCall) -> str:
+        args = call.arguments
+        if call.name == "search":
+            result = self.engine.search(str(args["query"]), path=self.scope, limit=8)
+            for hit in result.hits:
+                if hit.path not in self.seen or hit.score > self.seen[hit.path].score:
+                    self.seen[hit.path] = hit
+            return json.dumps([h.as_dict() for h in result.hits])
+        if call.name == "find_symbol":
+            return json.dumps(self.engine.find_symbol(str(args["name"]), limit=10))
+        if call.name == "read_span":
+            span = self.engine.read_span(str(args["path"]), args.get("start_line") or 1, args.get("end_line"))
+            return span["text"]
+        if call.name == "list_dir":
+            return json.dumps(self.engine.list_dir(str(args.get("path") or ".")))
+        raise ValueError(f"unknown tool {call.name}; use search, find_symbol, read_span or list_dir")
+
+
+async def deep_search(
+    engine: Engine, query: str, call_model: CallModel, *, limit: int, path: str | None, fast: SearchResult
+) -> dict[str, Any]:
+    """Deep mode's result: fast-mode's shape plus `answer`; falls back to fast mode without a model."""
+    out = fast.as_dict()
+    try:
+        answer, hits, info = await DeepSearch(engine, call_model, limit=limit, scope=path).run(query, fast)
+    except AllCandidatesFailedError as exc:
+        keys = ", ".join(exc.missing_keys) or "a provider key"
+        out["notes"] = [*out.get("notes", []), f"deep mode needs a model ({keys}); returned fast-mode results"]
+        out["mode"] = "fast"
+        return out
+    out.update(hits=[h.as_dict() for h in hits], answer=answer, mode="deep", deep=info)
+    return out

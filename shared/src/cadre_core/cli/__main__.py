@@ -1,0 +1,5 @@
+import sys
+
+from cadre_core.cli import main
+
+sys.exit(main())
