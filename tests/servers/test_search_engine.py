@@ -222,3 +222,26 @@ def test_file_deleted_between_index_and_read(engine, repo):
     with pytest.raises(WorkspaceError, match="not a file"):
         engine.read_span("src/app/parser.py")
     assert "src/app/parser.py" not in top(engine, "parse header")
+
+
+def test_watch_mode_reindexes_in_the_background(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("CADRE_SEARCH_INDEX_DIR", str(tmp_path / "idx"))
+    from cadre_search.engine import engine_for
+    from cadre_search.watch import start_watching
+
+    stop = threading.Event()
+    thread = start_watching(repo, stop)
+    try:
+        engine = engine_for(repo)
+        deadline = time.monotonic() + 10
+        while engine.index.file_count() < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (repo / "src/app/watched.py").write_text("def seen_by_watcher():\n    pass\n")
+        while time.monotonic() < deadline:
+            if engine.index.query("SELECT 1 FROM files WHERE path = 'src/app/watched.py'"):
+                break
+            time.sleep(0.05)
+        assert engine.index.query("SELECT 1 FROM files WHERE path = 'src/app/watched.py'") == [(1,)]
+    finally:
+        stop.set()
+        thread.join(5)

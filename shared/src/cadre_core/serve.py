@@ -11,8 +11,17 @@ from typing import Any
 from cadre_core.logs import configure_logging
 
 
-def serve_main(name: str, create_server: Callable[..., Any], argv: list[str] | None = None) -> None:
-    """Parse `--root` and `--log-level`, log to stderr, and serve over stdio."""
+def serve_main(
+    name: str,
+    create_server: Callable[..., Any],
+    argv: list[str] | None = None,
+    *,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """Parse `--root`, `--log-level` and any server `options`, log to stderr, and serve over stdio.
+
+    Server options are passed to `create_server` as keyword arguments.
+    """
     parser = argparse.ArgumentParser(prog=name, description=f"{name}: a Cadre MCP server (stdio).")
     parser.add_argument("--root", type=Path, help="workspace root when the host gives no MCP roots (default: cwd)")
     parser.add_argument(
@@ -20,10 +29,14 @@ def serve_main(name: str, create_server: Callable[..., Any], argv: list[str] | N
         default=None,
         help="DEBUG, INFO, WARNING or ERROR (default: $CADRE_LOG_LEVEL or INFO)",
     )
+    known = {a.dest for a in parser._actions}
+    if options is not None:
+        options(parser)
     args = parser.parse_args(argv)
+    extra = {k: v for k, v in vars(args).items() if k not in known}
     if args.root is not None and not args.root.is_dir():
         parser.error(f"--root {args.root} is not a directory")
     configure_logging(args.log_level, server=name)
-    server = create_server(root=args.root)
+    server = create_server(root=args.root, **extra)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

@@ -6,8 +6,12 @@ from cadre_core.serve import serve_main
 from cadre_search.server import NAME, create_server
 
 
+def _options(parser) -> None:
+    parser.add_argument("--watch", action="store_true", help="re-index in the background as files change")
+
+
 def main(argv: list[str] | None = None) -> None:
-    serve_main(NAME, create_server, argv)
+    serve_main(NAME, create_server, argv, options=_options)
 
 
 if __name__ == "__main__":

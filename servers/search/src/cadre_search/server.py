@@ -43,9 +43,13 @@ def _progress_sender(ctx: Context):
     return send
 
 
-def create_server(root: Path | None = None) -> MCPServer:
-    """The search server with its two tools."""
+def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer:
+    """The search server with its two tools; `watch` keeps the `--root` index fresh in the background."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    if watch:
+        from cadre_search.watch import start_watching
+
+        start_watching((root or Path.cwd()).resolve())
     kit = server.kit  # type: ignore[attr-defined]
 
     @server.tool()
