@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadre_search.chunks import Chunk, Symbol, chunk_file
+from cadre_search.chunks import Symbol, chunk_file
 from cadre_search.files import (
     DEFAULT_MAX_BYTES,
     IGNORE_FILES,
@@ -65,11 +65,22 @@ class RefreshStats:
     """True when another process held the write lock and the index was not updated."""
 
 
+@dataclass
+class _KnownState:
+    version: int
+    files: dict[str, tuple[int, int]]
+    dirs: dict[str, int]
+    ignores: dict[str, int]
+
+
 @dataclass(frozen=True)
 class Prepared:
+    """One file read, chunked and turned into index rows (done in worker processes)."""
+
     entry: FileEntry
     language: str | None
-    chunks: list[Chunk]
+    rows: list[tuple]
+    """(path, start, end, symbol, kind, body, parts, pathterms, symterms) per chunk."""
     symbols: list[Symbol]
 
 
@@ -84,7 +95,16 @@ def prepare(root: str, entry: FileEntry) -> Prepared | None:
         chunks, symbols = chunk_file(text, language)
     except Exception:  # a grammar failure must not stop indexing: fall back to windows
         chunks, symbols = chunk_file(text, None)
-    return Prepared(entry, language, chunks, symbols)
+    pterms = path_terms(entry.path)
+    rows = []
+    for chunk in chunks:
+        name = chunk.symbol.rsplit(".", 1)[-1] if chunk.symbol else ""
+        sterms = " ".join([name.lower(), *parts(name)]) if name else ""
+        rows.append(
+            (entry.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind, chunk.text,
+             compound_parts(chunk.text), pterms, sterms)
+        )  # fmt: skip
+    return Prepared(entry, language, rows, symbols)
 
 
 def _prepare_many(args: tuple[str, list[FileEntry]]) -> list[Prepared | None]:
@@ -109,6 +129,9 @@ class Index:
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
         self._refresh_lock = threading.Lock()
+        self._root_str = str(self.root)
+        self._cached: _KnownState | None = None
+        self._chunk_count: tuple[int, int] | None = None
         self.conn = self._open()
         self.indexing: tuple[int, int] | None = None
         """(done, total) while a refresh is writing."""
@@ -120,7 +143,7 @@ class Index:
                 conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
                 conn.execute("PRAGMA busy_timeout=5000")
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=OFF")  # a rebuildable cache: no fsync per batch
                 conn.executescript(SCHEMA)
                 version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if version is None:
@@ -144,6 +167,7 @@ class Index:
         with self._lock:
             self.conn.close()
             self._discard()
+            self._cached = None
             self.conn = self._open()
 
     def query(self, sql: str, args: Iterable = ()) -> list[tuple]:
@@ -152,6 +176,14 @@ class Index:
 
     def file_count(self) -> int:
         return self.query("SELECT COUNT(*) FROM files")[0][0]
+
+    def chunk_count(self) -> int:
+        """Chunks in the index, cached until the index changes."""
+        with self._lock:
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._chunk_count is None or self._chunk_count[0] != version:
+                self._chunk_count = (version, self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+            return self._chunk_count[1]
 
     # --- refresh -------------------------------------------------------------------------
 
@@ -168,11 +200,12 @@ class Index:
                 pass
             return RefreshStats(self.file_count(), 0, 0, time.perf_counter() - started)
         try:
-            current, dir_mtimes, changed = self._scan()
-            known = dict(self.query("SELECT path, size || ':' || mtime_ns FROM files"))
+            state = self._state()
+            current, dir_mtimes, changed = self._scan(state)
+            known = state.files
             removed = [p for p in known if p not in current]
-            to_index = [e for p, e in current.items() if known.get(p) != f"{e.size}:{e.mtime_ns}"]
-            if changed is False and not removed and not to_index:
+            to_index = [e for p, e in current.items() if known.get(p) != (e.size, e.mtime_ns)]
+            if not changed and not removed and not to_index:
                 return RefreshStats(len(current), 0, 0, time.perf_counter() - started)
             try:
                 self._write(to_index, removed, dir_mtimes, progress)
@@ -180,24 +213,41 @@ class Index:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 return RefreshStats(len(known), 0, 0, time.perf_counter() - started, stale=True)
+            finally:
+                self._cached = self._chunk_count = None
             return RefreshStats(len(current), len(to_index), len(removed), time.perf_counter() - started)
         finally:
             self.indexing = None
             self._refresh_lock.release()
 
-    def _scan(self) -> tuple[dict[str, FileEntry], dict[str, int], bool]:
-        """Files on disk now, directory mtimes, and whether any directory changed."""
+    def _state(self) -> _KnownState:
+        """What the index knows, cached until this or another connection writes."""
+        with self._lock:
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._cached is None or self._cached.version != version:
+            files = {p: (size, mtime) for p, size, mtime in self.query("SELECT path, size, mtime_ns FROM files")}
+            dirs = dict(self.query("SELECT path, mtime_ns FROM dirs"))
+            meta = dict(self.query("SELECT key, value FROM meta WHERE key = 'ignore_files'"))
+            ignores = json.loads(meta.get("ignore_files", "{}"))
+            self._cached = _KnownState(version, files, dirs, ignores)
+        return self._cached
+
+    def _full(self, rel: str) -> str:
+        return f"{self._root_str}/{rel}" if rel else self._root_str
+
+    def _scan(self, state: _KnownState) -> tuple[dict[str, FileEntry], dict[str, int], bool]:
+        """Files on disk now, directory mtimes, and whether the directory layout changed.
+
+        Cheap when nothing moved: one stat per known directory, ignore file and file.
+        """
         rules = IgnoreRules(self.root)
-        known_dirs = dict(self.query("SELECT path, mtime_ns FROM dirs"))
-        meta = dict(self.query("SELECT key, value FROM meta"))
-        if not known_dirs or meta.get("ignore_files") != self._ignore_signature(known_dirs):
-            files, dirs = walk(self.root, max_bytes=self.max_bytes, rules=rules)
-            return {f.path: f for f in files}, self._dir_mtimes(dirs), True
+        if not state.dirs or self._ignores_now(state.ignores) != state.ignores:
+            return self._walk_all(rules)
         changed_dirs: list[str] = []
         dir_mtimes: dict[str, int] = {}
-        for rel, mtime in known_dirs.items():
+        for rel, mtime in state.dirs.items():
             try:
-                now = os.stat(self.root / rel if rel else self.root).st_mtime_ns
+                now = os.stat(self._full(rel)).st_mtime_ns
             except OSError:
                 continue  # removed: its files vanish below
             dir_mtimes[rel] = now
@@ -206,44 +256,62 @@ class Index:
         current: dict[str, FileEntry] = {}
         rescanned = set(changed_dirs)
         for rel_dir in changed_dirs:
+            if any(f"{rel_dir}/{n}" not in state.ignores and os.path.exists(self._full(f"{rel_dir}/{n}".lstrip("/")))
+                   for n in IGNORE_FILES):  # fmt: skip
+                return self._walk_all(rules)  # a new ignore file changes what belongs in the index
             found, subdirs = scan_dir(self.root, rel_dir, max_bytes=self.max_bytes, rules=rules)
             current.update((f.path, f) for f in found)
             for sub in subdirs:
-                if sub not in known_dirs:
+                if sub not in state.dirs:
                     more, visited = walk(self.root, max_bytes=self.max_bytes, rules=rules, start=sub)
                     current.update((f.path, f) for f in more)
                     dir_mtimes.update(self._dir_mtimes(visited))
                     rescanned.update(visited)
-        for (path,) in self.query("SELECT path FROM files"):
-            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        stat = os.stat
+        for path in state.files:
+            slash = path.rfind("/")
+            parent = path[:slash] if slash >= 0 else ""
             if parent in rescanned or parent not in dir_mtimes:
                 continue
             try:
-                st = os.stat(self.root / path)
+                st = stat(f"{self._root_str}/{path}")
             except OSError:
                 continue
             current[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
-        return current, dir_mtimes, bool(changed_dirs) or len(dir_mtimes) != len(known_dirs)
+        return current, dir_mtimes, bool(changed_dirs) or len(dir_mtimes) != len(state.dirs)
+
+    def _walk_all(self, rules: IgnoreRules) -> tuple[dict[str, FileEntry], dict[str, int], bool]:
+        files, dirs = walk(self.root, max_bytes=self.max_bytes, rules=rules)
+        return {f.path: f for f in files}, self._dir_mtimes(dirs), True
 
     def _dir_mtimes(self, dirs: Iterable[str]) -> dict[str, int]:
         out = {}
         for rel in dirs:
             try:
-                out[rel] = os.stat(self.root / rel if rel else self.root).st_mtime_ns
+                out[rel] = os.stat(self._full(rel)).st_mtime_ns
             except OSError:
                 continue
         return out
 
-    def _ignore_signature(self, dirs: Iterable[str]) -> str:
+    def _ignores_now(self, known: dict[str, int]) -> dict[str, int]:
+        """Current mtimes of the ignore files the index was built with."""
+        found = {}
+        for key in known:
+            try:
+                found[key] = os.stat(self._full(key.lstrip("/"))).st_mtime_ns
+            except OSError:
+                continue
+        return found
+
+    def _ignore_files(self, dirs: Iterable[str]) -> dict[str, int]:
         found = {}
         for rel in dirs:
             for name in IGNORE_FILES:
-                path = self.root / rel / name if rel else self.root / name
                 try:
-                    found[f"{rel}/{name}"] = path.stat().st_mtime_ns
+                    found[f"{rel}/{name}"] = os.stat(self._full(f"{rel}/{name}".lstrip("/"))).st_mtime_ns
                 except OSError:
                     continue
-        return json.dumps(found, sort_keys=True)
+        return found
 
     def _write(
         self,
@@ -272,7 +340,8 @@ class Index:
                 self.conn.execute("DELETE FROM dirs")
                 self.conn.executemany("INSERT INTO dirs VALUES (?, ?)", dir_mtimes.items())
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('ignore_files', ?)", (self._ignore_signature(dir_mtimes),)
+                    "INSERT OR REPLACE INTO meta VALUES ('ignore_files', ?)",
+                    (json.dumps(self._ignore_files(dir_mtimes)),),
                 )
 
             self._transaction(finish)
@@ -320,27 +389,19 @@ class Index:
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
     def _store(self, prepared: Prepared) -> None:
-        entry = prepared.entry
-        self._delete_file(entry.path)
-        pterms = path_terms(entry.path)
-        rows = []
-        for chunk in prepared.chunks:
-            name = chunk.symbol.rsplit(".", 1)[-1] if chunk.symbol else ""
-            sterms = " ".join([name.lower(), *parts(name)]) if name else ""
-            rows.append(
-                (entry.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind, chunk.text,
-                 compound_parts(chunk.text), pterms, sterms)
-            )  # fmt: skip
+        entry, rows = prepared.entry, prepared.rows
+        if self.conn.execute("SELECT 1 FROM files WHERE path = ?", (entry.path,)).fetchone():
+            self._delete_file(entry.path)  # re-index, or another process indexed it meanwhile
+        first = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0]
+        ids = range(first, first + len(rows))
         self.conn.executemany(
-            "INSERT INTO chunks (path, start_line, end_line, symbol, kind, body, parts, pathterms, symterms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            "INSERT INTO chunks (id, path, start_line, end_line, symbol, kind, body, parts, pathterms, symterms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, *row) for i, row in zip(ids, rows, strict=True)],
         )
-        inserted = self.conn.execute(
-            "SELECT id, body, parts, pathterms, symterms FROM chunks WHERE path = ?", (entry.path,)
-        ).fetchall()
         self.conn.executemany(
-            "INSERT INTO chunks_fts(rowid, body, parts, pathterms, symterms) VALUES (?, ?, ?, ?, ?)", inserted
+            "INSERT INTO chunks_fts(rowid, body, parts, pathterms, symterms) VALUES (?, ?, ?, ?, ?)",
+            [(i, row[5], row[6], row[7], row[8]) for i, row in zip(ids, rows, strict=True)],
         )
         self.conn.executemany(
             "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -11,7 +11,7 @@ from cadre_search.query import QueryPlan
 from cadre_search.tokens import IDENTIFIER, fts_quote
 
 MAX_TERMS = 40
-CANDIDATES = 400
+CANDIDATES = 250
 COLUMN_WEIGHTS = (1.0, 0.5, 2.0, 3.0)  # body, parts, pathterms, symterms
 SYMBOL_BOOST = 1.6
 TRACE_FUNCTION_BOOST = 1.5
@@ -72,7 +72,7 @@ def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
         return {}
     placeholders = ",".join("?" * len(terms))
     df = dict(index.query(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({placeholders})", terms))  # noqa: S608
-    total = max(1, index.query("SELECT COUNT(*) FROM chunks")[0][0])
+    total = max(1, index.chunk_count())
     scored = {}
     for term in terms:
         docs = df.get(term)
@@ -98,21 +98,31 @@ def search(index: Index, plan: QueryPlan, *, limit: int = 10, scope: str = "") -
     terms = select_terms(index, plan)
     candidates: dict[int, _Candidate] = {}
     if terms:
-        sql = (
-            "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body, bm25(chunks_fts, ?, ?, ?, ?) AS s "
-            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
-        )
-        args: list = [*COLUMN_WEIGHTS, _fts_query(terms)]
-        if scope:
-            sql += "AND (c.path = ? OR c.path LIKE ? ESCAPE '\\') "
-            args += [scope, _like_prefix(scope)]
-        sql += "ORDER BY s LIMIT ?"
-        for row in index.query(sql, [*args, CANDIDATES]):
+        match = _fts_query(terms)
+        if scope:  # filter while ranking, so the limit applies inside the scope
+            sql = (
+                "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body, bm25(chunks_fts, ?, ?, ?, ?) AS s "
+                "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+                "AND (c.path = ? OR c.path LIKE ? ESCAPE '\\') ORDER BY s LIMIT ?"
+            )
+            args: list = [*COLUMN_WEIGHTS, match, scope, _like_prefix(scope), CANDIDATES]
+        else:  # rank on the FTS table alone, then fetch only the winners' text
+            sql = (
+                "WITH top AS (SELECT rowid AS id, bm25(chunks_fts, ?, ?, ?, ?) AS s FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?) "
+                "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.body, top.s FROM top "
+                "JOIN chunks c ON c.id = top.id"
+            )
+            args = [*COLUMN_WEIGHTS, match, CANDIDATES]
+        for row in index.query(sql, args):
             candidates[row[0]] = _Candidate(*row[:6], score=-row[6])
     _add_symbol_definitions(index, plan, candidates, scope)
     floor = min((c.score for c in candidates.values()), default=1.0)
+    path_factors: dict[str, tuple[float, float, str | None]] = {}
     for cand in candidates.values():
-        _boost(cand, plan, floor)
+        if cand.path not in path_factors:
+            path_factors[cand.path] = _path_factor(cand.path, plan)
+        _boost(cand, plan, floor, path_factors[cand.path])
     return _group(candidates.values(), plan, terms, limit)
 
 
@@ -147,7 +157,24 @@ def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int,
             cand.defines = (qualified, row[8], row[9])
 
 
-def _boost(cand: _Candidate, plan: QueryPlan, floor: float) -> None:
+def _path_factor(path: str, plan: QueryPlan) -> tuple[float, float, str | None]:
+    """(multiplier, added floors, reason) for everything a file's path says about the query."""
+    lower = path.lower()
+    factor, floors, reason = 1.0, 0.0, None
+    if any(lower.endswith(p.lower().lstrip("./")) or p.lower().endswith(lower) for p in plan.paths):
+        factor, floors, reason = PATH_BOOST, 1.0, "path named in query"
+    else:
+        stem = lower.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if stem in plan.file_stems or (stem in plan.identifiers and stem not in ("__init__", "main", "utils")):
+            factor, reason = STEM_BOOST, f"file name {stem}"
+    if not plan.mentions_tests and _TEST_PATH.search(lower):
+        factor *= TEST_FACTOR
+    elif lower.endswith(_DOC_EXTS):
+        factor *= DOC_FACTOR
+    return factor, floors, reason
+
+
+def _boost(cand: _Candidate, plan: QueryPlan, floor: float, path_factor: tuple[float, float, str | None]) -> None:
     name = cand.symbol.rsplit(".", 1)[-1].lower() if cand.symbol else ""
     if cand.defines:
         cand.score *= SYMBOL_BOOST
@@ -155,23 +182,14 @@ def _boost(cand: _Candidate, plan: QueryPlan, floor: float) -> None:
     if name and name in plan.trace_functions:
         cand.score *= TRACE_FUNCTION_BOOST
         cand.reasons.append(f"in traceback: {name}")
-    path = cand.path.lower()
-    if any(path.endswith(p.lower().lstrip("./")) or p.lower().endswith(path) for p in plan.paths):
-        cand.score = cand.score * PATH_BOOST + floor
-        cand.reasons.append("path named in query")
-    else:
-        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        if stem in plan.file_stems or (stem in plan.identifiers and stem not in ("__init__", "main", "utils")):
-            cand.score *= STEM_BOOST
-            cand.reasons.append(f"file name {stem}")
+    factor, floors, reason = path_factor
+    cand.score = cand.score * factor + floors * floor
+    if reason:
+        cand.reasons.append(reason)
     quoted = [q for q in plan.quoted if q in cand.body]
     if quoted:
         cand.score *= QUOTED_BOOST
         cand.reasons.append("contains " + ", ".join(f"`{q}`" for q in quoted[:3]))
-    if not plan.mentions_tests and _TEST_PATH.search(path):
-        cand.score *= TEST_FACTOR
-    elif path.endswith(_DOC_EXTS):
-        cand.score *= DOC_FACTOR
 
 
 def _group(candidates, plan: QueryPlan, terms: dict[str, float], limit: int) -> list[Hit]:
