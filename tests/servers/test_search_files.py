@@ -85,3 +85,8 @@ def test_text_files_get_line_windows():
     assert chunks[0].start_line == 1 and chunks[0].end_line == 40
     assert chunks[1].start_line == 33
     assert chunks[-1].end_line == 100
+
+
+def test_invalid_ignore_patterns_are_skipped_not_fatal(tmp_path):
+    root = make_repo(tmp_path, {".gitignore": "!\n*.log\n[\n", "a.py": "a = 1\n", "b.log": "x\n"})
+    assert paths(root) == [".gitignore", "a.py"]

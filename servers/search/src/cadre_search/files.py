@@ -54,6 +54,21 @@ def is_secret_file(name: str) -> bool:
     return _matches(name, SECRET_PATTERNS)
 
 
+def _spec(lines: list[str]) -> pathspec.PathSpec:
+    """A gitignore spec; lines git itself would reject (e.g. a lone `!`) are skipped, not fatal."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception:
+        good = []
+        for line in lines:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except Exception:
+                continue
+            good.append(line)
+        return pathspec.GitIgnoreSpec.from_lines(good)
+
+
 class IgnoreRules:
     """`.gitignore`, `.ignore` and `.cadreignore` files, each applied below its own directory."""
 
@@ -70,7 +85,7 @@ class IgnoreRules:
                     lines += (folder / name).read_text("utf-8", errors="replace").splitlines()
                 except OSError:
                     continue
-            self._specs[rel_dir] = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+            self._specs[rel_dir] = _spec(lines) if lines else None
         return self._specs[rel_dir]
 
     def ignored(self, rel_path: str, is_dir: bool) -> bool:

@@ -18,11 +18,22 @@ TRACE_FUNCTION_BOOST = 1.5
 PATH_BOOST = 2.0
 STEM_BOOST = 1.4
 QUOTED_BOOST = 1.3
-TEST_FACTOR = 0.6
-DOC_FACTOR = 0.8
+TEST_FACTOR = 0.5
+DOC_FACTOR = 0.6
+META_FACTOR = 0.3
+DATA_FACTOR = 0.5
+AUX_FACTOR = 0.7
 SNIPPET_LINES = 8
+MORE_CHUNK_WEIGHTS = (0.3, 0.15)
+"""A file's score: its best chunk plus these shares of its next best ones."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
 _DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
+_DATA_EXTS = (".json", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".svg", ".xml", ".csv", ".bat", ".lock")
+_AUXILIARY = re.compile(r"(^|/)(examples?|benchmarks?|scripts|gallery|docs?|tools)/")
+_META = re.compile(
+    r"(^|/)(changes|changelog|history|news|release[-_]?notes|contributing|authors|contributors|security|"
+    r"code_of_conduct|pull_request_template|issue_template|license|copying)([./-]|$)|(^|/)\.github/"
+)
 
 
 @dataclass
@@ -167,10 +178,16 @@ def _path_factor(path: str, plan: QueryPlan) -> tuple[float, float, str | None]:
         stem = lower.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         if stem in plan.file_stems or (stem in plan.identifiers and stem not in ("__init__", "main", "utils")):
             factor, reason = STEM_BOOST, f"file name {stem}"
-    if not plan.mentions_tests and _TEST_PATH.search(lower):
+    if _META.search(lower):  # changelogs, contributing guides, templates: they echo every fix's wording
+        factor *= META_FACTOR
+    elif not plan.mentions_tests and _TEST_PATH.search(lower):
         factor *= TEST_FACTOR
-    elif lower.endswith(_DOC_EXTS):
+    elif lower.endswith(_DOC_EXTS) or lower.rsplit("/", 1)[-1].startswith("readme"):
         factor *= DOC_FACTOR
+    elif lower.endswith(_DATA_EXTS) or lower.rsplit("/", 1)[-1] in ("makefile", "dockerfile") or "/." in f"/{lower}":
+        factor *= DATA_FACTOR
+    elif _AUXILIARY.search(lower):
+        factor *= AUX_FACTOR
     return factor, floors, reason
 
 
@@ -198,7 +215,7 @@ def _group(candidates, plan: QueryPlan, terms: dict[str, float], limit: int) -> 
         by_file.setdefault(cand.path, []).append(cand)
     ranked = []
     for path, cands in by_file.items():
-        score = cands[0].score + sum(c.score * w for c, w in zip(cands[1:3], (0.3, 0.15), strict=False))
+        score = cands[0].score + sum(c.score * w for c, w in zip(cands[1:], MORE_CHUNK_WEIGHTS, strict=False))
         ranked.append((score, path, cands))
     ranked.sort(key=lambda r: (-r[0], r[1]))
     hits = []

@@ -10,6 +10,17 @@ _HUMPS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 STOPWORDS = frozenset(
     [
+        # words every bug report and fix message uses, which say nothing about where the code is
+        "fix",
+        "fixes",
+        "fixed",
+        "fixing",
+        "closes",
+        "resolves",
+        "issue",
+        "issues",
+        "bug",
+        "bugs",
         "a",
         "an",
         "and",
