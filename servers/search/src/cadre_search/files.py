@@ -59,14 +59,15 @@ def _spec(lines: list[str]) -> pathspec.PathSpec:
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except Exception:
-        good = []
-        for line in lines:
-            try:
-                pathspec.GitIgnoreSpec.from_lines([line])
-            except Exception:
-                continue
-            good.append(line)
-        return pathspec.GitIgnoreSpec.from_lines(good)
+        return pathspec.GitIgnoreSpec.from_lines([line for line in lines if _valid_pattern(line)])
+
+
+def _valid_pattern(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except Exception:
+        return False
+    return True
 
 
 class IgnoreRules:
