@@ -90,8 +90,11 @@ def plan(text: str) -> QueryPlan:
 
 def _add_path(result: QueryPlan, raw: str) -> None:
     path = raw.replace("\\", "/").strip()
-    if "site-packages/" in path or path.startswith("<"):
+    if path.startswith("<"):
         return
+    for marker in ("site-packages/", "dist-packages/"):  # an installed copy of this very project
+        if marker in path:
+            path = path.split(marker, 1)[1]
     if path not in result.paths:
         result.paths.append(path)
     name = path.rsplit("/", 1)[-1]

@@ -10,7 +10,7 @@ from cadre_search.index import Index
 from cadre_search.query import QueryPlan
 from cadre_search.tokens import IDENTIFIER, fts_quote
 
-MAX_TERMS = 40
+MAX_TERMS = 32
 CANDIDATES = 250
 COLUMN_WEIGHTS = (1.0, 0.5, 2.0, 3.0)  # body, parts, pathterms, symterms
 SYMBOL_BOOST = 1.6
@@ -92,7 +92,8 @@ def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
         idf = math.log(1 + (total - docs + 0.5) / (docs + 0.5))
         scored[term] = plan.weights[term] * idf
     if len(scored) > 8:  # drop terms in most chunks when enough others remain
-        scored = {t: s for t, s in scored.items() if df[t] / total < 0.25} or scored
+        common = 0.25 if len(scored) <= MAX_TERMS else 0.05  # long reports: only distinctive words
+        scored = {t: s for t, s in scored.items() if df[t] / total < common} or scored
     best = sorted(scored, key=lambda t: -scored[t])[:MAX_TERMS]
     return {t: plan.weights[t] for t in best}
 
