@@ -198,9 +198,27 @@ async def test_host_without_sampling_is_refused_clearly(mode):
     assert "OPENAI_API_KEY" in text
 
 
-def test_kit_opens_nothing_until_used():
-    kit = Kit("oracle", "x")
+async def test_listing_tools_opens_no_router_ledger_or_config(tmp_path):
+    from cadre_search.server import create_server
+
+    server = create_server(root=tmp_path)
+    async with Client(server) as client:
+        await client.list_tools()
+    kit = server.kit
     assert (kit._config, kit._router, kit._ledger, kit._threads) == (None, None, None, None)
+
+
+async def test_a_broken_ledger_leaves_tool_calls_working(keys, tmp_path):
+    from cadre_core.ledger import Ledger
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    ledger = Ledger(blocker / "ledger.sqlite")  # cannot be created: a file is in the way
+    server = make_server({"openai:x": TestModel("still fine")}, ledger=ledger)
+    async with Client(server) as client:
+        result = await client.call_tool("ask", {"question": "q"})
+    assert result.structured_content["text"] == "still fine"
+    assert ledger.flush() and len(ledger.unwritten) == 1
 
 
 def test_workspace_defaults_to_root_then_cwd(tmp_path):

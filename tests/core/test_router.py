@@ -221,13 +221,17 @@ async def test_sdk_makes_one_http_call_per_router_attempt(keys):
     assert len(handler.requests) == config.router.retries_per_candidate + 1
 
 
-async def test_routed_model_is_a_model():
+async def test_routed_model_is_a_model_that_falls_back(keys):
     from cadre_core.models.base import Model
 
-    router = make_router(make_config(oracle=["openai:a"]))
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    broken = failing(lambda: errors.ServerError("500", provider="openai"), "a")
+    router = make_router(config, **{"openai:a": broken, "anthropic:b": TestModel("from b")})
     routed = router.model("oracle")
     assert isinstance(routed, Model)
-    assert isinstance(await TestModel().request(REQUEST), ModelResponse)
+    response = await routed.request(REQUEST)
+    assert isinstance(response, ModelResponse)
+    assert (response.text, response.model) == ("from b", "anthropic:b")
 
 
 async def test_cancel_during_backoff_is_recorded(keys, ledger):

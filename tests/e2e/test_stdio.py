@@ -86,3 +86,41 @@ def test_servers_import_no_provider_sdk_at_start():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path):
+    (tmp_path / "a.py").write_text("def alpha():\n    return 1\n")
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search_codebase",
+         "arguments": {"query": "alpha", "mode": "deep"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+         "params": {"name": "find_symbol", "arguments": {"name": ""}}},
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cadre_search", "--root", str(tmp_path), "--log-level", "DEBUG"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")},
+    )
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert sorted(r["id"] for r in replies) == [1, 2, 3]
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    assert all(json.loads(line).get("jsonrpc") == "2.0" for line in rest.splitlines() if line.strip())
+    by_id = {r["id"]: r for r in replies}
+    assert by_id[2]["result"]["structuredContent"]["mode"] == "fast"  # no key: deep falls back, says so
+    assert by_id[3]["result"]["isError"] is True
+    assert "candidate skipped" in err  # the deep-mode routing logged, to stderr only
