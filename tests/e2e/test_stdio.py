@@ -11,6 +11,25 @@ SERVERS = ["cadre_oracle", "cadre_librarian", "cadre_search"]
 pytestmark = pytest.mark.anyio
 
 
+def exchange(cmd: list[str], messages: list[dict], env: dict[str, str]) -> tuple[list[dict], str, str]:
+    """Send JSON-RPC lines to a server on stdin; return its replies (one per request), other stdout, stderr."""
+    expected = sum(1 for m in messages if "id" in m)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(expected)]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    return replies, rest, err
+
+
 @pytest.mark.parametrize("module", SERVERS)
 async def test_server_answers_over_stdio_with_a_real_client(module, tmp_path):
     params = StdioServerParameters(
@@ -40,23 +59,10 @@ def test_stdout_carries_only_protocol_messages(module, tmp_path):
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "no/such/method"},
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--root", str(tmp_path), "--log-level", "DEBUG"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONWARNINGS": "default"},
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONWARNINGS": "default"}
+    replies, _, _ = exchange(
+        [sys.executable, "-m", module, "--root", str(tmp_path), "--log-level", "DEBUG"], lines, env
     )
-    try:
-        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines))
-        proc.stdin.flush()
-        replies = [json.loads(proc.stdout.readline()) for _ in range(3)]
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-        proc.stdout.close()
-        proc.stderr.close()
     assert all(r.get("jsonrpc") == "2.0" for r in replies)
     assert sorted(r["id"] for r in replies) == [1, 2, 3]
     replies.sort(key=lambda r: r["id"])
@@ -99,24 +105,9 @@ def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path):
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
          "params": {"name": "find_symbol", "arguments": {"name": ""}}},
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cadre_search", "--root", str(tmp_path), "--log-level", "DEBUG"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")},
-    )
-    try:
-        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines))
-        proc.stdin.flush()
-        replies = [json.loads(proc.stdout.readline()) for _ in range(3)]
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-        rest, err = proc.stdout.read(), proc.stderr.read()
-        proc.stdout.close()
-        proc.stderr.close()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    cmd = [sys.executable, "-m", "cadre_search", "--root", str(tmp_path), "--log-level", "DEBUG"]
+    replies, rest, err = exchange(cmd, lines, env)
     assert sorted(r["id"] for r in replies) == [1, 2, 3]
     assert all(r.get("jsonrpc") == "2.0" for r in replies)
     assert all(json.loads(line).get("jsonrpc") == "2.0" for line in rest.splitlines() if line.strip())
