@@ -263,3 +263,41 @@ async def test_key_hint_appears_even_when_host_sampling_is_the_last_resort():
         await router.request("oracle", REQUEST)
     assert "Set one of: GEMINI_API_KEY, OPENAI_API_KEY" in str(info.value)
     assert info.value.missing_keys == ["OPENAI_API_KEY", "GEMINI_API_KEY"]
+
+
+def must_have_answer(response):
+    if not isinstance(response.output, dict) or "answer" not in response.output:
+        raise errors.OutputInvalidError("expected a JSON object with an 'answer' field")
+
+
+async def test_invalid_output_is_repaired_once_on_the_same_model(keys, ledger):
+    config = make_config(oracle=["openai:gpt-5.2", "anthropic:claude-sonnet-4-5"])
+    replies = iter(["not json at all", '{"answer": "fixed"}'])
+
+    def fn(request, model):
+        return ModelResponse(text=next(replies), usage=Usage(input_tokens=100, output_tokens=10))
+
+    first = FunctionModel(fn, model_name="gpt-5.2")
+    router = make_router(config, ledger, **{"openai:gpt-5.2": first, "anthropic:claude-sonnet-4-5": TestModel()})
+    request = ModelRequest([Message.user("q")], output_schema={"type": "object"}, validate=must_have_answer)
+    response = await router.request("oracle", request)
+    assert response.output == {"answer": "fixed"}
+    assert "That answer is invalid: expected a JSON object" in first.requests[1].messages[-1].text
+    rows = ledger_rows(ledger)
+    assert [(r["model"], r["outcome"], r["detector"]) for r in rows] == [
+        ("gpt-5.2", "off_rails", "invalid_structured_output"),
+        ("gpt-5.2", "ok", None),
+    ]
+    assert rows[0]["cost_usd"] > 0
+
+
+async def test_a_failed_repair_falls_back_to_the_next_candidate(keys, ledger):
+    config = make_config(oracle=["openai:gpt-5.2", "anthropic:claude-sonnet-4-5"])
+    stubborn = TestModel("still not json", model_name="gpt-5.2")
+    good = TestModel(output={"answer": "from anthropic"})
+    router = make_router(config, ledger, **{"openai:gpt-5.2": stubborn, "anthropic:claude-sonnet-4-5": good})
+    request = ModelRequest([Message.user("q")], output_schema={"type": "object"}, validate=must_have_answer)
+    response = await router.request("oracle", request)
+    assert (response.output, response.model) == ({"answer": "from anthropic"}, "anthropic:claude-sonnet-4-5")
+    assert len(stubborn.requests) == 2
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["off_rails", "off_rails", "ok"]

@@ -38,7 +38,10 @@ async def test_server_answers_over_stdio_with_a_real_client(module, tmp_path):
     async with Client(params) as client:
         tools = await client.list_tools()
         assert client.server_info.name == module.replace("_", "-")
-    expected = {"cadre_search": ["search_codebase", "find_symbol"]}.get(module, [])  # others land with their issues
+    expected = {
+        "cadre_search": ["search_codebase", "find_symbol"],
+        "cadre_oracle": ["consult_oracle", "oracle_result", "review_change", "second_opinions"],
+    }.get(module, [])  # the librarian's tools land with its issue
     assert [t.name for t in tools.tools] == expected
 
 

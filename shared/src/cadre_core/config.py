@@ -98,6 +98,7 @@ class BudgetConfig(_Strict):
 class PathConfig(_Strict):
     ledger: Path | None = None
     threads: Path | None = None
+    jobs: Path | None = None
 
 
 class ServerConfig(_Strict):

@@ -132,6 +132,10 @@ class ContentFilterError(ModelError):
     fallback = True
 
 
+class OutputInvalidError(CadreError):
+    """A model's structured output does not match what was asked for."""
+
+
 class SamplingUnavailableError(ModelError):
     """The MCP host cannot sample, so the host's model is not available."""
 

@@ -127,6 +127,7 @@ class Kit:
         thread_id: str | None = None,
         role: str | None = None,
         host_sample: Any = None,
+        candidates: list | None = None,
     ) -> ModelResponse:
         """Route `request` for the role, with a progress heartbeat and host sampling available.
 
@@ -145,7 +146,7 @@ class Kit:
                 if ctx is not None:
                     tg.start_soon(self._heartbeat, ctx, call)
                 try:
-                    response = await self.router.model(role or self.role, call).request(request)
+                    response = await self.router.model(role or self.role, call, candidates).request(request)
                 except Exception as exc:  # re-raised below, outside the task group
                     error = exc
                 finally:

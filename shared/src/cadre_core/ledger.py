@@ -98,7 +98,8 @@ class SQLiteLedgerStore:
 
     def __init__(self, path: Path | str):
         self.path = path
-        self._conn = db.connect(path, schema=SCHEMA)
+        # writes happen on the background thread, so waiting out another writer costs callers nothing
+        self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
         self._lock = threading.Lock()
 
     def append(self, rows: list[LedgerRow]) -> None:

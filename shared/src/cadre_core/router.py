@@ -26,11 +26,12 @@ from cadre_core.errors import (
     ModelError,
     ModelNotFoundError,
     ModelTimeoutError,
+    OutputInvalidError,
 )
 from cadre_core.ledger import Ledger, LedgerRow
 from cadre_core.logs import ensure_logging
 from cadre_core.models import build_model
-from cadre_core.models.base import Model, ModelRequest, ModelResponse
+from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.pricing import price
 
@@ -73,9 +74,9 @@ class Router:
         self._models: dict[str, Model] = {}
         self._cooldown_until: dict[str, float] = {}
 
-    def model(self, role: str, call: CallInfo | None = None) -> RoutedModel:
-        """The role's route as one `Model`."""
-        return RoutedModel(self, role, call or CallInfo())
+    def model(self, role: str, call: CallInfo | None = None, candidates: list[Candidate] | None = None) -> RoutedModel:
+        """The role's route as one `Model`; `candidates` narrows it (e.g. to one vendor)."""
+        return RoutedModel(self, role, call or CallInfo(), candidates)
 
     async def request(self, role: str, request: ModelRequest, call: CallInfo | None = None) -> ModelResponse:
         return await self.model(role, call).request(request)
@@ -129,14 +130,15 @@ class RoutedModel(Model):
 
     provider = "route"
 
-    def __init__(self, router: Router, role: str, call: CallInfo):
+    def __init__(self, router: Router, role: str, call: CallInfo, candidates: list[Candidate] | None = None):
         super().__init__(role)
         self.router, self.role, self.call = router, role, call
+        self.only = candidates
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         router, cfg = self.router, self.router.config
         attempts: list[Attempt] = []
-        candidates = router.candidates(self.role)
+        candidates = self.only if self.only is not None else router.candidates(self.role)
         for index, candidate in enumerate(candidates):
             last = index == len(candidates) - 1
             skip, env = router._unavailable(candidate)
@@ -210,12 +212,16 @@ class RoutedModel(Model):
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise
             else:
-                cost, version = price(response.usage, provider, parse_model_ref(candidate.model)[1])
-                response.cost_usd = cost
-                response.model = candidate.model
-                self.call.usage_cost_usd += cost or 0.0
-                self._record(candidate, number, "ok", started, response=response, cost=cost, version=version)
-                return response
+                problem = self._invalid(request, response)
+                if problem is None:
+                    self._settle(candidate, number, "ok", started, response)
+                    return response
+                self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
+                repaired = await self._repair(model, candidate, request, response, problem, number + 1)
+                if repaired is not None:
+                    return repaired
+                attempts.append(Attempt(candidate.model, "off_rails", f"invalid structured output: {problem}"))
+                return None
 
             latency = (time.perf_counter() - started) * 1000
             retry = exc.retryable and number <= cfg.retries_per_candidate
@@ -254,6 +260,71 @@ class RoutedModel(Model):
             return None
         return None
 
+    def _invalid(self, request: ModelRequest, response: ModelResponse) -> str | None:
+        """Why a final answer fails the request's validator, or None."""
+        if request.validate is None or response.tool_calls:
+            return None
+        try:
+            request.validate(response)
+        except OutputInvalidError as exc:
+            return str(exc)
+        return None
+
+    async def _repair(
+        self,
+        model: Model,
+        candidate: Candidate,
+        request: ModelRequest,
+        bad: ModelResponse,
+        problem: str,
+        number: int,
+    ) -> ModelResponse | None:
+        """One more try on the same model, told what was wrong; None if it fails again."""
+        fix = dataclasses.replace(
+            request,
+            messages=[
+                *request.messages,
+                Message.assistant(bad.text),
+                Message.user(f"That answer is invalid: {problem}. Reply again with only the corrected answer."),
+            ],
+        )
+        self.call.phase = "repairing the answer"
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(candidate.timeout_s or _provider_timeout(self.router.config, model.provider)):
+                response = await model.request(fix)
+        except anyio.get_cancelled_exc_class():
+            self._record(candidate, number, "cancelled", started, error_class="Cancelled")
+            raise
+        except (ModelError, TimeoutError) as exc:
+            self._record(candidate, number, "error", started, error_class=type(exc).__name__)
+            return None
+        again = self._invalid(request, response)
+        if again is None:
+            self._settle(candidate, number, "ok", started, response)
+            return response
+        self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
+        return None
+
+    def _settle(
+        self,
+        candidate: Candidate,
+        number: int,
+        outcome: str,
+        started: float,
+        response: ModelResponse,
+        detector: str | None = None,
+    ) -> None:
+        """Price a finished attempt, label the response, and record it."""
+        provider, name = parse_model_ref(candidate.model)
+        cost, version = price(response.usage, provider, name)
+        response.cost_usd = cost
+        response.model = candidate.model
+        self.call.usage_cost_usd += cost or 0.0
+        self._record(
+            candidate, number, outcome, started, response=response, cost=cost, version=version, detector=detector
+        )
+
     def _record(
         self,
         candidate: Candidate,
@@ -265,6 +336,7 @@ class RoutedModel(Model):
         response: ModelResponse | None = None,
         cost: float | None = None,
         version: str | None = None,
+        detector: str | None = None,
     ) -> None:
         if self.router.ledger is None:
             return
@@ -281,6 +353,7 @@ class RoutedModel(Model):
                 thread_id=self.call.thread_id,
                 attempt=number,
                 error_class=error_class,
+                detector=detector,
                 input_tokens=usage.input_tokens if usage else 0,
                 cache_read_tokens=usage.cache_read_tokens if usage else 0,
                 cache_write_tokens=usage.cache_write_tokens if usage else 0,

@@ -1,18 +1,152 @@
-"""The oracle server, built with the Cadre server kit."""
+"""The oracle server: thin MCP wrappers over consult, review and second opinions."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the tool signatures name a local resolver, so their
+# annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+import mcp_types
+from mcp.server.mcpserver import Context, MCPServer, Resolve
+from pydantic import Field
 
-from cadre_core.kit import build_server
+from cadre_core.errors import CadreError
+from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 
 ROLE = "oracle"
 NAME = "cadre-oracle"
 INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
 
+Mode = Literal["ask", "plan", "review", "debug", "decide"]
+Effort = Literal["low", "medium", "high"]
+
 
 def create_server(root: Path | None = None) -> MCPServer:
-    """The oracle server; tools are registered here as they land."""
-    return build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    """The oracle server with consult_oracle, oracle_result, review_change and second_opinions."""
+    server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    kit: Kit = server.kit  # type: ignore[attr-defined]
+    jobs = _Jobs(kit)
+
+    def ask_host(
+        question: str,
+        ctx: Context,
+        roots: HostRoots = None,
+        files: list[str] | None = None,
+        context: str | None = None,
+        mode: str = "ask",
+    ):
+        """Resolver: the host's model answers only when no provider key can serve the oracle."""
+        from cadre_oracle.consult import first_request
+
+        try:
+            request, _ = first_request(
+                kit.workspace(roots), question=question, files=files, context=context, mode=mode, effort=None
+            )
+            return host_sample_request(ctx, kit, request)
+        except Exception:  # the tool body reports the real problem
+            return None
+
+    @server.tool()
+    @tool_errors
+    async def consult_oracle(
+        question: Annotated[str, Field(description="What to answer")],
+        ctx: Context,
+        files: Annotated[list[str] | None, Field(description="Paths or globs to read")] = None,
+        context: Annotated[str | None, Field(description="Extra context from you")] = None,
+        mode: Mode = "ask",
+        effort: Effort | None = None,
+        thread_id: Annotated[str | None, Field(description="Continue an earlier answer")] = None,
+        wait: Annotated[bool, Field(description="false: return a job_id now, poll oracle_result")] = True,
+        roots: HostRoots = None,
+        host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host)] = None,
+    ) -> dict[str, Any]:
+        """Second opinion from a strong reasoning model of another vendor: plan, review, debug, decide or ask."""
+        from cadre_oracle.consult import consult
+
+        ws = kit.workspace(roots)
+        args = {"question": question, "files": files, "context": context, "mode": mode, "effort": effort,
+                "thread_id": thread_id}  # fmt: skip
+        if not wait:
+            from cadre_oracle.consult import keyed_route
+
+            if not keyed_route(kit, ROLE):
+                raise CadreError(
+                    "wait=false needs a provider key (background jobs cannot use the host's model); "
+                    "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or call with wait=true"
+                )
+            return await jobs.start("consult_oracle", {**args, "roots": [str(r) for r in ws.roots]})
+        return await consult(kit, ctx, ws, host_sample=host, **args)
+
+    @server.tool()
+    @tool_errors
+    async def oracle_result(job_id: str) -> dict[str, Any]:
+        """Result of a consult_oracle call made with wait=false."""
+        return await jobs.result(job_id)
+
+    @server.tool()
+    @tool_errors
+    async def review_change(
+        ctx: Context,
+        diff: Annotated[str | None, Field(description="Unified diff; default: git diff")] = None,
+        base: Annotated[str | None, Field(description="Git ref to diff against (default HEAD)")] = None,
+        focus: str | None = None,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Code review of a diff or git ref: findings with severity, path and line."""
+        from cadre_oracle.review import review_change as review
+
+        return await review(kit, ctx, kit.workspace(roots), diff=diff, base=base, focus=focus)
+
+    @server.tool()
+    @tool_errors
+    async def second_opinions(
+        question: str,
+        ctx: Context,
+        files: list[str] | None = None,
+        n: Annotated[int, Field(ge=2, le=3)] = 2,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Ask 2-3 vendors in parallel; each answer with its cost, plus where they agree and differ."""
+        from cadre_oracle.opinions import second_opinions as opinions
+
+        return await opinions(kit, ctx, kit.workspace(roots), question=question, files=files, n=n)
+
+    return server
+
+
+class _Jobs:
+    """Background consults that survive a disconnect and a restart (opened on first use)."""
+
+    def __init__(self, kit: Kit):
+        self.kit = kit
+        self._jobs: Any = None
+
+    def _open(self) -> Any:
+        if self._jobs is None:
+            import platformdirs
+
+            from cadre_core.jobs import Jobs, JobStore
+
+            path = self.kit.config.config.paths.jobs or Path(platformdirs.user_data_dir("cadre")) / "jobs.sqlite"
+            self._jobs = Jobs(JobStore(path), {"consult_oracle": self._run_consult})
+        return self._jobs
+
+    async def _run_consult(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Runs on the jobs' own event loop, so it gets its own router and SDK clients."""
+        from cadre_core.workspace import Workspace
+        from cadre_oracle.consult import consult
+
+        kit = Kit(self.kit.role, self.kit.server_name, root=self.kit.root, config=self.kit.config,
+                  ledger=self.kit.ledger, threads=self.kit.threads)  # fmt: skip
+        if self.kit._router is not None and self.kit._router._factory is not None:
+            from cadre_core.router import Router
+
+            kit._router = Router(self.kit.config.config, self.kit.ledger, model_factory=self.kit._router._factory)
+        ws = Workspace([Path(r) for r in args.pop("roots")])
+        return await consult(kit, None, ws, **args)
+
+    async def start(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        job_id = await self._open().start(tool, args)
+        return {"job_id": job_id, "status": "running", "poll": "call oracle_result with this job_id"}
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        return await self._open().result(job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +73,9 @@ class ModelRequest:
     max_output_tokens: int | None = None
     """None means the candidate's setting (or 8192 outside the router)."""
     effort: Effort | None = None
+    validate: Callable[[ModelResponse], Any] | None = field(default=None, compare=False, repr=False)
+    """Checks a final answer (one without tool calls); raises `OutputInvalidError`. The router
+    then asks the same model once to repair it, and falls back if the repair fails too."""
 
     @property
     def output_limit(self) -> int:

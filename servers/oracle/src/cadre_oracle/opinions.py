@@ -1,0 +1,85 @@
+"""`second_opinions`: the same question to top candidates of different vendors, in parallel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from cadre_core.errors import AllCandidatesFailedError, CadreError
+from cadre_core.kit import Kit
+from cadre_core.models.base import Message, ModelRequest
+from cadre_core.models.refs import parse_model_ref
+from cadre_core.workspace import Workspace
+from cadre_oracle.answers import OracleAnswer
+from cadre_oracle.consult import Spend, first_request, shown_model
+from cadre_oracle.prompts import SYNTHESIS
+
+
+def pick_candidates(kit: Kit, n: int) -> list:
+    """The first keyed oracle candidate of each of `n` different vendors."""
+    chosen, vendors, missing = [], set(), []
+    for candidate, why in kit.router.availability("oracle"):
+        provider = parse_model_ref(candidate.model)[0]
+        if provider == "sampling" or provider in vendors:
+            continue
+        if why is not None:
+            missing.append(why)
+            continue
+        chosen.append(candidate)
+        vendors.add(provider)
+        if len(chosen) == n:
+            return chosen
+    raise CadreError(
+        f"second_opinions needs {n} vendors with keys but found {len(chosen)}"
+        + (f"; {'; '.join(missing)}" if missing else "; add oracle candidates from other vendors in cadre.toml")
+    )
+
+
+async def second_opinions(
+    kit: Kit, ctx: Any, ws: Workspace, *, question: str, files: list[str] | None = None, n: int = 2
+) -> dict[str, Any]:
+    """Each vendor's answer with its cost, plus a synthesis of agreement and differences."""
+    if n not in (2, 3):
+        raise CadreError("n must be 2 or 3")
+    candidates = pick_candidates(kit, n)
+    request, notes = first_request(ws, question=question, files=files, context=None, mode="ask", effort=None)
+    answers: list[dict[str, Any] | None] = [None] * len(candidates)
+
+    async def ask(index: int, candidate) -> None:
+        try:
+            response = await kit.call_model(ctx, request, tool="second_opinions", candidates=[candidate])
+        except AllCandidatesFailedError as exc:
+            answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": None}
+            return
+        answer = OracleAnswer.model_validate(response.output)
+        answers[index] = {
+            "model": shown_model(response.model),
+            "answer": answer.answer,
+            "key_points": answer.key_points,
+            "confidence": answer.confidence,
+            "cost_usd": response.cost_usd,
+        }
+
+    async with anyio.create_task_group() as tg:
+        for index, candidate in enumerate(candidates):
+            tg.start_soon(ask, index, candidate)
+    done = [a for a in answers if a is not None and "answer" in a]
+    spend_total = sum(a["cost_usd"] or 0 for a in answers if a)
+    synthesis = ""
+    if len(done) >= 2:
+        listing = "\n\n".join(f"## {a['model']}\n{a['answer']}" for a in done)
+        synth = ModelRequest([Message.user(f"Question:\n{question}\n\n{listing}")], system=SYNTHESIS, effort="low")
+        response = await kit.call_model(ctx, synth, tool="second_opinions")
+        spend = Spend()
+        spend.add(response)
+        spend_total += spend.cost_usd
+        synthesis = response.text.strip()
+    else:
+        notes.append("fewer than two answers arrived, so there is no synthesis")
+    return {
+        "answers": [a for a in answers if a is not None],
+        "synthesis": synthesis,
+        "cost_usd": round(spend_total, 6),
+        **({"notes": notes} if notes else {}),
+    }

@@ -1,0 +1,158 @@
+"""Read-only workspace tools the oracle may call: read_file, grep, list_dir.
+
+Everything is confined to the workspace roots, skips ignored, secret and binary files, and is
+redacted before it is returned to the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import anyio
+
+from cadre_core.errors import CadreError, WorkspaceError
+from cadre_core.files import SKIP_DIRS, IgnoreRules, is_secret_file, is_text_file, read_text
+from cadre_core.models.base import ToolCall, ToolDefinition
+from cadre_core.redact import redact
+from cadre_core.workspace import Workspace
+
+MAX_LINES = 400
+MAX_MATCHES = 60
+MAX_FILES_SCANNED = 5000
+MAX_FILE_BYTES = 1_000_000
+
+TOOLS = [
+    ToolDefinition(
+        "read_file",
+        "Read a workspace file with line numbers (at most 400 lines per call).",
+        {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "start_line": {"type": "integer"},
+                "end_line": {"type": "integer"},
+            },
+            "required": ["path"],
+        },
+    ),
+    ToolDefinition(
+        "grep",
+        "Search workspace files for a regular expression; returns path:line: text.",
+        {
+            "type": "object",
+            "properties": {"pattern": {"type": "string"}, "path": {"type": "string"}},
+            "required": ["pattern"],
+        },
+    ),
+    ToolDefinition(
+        "list_dir",
+        "List a workspace directory.",
+        {"type": "object", "properties": {"path": {"type": "string"}}, "required": []},
+    ),
+]
+
+
+def _readable(ws: Workspace, path: Path) -> None:
+    if is_secret_file(path.name):
+        raise WorkspaceError(f"'{ws.relative(path)}' looks like a secret file and is not readable here")
+    rules = IgnoreRules(ws.primary)
+    rel = ws.relative(path)
+    if rel != "." and rules.ignored(rel, path.is_dir()):
+        raise WorkspaceError(f"'{rel}' is ignored by the project's ignore files")
+
+
+def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | None = None) -> str:
+    """Numbered lines of one file."""
+    real = ws.resolve(path)
+    if not real.is_file():
+        raise WorkspaceError(f"'{path}' is not a file in the workspace; use list_dir to see what exists")
+    _readable(ws, real)
+    if not is_text_file(real, real.stat().st_size):
+        raise WorkspaceError(f"'{path}' is a binary file")
+    lines = redact(read_text(real), filename=real.name)[0].split("\n")
+    start = max(1, int(start_line or 1))
+    end = min(len(lines), int(end_line or start + MAX_LINES - 1), start + MAX_LINES - 1)
+    body = "\n".join(f"{n:>6} | {lines[n - 1]}" for n in range(start, end + 1))
+    more = f"\n[{len(lines) - end} more lines; ask with start_line={end + 1}]" if end < len(lines) else ""
+    return f"=== {ws.relative(real)} (lines {start}-{end} of {len(lines)}) ===\n{body}{more}"
+
+
+def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
+    """Matching lines under `path`, at most 60."""
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        regex = re.compile(re.escape(pattern))
+    top = ws.resolve(path)
+    rules = IgnoreRules(ws.primary)
+    matches: list[str] = []
+    scanned = 0
+    for file in _walk(ws, top, rules):
+        scanned += 1
+        if scanned > MAX_FILES_SCANNED or len(matches) >= MAX_MATCHES:
+            break
+        try:
+            text = read_text(file)
+        except OSError:
+            continue
+        for number, line in enumerate(text.split("\n"), 1):
+            if regex.search(line):
+                shown = redact(line.strip()[:200], filename=file.name)[0]
+                matches.append(f"{ws.relative(file)}:{number}: {shown}")
+                if len(matches) >= MAX_MATCHES:
+                    break
+    return "\n".join(matches) or f"no matches for {pattern!r} under {path}"
+
+
+def _walk(ws: Workspace, top: Path, rules: IgnoreRules):
+    if top.is_file():
+        yield top
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".") and not _ignored(ws, rules, here / d)
+        )
+        for name in sorted(filenames):
+            file = here / name
+            if is_secret_file(name) or file.is_symlink() or _ignored(ws, rules, file):
+                continue
+            try:
+                size = file.stat().st_size
+            except OSError:
+                continue
+            if size <= MAX_FILE_BYTES and is_text_file(file, size):
+                yield file
+
+
+def _ignored(ws: Workspace, rules: IgnoreRules, path: Path) -> bool:
+    rel = ws.relative(path)
+    return rel != "." and rules.ignored(rel, path.is_dir())
+
+
+def list_dir(ws: Workspace, path: str = ".") -> str:
+    """Directory entries, folders first, ignored and secret files left out."""
+    real = ws.resolve(path or ".")
+    if not real.is_dir():
+        raise WorkspaceError(f"'{path}' is not a directory in the workspace")
+    rules = IgnoreRules(ws.primary)
+    entries = []
+    for child in sorted(real.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
+        if child.name in SKIP_DIRS or is_secret_file(child.name) or _ignored(ws, rules, child):
+            continue
+        entries.append(child.name + ("/" if child.is_dir() else ""))
+    return "\n".join(entries) or "(empty)"
+
+
+async def run_tool(ws: Workspace, call: ToolCall) -> tuple[str, bool]:
+    """(result text, is_error) for one tool call; failures are reported to the model, not raised."""
+    functions = {"read_file": read_file, "grep": grep, "list_dir": list_dir}
+    function = functions.get(call.name)
+    if function is None:
+        return f"unknown tool {call.name}; use read_file, grep or list_dir", True
+    try:
+        return await anyio.to_thread.run_sync(lambda: function(ws, **call.arguments)), False
+    except (CadreError, TypeError, ValueError, OSError) as exc:
+        return f"error: {exc}", True

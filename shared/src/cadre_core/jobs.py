@@ -1,0 +1,583 @@
+"""Persistent background jobs, so a `wait=false` tool call survives a disconnect and a restart.
+
+Lifetime model
+--------------
+A job body runs as a task in a task group that the `Jobs` object owns, never in
+the tool call that started it: when that call returns, is cancelled, or its
+client goes away, the job keeps running. The owner is, in order of preference:
+
+* `async with jobs:` (or `await jobs.run_forever()`) entered once for the
+  server's lifetime, e.g. in its lifespan. Job bodies then share the server's
+  event loop, so they may use the same HTTP clients as tool calls.
+* Otherwise, on the first job, a daemon thread named `cadre-jobs` with its own
+  event loop. This keeps `start()` and `result()` working anywhere (scripts,
+  tests, a server that forgot the lifespan); `close()` stops it.
+
+A job body runs in the owner's context, not the request's: it gets no MCP
+`Context`, so it cannot report progress or sample the host.
+
+When the owner exits, running jobs are cancelled and their rows released. A
+later `result()` in any process re-runs a job whose owner is gone: released,
+a dead pid on this host, another boot, or a heartbeat older than `stale_s`.
+A job is run at most `max_attempts` times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
+import structlog
+
+from cadre_core import db
+from cadre_core.errors import CadreError
+from cadre_core.logs import ensure_logging
+
+log = structlog.get_logger("cadre.jobs")
+
+Status = Literal["running", "done", "error", "cancelled"]
+Runner = Callable[[dict], Awaitable[dict]]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, tool TEXT NOT NULL, args TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'error', 'cancelled')),
+    result TEXT, error TEXT, owner TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL, updated TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS jobs_status_updated ON jobs (status, updated);
+"""
+KEEP_DAYS = 7
+MAX_ATTEMPTS = 3
+
+
+class UnknownJobError(CadreError):
+    """No job has this id."""
+
+
+class JobStoreError(CadreError):
+    """The job store cannot be read or written right now."""
+
+    retryable = True
+
+
+def _guarded(method):
+    """Turn a SQLite failure into a `JobStoreError` that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise JobStoreError(
+                f"the job store at {self.path} is unavailable ({exc}); retry, or set [paths] jobs "
+                "in cadre.toml to a writable file"
+            ) from exc
+
+    return wrapper
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+# -- who owns a job ---------------------------------------------------------------------------------
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace(":", "")
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks after boot (Linux), or ''."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":  # pragma: no cover - os.kill would terminate the process there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        try:
+            code = ctypes.c_ulong()
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+_HOST = socket.gethostname().replace(":", "_")
+_BOOT = _boot_id()
+_SELF_START = _start_ticks(os.getpid()) or str(int(time.time()))
+
+
+def process_owner(pid: int | None = None) -> str:
+    """`host:pid:boot:start` naming a process; without `pid`, this process."""
+    if pid is None or pid == os.getpid():
+        return f"{_HOST}:{os.getpid()}:{_BOOT}:{_SELF_START}"
+    return f"{_HOST}:{pid}:{_BOOT}:{_start_ticks(pid)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by `owner` may still be running; another host's is assumed alive."""
+    try:
+        host, pid, boot, start = owner.rsplit(":", 3)
+        pid_number = int(pid)
+    except ValueError:
+        return False
+    if host != _HOST:
+        return True
+    if boot and _BOOT and boot != _BOOT:
+        return False
+    if not _pid_exists(pid_number):
+        return False
+    now_start = _start_ticks(pid_number)
+    return not (start and now_start and start != now_start)  # a reused pid is another process
+
+
+_live: set[str] = set()
+"""Ids of jobs running in this process, under any `Jobs` instance."""
+_live_lock = threading.Lock()
+
+
+def _is_live(job_id: str) -> bool:
+    with _live_lock:
+        return job_id in _live
+
+
+# -- the store --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One row of the jobs table."""
+
+    id: str
+    tool: str
+    args: dict
+    status: Status
+    result: dict | None
+    error: str | None
+    owner: str
+    created: str
+    updated: str
+    attempts: int
+
+    def view(self) -> dict[str, Any]:
+        """What a poller sees: status, the result or error when finished, and seconds since the start."""
+        end = _now() if self.status == "running" else datetime.fromisoformat(self.updated)
+        out: dict[str, Any] = {"job_id": self.id, "status": self.status}
+        if self.status == "done":
+            out["result"] = self.result
+        if self.error is not None:
+            out["error"] = self.error
+        out["elapsed_s"] = round(max(0.0, (end - datetime.fromisoformat(self.created)).total_seconds()), 1)
+        return out
+
+
+class JobStore:
+    """Jobs in SQLite; safe across threads and processes."""
+
+    def __init__(self, path: Path | str):
+        self.path = path
+        self._conn = db.connect(path, schema=SCHEMA)
+        self._lock = threading.Lock()
+
+    def _write(self, sql: str, params: tuple) -> int:
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    @_guarded
+    def create(self, tool: str, args: dict, owner: str, *, attempts: int = 1) -> str:
+        """Record a running job and return its id."""
+        job_id = "job_" + secrets.token_hex(8)
+        now = _iso(_now())
+        self._write(
+            "INSERT INTO jobs (id, tool, args, status, owner, created, updated, attempts)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+            (job_id, tool, json.dumps(args), owner, now, now, attempts),
+        )
+        return job_id
+
+    @_guarded
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, tool, args, status, result, error, owner, created, updated, attempts"
+                " FROM jobs WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        args, result = json.loads(row[2]), json.loads(row[4]) if row[4] is not None else None
+        return Job(row[0], row[1], args, row[3], result, row[5], row[6], row[7], row[8], row[9])
+
+    @_guarded
+    def finish(
+        self,
+        job_id: str,
+        status: Status,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Move a running job to `status`; with `owner`, only if it still owns the job."""
+        result_text = json.dumps(result) if result is not None else None
+        sql = "UPDATE jobs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status = 'running'"
+        params: tuple = (status, result_text, error, _iso(_now()), job_id)
+        if owner is not None:
+            sql, params = sql + " AND owner = ?", (*params, owner)
+        return self._write(sql, params) == 1
+
+    @_guarded
+    def claim(self, job: Job, owner: str) -> bool:
+        """Take over a running job as `owner` and count an attempt, unless someone else already did."""
+        return (
+            self._write(
+                "UPDATE jobs SET owner = ?, attempts = attempts + 1, updated = ?"
+                " WHERE id = ? AND status = 'running' AND owner = ? AND attempts = ?",
+                (owner, _iso(_now()), job.id, job.owner, job.attempts),
+            )
+            == 1
+        )
+
+    @_guarded
+    def release(self, job_id: str, owner: str) -> bool:
+        """Leave a running job ownerless, so the next `result()` re-runs it."""
+        return (
+            self._write("UPDATE jobs SET owner = '' WHERE id = ? AND status = 'running' AND owner = ?", (job_id, owner))
+            == 1
+        )
+
+    @_guarded
+    def touch(self, job_ids: list[str], owner: str) -> None:
+        """Heartbeat: mark these running jobs as still alive."""
+        now = _iso(_now())
+        with self._lock:
+            self._conn.executemany(
+                "UPDATE jobs SET updated = ? WHERE id = ? AND status = 'running' AND owner = ?",
+                [(now, job_id, owner) for job_id in job_ids],
+            )
+
+    @_guarded
+    def prune(self, keep_days: float = KEEP_DAYS) -> int:
+        """Delete finished jobs last updated more than `keep_days` ago; return how many."""
+        cutoff = _iso(_now() - timedelta(days=keep_days))
+        return self._write("DELETE FROM jobs WHERE status != 'running' AND updated < ?", (cutoff,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def default_jobs_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cadre")) / "jobs.sqlite"
+
+
+# -- the runner -------------------------------------------------------------------------------------
+
+
+def _cadre_error(exc: BaseException) -> CadreError | None:
+    """The CadreError behind `exc`, also when a task group wrapped it alone in a group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, CadreError) else None
+
+
+@dataclass
+class _Owner:
+    tg: anyio.abc.TaskGroup
+    token: anyio.lowlevel.EventLoopToken
+    thread: int
+    context: contextvars.Context
+
+
+class Jobs:
+    """Starts tool bodies as persistent background jobs and reports on them (see the module doc)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        runners: dict[str, Runner],
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        keep_days: float = KEEP_DAYS,
+        heartbeat_s: float = 15.0,
+        stale_s: float = 120.0,
+    ):
+        ensure_logging()
+        self.store, self.runners = store, runners
+        self.max_attempts, self.keep_days = max_attempts, keep_days
+        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self.owner = process_owner()
+        self._current: _Owner | None = None
+        self._claimed = False
+        self._owner_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop: anyio.Event | None = None
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._entries: dict[int, list[contextlib.AbstractAsyncContextManager]] = {}
+
+    # lifetime
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Jobs]:
+        """Own the jobs for the duration of the block; a no-op if something already owns them.
+
+        On exit, jobs still running are cancelled and released for a later re-run.
+        """
+        with self._owner_lock:
+            owned, self._claimed = not self._claimed, True
+        if not owned:
+            yield self
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+                with self._owner_lock:
+                    self._current = _Owner(
+                        tg, anyio.lowlevel.current_token(), threading.get_ident(), contextvars.copy_context()
+                    )
+                tg.start_soon(self._heartbeat)
+                try:
+                    yield self
+                finally:
+                    with self._owner_lock:
+                        self._current = None
+                    tg.cancel_scope.cancel()
+        finally:
+            with self._owner_lock:
+                self._claimed = False
+
+    async def __aenter__(self) -> Jobs:
+        cm = self.running()
+        await cm.__aenter__()
+        self._entries.setdefault(anyio.get_current_task().id, []).append(cm)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        key = anyio.get_current_task().id
+        cm = self._entries[key].pop()
+        if not self._entries[key]:
+            del self._entries[key]
+        return await cm.__aexit__(*exc_info)
+
+    async def run_forever(self) -> None:
+        """Own the jobs until cancelled."""
+        async with self.running():
+            await anyio.sleep_forever()
+
+    def close(self) -> None:
+        """Stop the fallback thread, if one was started; its running jobs are released."""
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+            stop, self._stop = self._stop, None
+        if thread is None or stop is None:
+            return
+        with self._owner_lock:
+            current = self._current
+        if current is not None:
+            with contextlib.suppress(anyio.RunFinishedError):
+                anyio.from_thread.run_sync(stop.set, token=current.token)
+        thread.join(timeout=10)
+
+    def _ensure_owner(self) -> _Owner:
+        with self._owner_lock:
+            if self._current is not None:
+                return self._current
+        with self._thread_lock:
+            with self._owner_lock:
+                if self._current is not None:
+                    return self._current
+            ready = threading.Event()
+            thread = threading.Thread(target=anyio.run, args=(self._own_in_thread, ready), name="cadre-jobs")
+            thread.daemon = True
+            thread.start()
+            ready.wait(timeout=10)
+            self._thread = thread
+        with self._owner_lock:
+            if self._current is None:
+                raise RuntimeError("the cadre-jobs thread did not start")
+            return self._current
+
+    async def _own_in_thread(self, ready: threading.Event) -> None:
+        self._stop = anyio.Event()
+        async with self.running():
+            ready.set()
+            if self._current is not None and self._current.thread == threading.get_ident():
+                await self._stop.wait()
+
+    def _in_owner(self, owner: _Owner, func: Callable[..., Any], *args: Any) -> Any:
+        if threading.get_ident() == owner.thread:
+            return func(*args)
+        return anyio.from_thread.run_sync(func, *args, token=owner.token)
+
+    def _spawn(self, job_id: str, tool: str, args: dict) -> None:
+        owner = self._ensure_owner()
+        with _live_lock:
+            _live.add(job_id)
+        try:
+            # the owner's context, not the request's: nothing request-scoped leaks into the job
+            spawn = functools.partial(owner.tg.start_soon, self._run, job_id, tool, args, name=f"cadre job {job_id}")
+            self._in_owner(owner, lambda: owner.context.copy().run(spawn))
+        except BaseException:
+            with _live_lock:
+                _live.discard(job_id)
+            raise
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_s)
+            if self._scopes:
+                try:
+                    self.store.touch(list(self._scopes), self.owner)
+                except CadreError as exc:
+                    log.warning("job heartbeat not saved", error=str(exc))
+
+    async def _run(self, job_id: str, tool: str, args: dict) -> None:
+        structlog.contextvars.bind_contextvars(job_id=job_id, job_tool=tool)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scopes[job_id] = scope
+                try:
+                    result = await self.runners[tool](args)
+                    json.dumps(result)
+                except Exception as exc:
+                    error = _cadre_error(exc)
+                    if error is None:
+                        log.exception("job failed")
+                        message = (
+                            f"internal error ({type(exc).__name__}) while running job {job_id}. This is a Cadre "
+                            f"bug; the server log on stderr has the details. Call {tool} again to retry."
+                        )
+                    else:
+                        message = str(error)
+                    self.store.finish(job_id, "error", error=message, owner=self.owner)
+                else:
+                    self.store.finish(job_id, "done", result=result, owner=self.owner)
+        except anyio.get_cancelled_exc_class():
+            with contextlib.suppress(CadreError):
+                self.store.release(job_id, self.owner)
+            raise
+        except Exception:  # a failing store must never take the owner's task group down
+            log.exception("job outcome not saved; the next poll re-runs it")
+        finally:
+            self._scopes.pop(job_id, None)
+            with _live_lock:
+                _live.discard(job_id)
+
+    # the API tools use
+
+    async def start(self, tool: str, args: dict) -> str:
+        """Record a job for `runners[tool](args)`, start it in the background, and return its id at once."""
+        if tool not in self.runners:
+            raise ValueError(f"no runner for tool {tool!r}; known: {sorted(self.runners)}")
+        args = json.loads(json.dumps(args))  # the body sees what a re-run after a restart will see
+        self.store.prune(self.keep_days)
+        job_id = self.store.create(tool, args, self.owner)
+        self._spawn(job_id, tool, args)
+        log.info("job started", job_id=job_id, tool=tool)
+        return job_id
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        """`{job_id, status, result?, error?, elapsed_s}`; re-runs a job whose owner is gone."""
+        job = self._get(job_id)
+        if job.status == "running" and self._orphaned(job):
+            self._resume(job)
+            job = self._get(job_id)
+        return job.view()
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Mark a running job cancelled and stop it if it runs in this process; returns its view."""
+        job = self._get(job_id)
+        if job.status == "running" and self.store.finish(job_id, "cancelled", error="cancelled by request"):
+            log.info("job cancelled", job_id=job_id)
+            scope = self._scopes.get(job_id)
+            with self._owner_lock:
+                owner = self._current
+            if scope is not None and owner is not None:
+                with contextlib.suppress(anyio.RunFinishedError):
+                    self._in_owner(owner, scope.cancel)
+        return self._get(job_id).view()
+
+    def _get(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise UnknownJobError(
+                f"unknown job_id '{job_id}'. Pass a job_id returned by a call made with wait=false "
+                f"(finished jobs are kept {self.keep_days:g} days), or make that call again to start a new job."
+            )
+        return job
+
+    def _orphaned(self, job: Job) -> bool:
+        if job.owner == self.owner:
+            return not _is_live(job.id)
+        if not job.owner:
+            return True
+        if (_now() - datetime.fromisoformat(job.updated)).total_seconds() > self.stale_s:
+            return True
+        return not owner_alive(job.owner)
+
+    def _resume(self, job: Job) -> None:
+        if job.attempts >= self.max_attempts:
+            message = (
+                f"job {job.id} was interrupted {job.attempts} times (the server stopped while it ran) and was "
+                f"given up. Call {job.tool} again to start it afresh."
+            )
+            self.store.finish(job.id, "error", error=message)
+            log.warning("job given up", job_id=job.id, attempts=job.attempts)
+            return
+        if job.tool not in self.runners:
+            raise CadreError(
+                f"job {job.id} was interrupted and belongs to tool '{job.tool}', which this server does not run; "
+                "poll it from the server that started it."
+            )
+        if self.store.claim(job, self.owner):
+            log.info("re-running interrupted job", job_id=job.id, attempt=job.attempts + 1, previous_owner=job.owner)
+            self._spawn(job.id, job.tool, job.args)
