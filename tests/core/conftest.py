@@ -31,12 +31,6 @@ def make_config(**roles: list) -> CadreConfig:
 
 
 @pytest.fixture
-def keys(monkeypatch):
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
-        monkeypatch.setenv(var, "test-key")
-
-
-@pytest.fixture
 def ledger(tmp_path: Path):
     led = Ledger(tmp_path / "ledger.sqlite")
     yield led

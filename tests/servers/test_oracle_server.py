@@ -1,0 +1,299 @@
+"""The oracle server through a real in-memory MCP client, with scripted models."""
+
+import itertools
+import json
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from cadre_core.config import LoadedConfig
+from cadre_core.ledger import Ledger
+from cadre_core.models.base import ModelResponse, ToolCall, Usage
+from cadre_core.models.test import FunctionModel
+from cadre_core.router import Router
+from cadre_core.threads import ThreadStore
+from cadre_oracle.server import create_server
+from tests.core.conftest import make_config
+from tests.servers.conftest import make_repo
+
+pytestmark = pytest.mark.anyio
+FAKE_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
+
+
+def answer(text="Use a lock.", citations=(), **extra):
+    body = {"answer": text, "key_points": ["k"], "risks": ["r"], "next_steps": ["n"], "confidence": "high",
+            "citations": list(citations)}  # fmt: skip
+    return ModelResponse(text=json.dumps({**body, **extra}), usage=Usage(input_tokens=1000, output_tokens=200))
+
+
+def oracle(root, models: dict, tmp_path, *, roles=None, heartbeat_s=5.0):
+    """A real oracle server whose router uses the given fake models."""
+    server = create_server(root=root)
+    config = make_config(**(roles or {"oracle": list(models)}))
+    config.server.heartbeat_s = heartbeat_s
+    config.paths.jobs = tmp_path / "jobs.sqlite"
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    kit = server.kit
+    kit._config = LoadedConfig(config, {}, [])
+    kit._ledger = ledger
+    kit._threads = ThreadStore(tmp_path / "threads.sqlite")
+    kit._router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
+    return server, ledger
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    return make_repo(
+        tmp_path / "ws",
+        {
+            "app/store.py": "import threading\n\nclass Store:\n    def put(self, k, v):\n        self.d[k] = v\n",
+            "config/settings.py": f'API = "x"\naws_key = "{FAKE_KEY}"\n',
+            "AGENTS.md": "Always prefer small functions.\n",
+            ".gitignore": "build/\n",
+            "build/gen.py": "generated = True\n",
+        },
+    )
+
+
+async def test_consult_returns_a_structured_cited_answer_and_redacts_files(workspace, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        return answer(citations=[{"path": "app/store.py", "start_line": 3, "end_line": 5},
+                                 {"path": "app/nope.py", "start_line": 1, "end_line": 2}])  # fmt: skip
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool(
+            "consult_oracle", {"question": "Is Store thread-safe?", "files": ["app/**/*.py", "config/settings.py"]}
+        )
+    data = result.structured_content
+    assert not result.is_error, result.content
+    assert data["answer"] == "Use a lock." and data["confidence"] == "high"
+    assert data["citations"] == [{"path": "app/store.py", "start_line": 3, "end_line": 5}]
+    assert any("dropped citation app/nope.py" in n for n in data["notes"])
+    assert data["model"] == "openai:gpt-5.2"
+    assert data["cost_usd"] == pytest.approx(1000 * 1.75e-6 + 200 * 14e-6)
+    assert data["tokens"]["input"] == 1000 and data["thread_id"].startswith("t_")
+    sent = json.dumps([m.text for m in seen[0].messages]) + seen[0].system
+    assert "     3 | class Store:" in sent or "3 | class Store:" in sent
+    assert FAKE_KEY not in sent
+    assert "Always prefer small functions." in seen[0].system
+    assert seen[0].output_schema["required"] == ["answer", "key_points", "risks", "next_steps", "confidence",
+                                                 "citations"]  # fmt: skip
+
+
+async def test_the_oracle_reads_more_files_through_confined_tools(workspace, tmp_path, keys):
+    def reply(request, model):
+        if len(request.messages) == 1:
+            assert {t.name for t in request.tools} == {"read_file", "grep", "list_dir"}
+            calls = [ToolCall("a", "read_file", {"path": "app/store.py"}), ToolCall("b", "grep", {"pattern": "class"}),
+                     ToolCall("c", "read_file", {"path": "../../etc/passwd"}),
+                     ToolCall("d", "read_file", {"path": "build/gen.py"})]  # fmt: skip
+            return ModelResponse(tool_calls=calls, finish_reason="tool_use", usage=Usage(input_tokens=10))
+        results = {m.tool_call_id: (m.text, m.is_error) for m in request.messages if m.role == "tool"}
+        assert "class Store:" in results["a"][0] and not results["a"][1]
+        assert "app/store.py:3: class Store:" in results["b"][0]
+        assert results["c"][1] and "outside the workspace roots" in results["c"][0]
+        assert results["d"][1] and "ignored" in results["d"][0]
+        return answer("Store.put is not locked.")
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "Check Store", "mode": "review"})
+    assert result.structured_content["answer"] == "Store.put is not locked."
+
+
+async def test_invalid_output_is_repaired_then_falls_back_and_is_recorded_off_rails(workspace, tmp_path, keys):
+    broken = FunctionModel(lambda r, m: ModelResponse(text="{not json", usage=Usage(input_tokens=5)))
+    good = FunctionModel(lambda r, m: answer("From Claude."))
+    models = {"openai:gpt-5.2": broken, "anthropic:claude-sonnet-4-5": good}
+    server, ledger = oracle(workspace, models, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q"})
+    assert result.structured_content["answer"] == "From Claude."
+    assert result.structured_content["model"] == "anthropic:claude-sonnet-4-5"
+    assert len(broken.requests) == 2  # the answer and one repair
+    ledger.flush()
+    assert [(r["model"], r["outcome"], r["detector"]) for r in ledger.store.rows()] == [
+        ("gpt-5.2", "off_rails", "invalid_structured_output"),
+        ("gpt-5.2", "off_rails", "invalid_structured_output"),
+        ("claude-sonnet-4-5", "ok", None),
+    ]
+
+
+async def test_progress_is_sent_during_a_long_call_without_gaps(workspace, tmp_path, keys):
+    async def slow(request, model):
+        await anyio.sleep(0.5)
+        return answer()
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(slow)}, tmp_path, heartbeat_s=0.05)
+    stamps = []
+
+    async def on_progress(progress, total, message):
+        stamps.append((anyio.current_time(), message))
+
+    async with Client(server) as client:
+        await client.call_tool("consult_oracle", {"question": "q"}, progress_callback=on_progress)
+    assert len(stamps) >= 5
+    assert max(b[0] - a[0] for a, b in itertools.pairwise(stamps)) < 0.5
+    assert "openai:gpt-5.2" in stamps[0][1]
+
+
+async def test_cancelling_a_consult_stops_the_model_and_records_it(workspace, tmp_path, keys):
+    stopped = anyio.Event()
+
+    async def hang(request, model):
+        try:
+            await anyio.sleep(60)
+        finally:
+            stopped.set()
+
+    server, ledger = oracle(workspace, {"openai:gpt-5.2": FunctionModel(hang)}, tmp_path)
+    async with Client(server) as client:
+        with anyio.move_on_after(0.3):
+            await client.call_tool("consult_oracle", {"question": "q"})
+        with anyio.fail_after(5):
+            await stopped.wait()
+    ledger.flush()
+    assert [r["outcome"] for r in ledger.store.rows()] == ["cancelled"]
+
+
+async def test_threads_continue_after_a_restart_and_on_another_vendor(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    first = FunctionModel(lambda r, m: answer("Use Postgres."))
+    server, _ = oracle(workspace, {"openai:gpt-5.2": first, "anthropic:claude-sonnet-4-5": first}, tmp_path)
+    async with Client(server) as client:
+        one = (await client.call_tool("consult_oracle", {"question": "Which database?"})).structured_content
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    second = FunctionModel(lambda r, m: answer("Yes, with pgbouncer."))
+    restarted, _ = oracle(workspace, {"openai:gpt-5.2": first, "anthropic:claude-sonnet-4-5": second}, tmp_path)
+    async with Client(restarted) as client:
+        two = await client.call_tool("consult_oracle", {"question": "And pooling?", "thread_id": one["thread_id"]})
+    data = two.structured_content
+    assert data["thread_id"] == one["thread_id"]
+    assert data["model"] == "anthropic:claude-sonnet-4-5"
+    texts = [m.text for m in second.requests[0].messages]
+    assert texts[0].startswith("Which database?") and texts[1] == "Use Postgres." and "And pooling?" in texts[2]
+
+
+async def test_unknown_thread_says_what_to_do(workspace, tmp_path, keys):
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(lambda r, m: answer())}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q", "thread_id": "t_missing"})
+    assert result.is_error and "Omit thread_id to start a new thread" in result.content[0].text
+
+
+async def test_wait_false_returns_a_job_and_the_result_survives_a_restart(workspace, tmp_path, keys):
+    async def slow(request, model):
+        await anyio.sleep(0.2)
+        return answer("Background answer.")
+
+    models = {"openai:gpt-5.2": FunctionModel(slow)}
+    server, _ = oracle(workspace, models, tmp_path)
+    async with Client(server) as client:
+        started = (await client.call_tool("consult_oracle", {"question": "q", "wait": False})).structured_content
+        assert started["status"] == "running"
+    restarted, _ = oracle(workspace, models, tmp_path)
+    async with Client(restarted) as client:
+        with anyio.fail_after(20):
+            while True:
+                polled = (await client.call_tool("oracle_result", {"job_id": started["job_id"]})).structured_content
+                if polled["status"] != "running":
+                    break
+                await anyio.sleep(0.1)
+        missing = await client.call_tool("oracle_result", {"job_id": "job_nope"})
+    assert polled["status"] == "done", polled
+    assert polled["result"]["answer"] == "Background answer."
+    assert missing.is_error
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_no_key_uses_the_host_model_through_sampling(workspace, tmp_path, mode):
+    from cadre_core.models.sampling import SamplingModel
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}, tmp_path)
+
+    async def sampling(ctx, params):
+        text = types.TextContent(type="text", text="Plain prose from the host.")
+        return types.CreateMessageResult(role="assistant", model="host-llm", stop_reason="endTurn", content=text)
+
+    async with Client(server, mode=mode, sampling_callback=sampling) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q"})
+    data = result.structured_content
+    assert not result.is_error, result.content
+    assert data["model"] == "host"
+    assert data["answer"] == "Plain prose from the host." and data["confidence"] == "low"
+
+
+async def test_no_key_and_no_sampling_names_the_keys_to_set(workspace, tmp_path):
+    from cadre_core.models.sampling import SamplingModel
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q"})
+        background = await client.call_tool("consult_oracle", {"question": "q", "wait": False})
+    assert result.is_error and "OPENAI_API_KEY" in result.content[0].text
+    assert background.is_error and "wait=false needs a provider key" in background.content[0].text
+
+
+async def test_review_change_reviews_the_working_tree_against_head(workspace, tmp_path, keys):
+    git = ["git", "-C", str(workspace), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        await anyio.run_process([*git, *args])
+    (workspace / "app/store.py").write_text("class Store:\n    def put(self, k, v):\n        eval(v)\n")
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        findings = [
+            {"severity": "minor", "path": "app/store.py", "line": 1, "title": "t", "explanation": "e",
+             "suggestion": "s"},
+            {"severity": "blocker", "path": "app/store.py", "line": 3, "title": "eval of input",
+             "explanation": "runs code", "suggestion": "remove eval"},
+        ]  # fmt: skip
+        return ModelResponse(text=json.dumps({"summary": "Unsafe.", "findings": findings}), usage=Usage(10, 0, 0, 5))
+
+    server, _ = oracle(workspace, {"google:gemini-3-pro-preview": FunctionModel(reply)}, tmp_path,
+                       roles={"review": ["google:gemini-3-pro-preview"]})  # fmt: skip
+    async with Client(server) as client:
+        result = await client.call_tool("review_change", {"focus": "security"})
+        clean = await client.call_tool("review_change", {"base": "HEAD", "diff": None})
+        bad_ref = await client.call_tool("review_change", {"base": "--output=/tmp/x"})
+    data = result.structured_content
+    assert [f["severity"] for f in data["findings"]] == ["blocker", "minor"]
+    assert data["model"] == "google:gemini-3-pro-preview"
+    assert "+        eval(v)" in seen[0].messages[0].text and "Focus: security" in seen[0].messages[0].text
+    assert not clean.is_error
+    assert bad_ref.is_error and "not a git ref" in bad_ref.content[0].text
+
+
+async def test_second_opinions_asks_vendors_in_parallel_and_synthesises(workspace, tmp_path, keys):
+    gpt = FunctionModel(lambda r, m: answer("Use Redis."))
+    claude = FunctionModel(lambda r, m: answer("Use Postgres.") if r.output_schema else "Agreement: both cache.")
+    models = {"openai:gpt-5.2": gpt, "anthropic:claude-sonnet-4-5": claude}
+    server, _ = oracle(workspace, models, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("second_opinions", {"question": "Which store?", "n": 2})
+        too_many = await client.call_tool("second_opinions", {"question": "Which store?", "n": 3})
+    data = result.structured_content
+    assert [(a["model"], a["answer"]) for a in data["answers"]] == [
+        ("openai:gpt-5.2", "Use Redis."),
+        ("anthropic:claude-sonnet-4-5", "Use Postgres."),
+    ]
+    assert all(a["cost_usd"] > 0 for a in data["answers"])
+    assert data["synthesis"]
+    assert data["cost_usd"] >= sum(a["cost_usd"] for a in data["answers"])
+    assert too_many.is_error and "needs 3 vendors" in too_many.content[0].text
+
+
+async def test_tools_list_fits_the_budget(workspace):
+    async with Client(create_server(root=workspace)) as client:
+        tools = (await client.list_tools()).tools
+    blob = json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])
+    assert [t.name for t in tools] == ["consult_oracle", "oracle_result", "review_change", "second_opinions"]
+    assert len(blob) // 4 <= 900
