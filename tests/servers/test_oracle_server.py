@@ -297,3 +297,28 @@ async def test_tools_list_fits_the_budget(workspace):
     blob = json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])
     assert [t.name for t in tools] == ["consult_oracle", "oracle_result", "review_change", "second_opinions"]
     assert len(blob) // 4 <= 900
+
+
+async def test_a_long_thread_is_summarised_before_it_moves_on(workspace, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        if request.output_schema is None:
+            return ModelResponse(text="We chose Postgres and discussed pooling.", usage=Usage(input_tokens=50))
+        return answer("Continue with pgbouncer.")
+
+    server, _ = oracle(workspace, {"anthropic:claude-sonnet-4-5": FunctionModel(reply)}, tmp_path)
+    kit = server.kit
+    thread_id, _ = kit.open_thread(None, "consult_oracle")
+    from cadre_core.models.base import Message
+
+    long_turns = [Message.user("x" * 50_000), Message.assistant("y" * 50_000)] * 3
+    kit.save_turn(thread_id, [*long_turns, Message.user("latest q"), Message.assistant("latest a")])
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "next?", "thread_id": thread_id})
+    assert result.structured_content["answer"] == "Continue with pgbouncer."
+    final = seen[-1].messages
+    assert final[0].text.startswith("Summary of the earlier conversation:\nWe chose Postgres")
+    assert [m.text for m in final[-3:-1]] == ["latest q", "latest a"]
+    assert sum(len(m.text) for m in final) < 20_000

@@ -16,6 +16,8 @@ from cadre_oracle.prompts import system_prompt
 from cadre_oracle.readonly import TOOLS, run_tool
 
 FILE_BUDGET_TOKENS = 120_000
+MAX_FILE_BUDGET_TOKENS = 300_000
+"""Even a 1M-token window gets at most this much file text: cost stays predictable."""
 HISTORY_BUDGET_TOKENS = 60_000
 KEEP_RECENT_MESSAGES = 4
 DEFAULT_TOOL_TURNS = 4
@@ -56,12 +58,32 @@ def keyed_route(kit: Kit, role: str) -> bool:
     return any(why is None and not c.model.startswith("sampling:") for c, why in kit.router.availability(role))
 
 
+def file_budget(kit: Kit | None, role: str = "oracle") -> int:
+    """Tokens of files to send: half the smallest window among the role's usable candidates, capped."""
+    if kit is None:
+        return FILE_BUDGET_TOKENS
+    config = kit.config.config
+    windows = [
+        window
+        for candidate, why in kit.router.availability(role)
+        if why is None and (window := config.context_window(candidate))
+    ]
+    return min(MAX_FILE_BUDGET_TOKENS, min(windows) // 2) if windows else FILE_BUDGET_TOKENS
+
+
 def first_request(
-    ws: Workspace, *, question: str, files: list[str] | None, context: str | None, mode: str, effort: str | None
+    ws: Workspace,
+    *,
+    question: str,
+    files: list[str] | None,
+    context: str | None,
+    mode: str,
+    effort: str | None,
+    budget_tokens: int = FILE_BUDGET_TOKENS,
 ) -> tuple[ModelRequest, list[str]]:
     """The opening request (system prompt, question, packed files) and notes for the caller."""
     paths, notes = resolve_files(ws, files or [])
-    packed = pack(paths, ws, budget_tokens=FILE_BUDGET_TOKENS)
+    packed = pack(paths, ws, budget_tokens=budget_tokens)
     notes += [f"{path} left out: {reason}" for path, reason in packed.omitted]
     parts = [f"Question:\n{question}"]
     if context:
@@ -101,7 +123,9 @@ async def consult(
 
         raise CadreError("the question is empty; say what you want the oracle to answer")
     thread_id, history = kit.open_thread(thread_id, "consult_oracle")
-    request, notes = first_request(ws, question=question, files=files, context=context, mode=mode, effort=effort)
+    request, notes = first_request(
+        ws, question=question, files=files, context=context, mode=mode, effort=effort, budget_tokens=file_budget(kit)
+    )
     spend = Spend()
     history = await compact_history(kit, ctx, history, thread_id, spend)
     messages = [*history, *request.messages]
@@ -169,7 +193,13 @@ async def compact_history(kit: Kit, ctx: Any, history: list[Message], thread_id:
     size = sum(len(m.text) for m in history) / 3.5
     if size <= HISTORY_BUDGET_TOKENS or len(history) <= KEEP_RECENT_MESSAGES:
         return history
-    older, recent = history[:-KEEP_RECENT_MESSAGES], history[-KEEP_RECENT_MESSAGES:]
+    keep, chars = len(history), 0
+    while keep > 0 and len(history) - keep < KEEP_RECENT_MESSAGES and chars + len(history[keep - 1].text) <= 35_000:
+        keep -= 1
+        chars += len(history[keep].text)
+    while keep < len(history) and history[keep].role != "user":  # the kept part starts with a question
+        keep += 1
+    older, recent = history[:keep], history[keep:]
     transcript = "\n\n".join(f"{m.role.upper()}: {m.text}" for m in older)[-400_000:]
     request = ModelRequest(
         [Message.user(f"{SUMMARY_PROMPT}\n\n{transcript}")],
