@@ -322,3 +322,76 @@ async def test_a_long_thread_is_summarised_before_it_moves_on(workspace, tmp_pat
     assert final[0].text.startswith("Summary of the earlier conversation:\nWe chose Postgres")
     assert [m.text for m in final[-3:-1]] == ["latest q", "latest a"]
     assert sum(len(m.text) for m in final) < 20_000
+
+
+async def test_cost_and_tokens_count_every_attempt_including_repairs(workspace, tmp_path, keys):
+    replies = iter(["{bad", json.dumps(json.loads(answer().text))])
+    model = FunctionModel(lambda r, m: ModelResponse(text=next(replies), usage=Usage(input_tokens=100_000)))
+    server, ledger = oracle(workspace, {"openai:gpt-5.2": model}, tmp_path)
+    async with Client(server) as client:
+        data = (await client.call_tool("consult_oracle", {"question": "q"})).structured_content
+    ledger.flush()
+    assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in ledger.store.rows()))
+    assert data["tokens"]["input"] == 200_000
+
+
+async def test_progress_only_goes_up_across_tool_turns(workspace, tmp_path, keys):
+    async def reply(request, model):
+        await anyio.sleep(0.2)
+        if len(request.messages) == 1:
+            return ModelResponse(tool_calls=[ToolCall("a", "list_dir", {})], finish_reason="tool_use")
+        return answer()
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path, heartbeat_s=0.05)
+    values = []
+
+    async def on_progress(progress, total, message):
+        values.append(progress)
+
+    async with Client(server) as client:
+        await client.call_tool("consult_oracle", {"question": "q"}, progress_callback=on_progress)
+    assert len(values) >= 4 and values == sorted(values)
+
+
+async def test_the_last_turn_must_answer_and_keeps_tools_declared(workspace, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q"})
+    assert result.is_error and "kept reading files after 4 tool turns" in result.content[0].text
+    assert [r.tools_allowed for r in seen] == [True, True, True, True, False]
+    assert seen[-1].tools  # declared, because the history holds tool calls
+
+
+async def test_one_vendor_failing_keeps_the_others_answer(workspace, tmp_path, keys):
+    from cadre_core.errors import AuthError
+
+    def denied(request, model):
+        raise AuthError("bad key", env_var="ANTHROPIC_API_KEY", provider="anthropic", model="claude-sonnet-4-5")
+
+    models = {"openai:gpt-5.2": FunctionModel(lambda r, m: answer("Use Redis.")),
+              "anthropic:claude-sonnet-4-5": FunctionModel(denied)}  # fmt: skip
+    server, _ = oracle(workspace, models, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("second_opinions", {"question": "Which store?"})
+    data = result.structured_content
+    assert not result.is_error
+    assert data["answers"][0]["answer"] == "Use Redis."
+    assert "ANTHROPIC_API_KEY" in data["answers"][1]["error"]
+    assert "no synthesis" in data["notes"][-1]
+
+
+def test_grep_neither_hangs_nor_reveals_secrets(workspace):
+    from cadre_core.workspace import Workspace
+    from cadre_oracle.readonly import grep
+
+    ws = Workspace([workspace])
+    (workspace / "app/slow.py").write_text("a" * 40 + "!\n")
+    assert "no matches" in grep(ws, "(a+)+$")  # taken literally: no catastrophic backtracking
+    assert "no matches" in grep(ws, "AKIAIOSF")  # only inside a secret: not reported
+    assert "app/store.py:3: class Store:" in grep(ws, r"class\s+Store")

@@ -118,6 +118,12 @@ class Kit:
 
         return redact(text, filename=filename)[0]
 
+    def new_call(self, tool: str, thread_id: str | None = None) -> Any:
+        """One tool call's running totals (cost, tokens, start time) to share across its model calls."""
+        from cadre_core.router import CallInfo
+
+        return CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+
     async def call_model(
         self,
         ctx: Context | None,
@@ -128,15 +134,14 @@ class Kit:
         role: str | None = None,
         host_sample: Any = None,
         candidates: list | None = None,
+        call: Any = None,
     ) -> ModelResponse:
         """Route `request` for the role, with a progress heartbeat and host sampling available.
 
         `host_sample` is a `CreateMessageResult` a tool obtained through a `Sample`
         resolver; it answers the `sampling:host` candidate on MCP 2026-07-28.
         """
-        from cadre_core.router import CallInfo
-
-        call = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+        call = call or self.new_call(tool, thread_id)
         request = redact_request(request)
         token = current_sampler.set(ContextSampler(ctx, host_sample))
         response: ModelResponse | None = None
@@ -233,6 +238,19 @@ def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str
     return Sample(**to_sample_args(redact_request(request)))
 
 
+def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
+    """The one `CadreError` a task group failed with, if that is all it holds."""
+    leaves = []
+    stack: list[BaseException] = [group]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BaseExceptionGroup):
+            stack.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], CadreError) else None
+
+
 def tool_errors(func: F) -> F:
     """Turn every failure into an `is_error` result with an actionable message, never a traceback."""
 
@@ -244,6 +262,12 @@ def tool_errors(func: F) -> F:
             raise
         except CadreError as exc:
             raise ToolError(str(exc)) from exc
+        except ExceptionGroup as group:
+            inner = _single_cadre_error(group)
+            if inner is None:
+                log.exception("tool failed", tool=func.__name__)
+                raise ToolError(f"internal error in {func.__name__}; the server log on stderr has details") from group
+            raise ToolError(str(inner)) from group
         except Exception as exc:
             log.exception("tool failed", tool=func.__name__)
             raise ToolError(

@@ -55,7 +55,8 @@ def redact(text: str, *, filename: str = "") -> tuple[str, int]:
         count += 1
         return _label(kind)
 
-    text = _PEM_BLOCK.sub(lambda m: sub_whole(m, "private key"), text)
+    # keep the block's line breaks, so line numbers after it stay true
+    text = _PEM_BLOCK.sub(lambda m: sub_whole(m, "private key") + "\n" * m.group(0).count("\n"), text)
     for kind, pattern in rules.detectors:
         text = pattern.sub(lambda m, k=kind: sub_whole(m, k), text)
 

@@ -31,7 +31,7 @@ from cadre_core.errors import (
 from cadre_core.ledger import Ledger, LedgerRow
 from cadre_core.logs import ensure_logging
 from cadre_core.models import build_model
-from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse
+from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse, Usage
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.pricing import price
 
@@ -51,6 +51,9 @@ class CallInfo:
     phase: str = "starting"
     started: float = field(default_factory=time.monotonic)
     usage_cost_usd: float = 0.0
+    """Cost of every priced attempt so far (failed, off-rails and repair attempts included)."""
+    usage: Usage = field(default_factory=Usage)
+    unpriced: bool = False
 
 
 class Router:
@@ -321,6 +324,8 @@ class RoutedModel(Model):
         response.cost_usd = cost
         response.model = candidate.model
         self.call.usage_cost_usd += cost or 0.0
+        self.call.usage = self.call.usage + response.usage
+        self.call.unpriced = self.call.unpriced or cost is None
         self._record(
             candidate, number, outcome, started, response=response, cost=cost, version=version, detector=detector
         )

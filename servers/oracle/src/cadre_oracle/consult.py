@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import anyio
 
+from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
-from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.base import Message, ModelRequest, ToolCall
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer, strict_schema, validator
 from cadre_oracle.context import pack, project_instructions, resolve_files
@@ -27,25 +28,12 @@ SUMMARY_PROMPT = (
 )
 
 
-@dataclass
-class Spend:
-    """Cost and tokens summed over every model call of one tool call."""
-
-    cost_usd: float = 0.0
-    usage: Usage = field(default_factory=Usage)
-    unpriced: bool = False
-
-    def add(self, response: ModelResponse) -> None:
-        self.usage = self.usage + response.usage
-        if response.cost_usd is None:
-            self.unpriced = True
-        else:
-            self.cost_usd += response.cost_usd
-
-    def tokens(self) -> dict[str, int]:
-        u = self.usage
-        return {"input": u.input_tokens, "output": u.output_tokens, "reasoning": u.reasoning_tokens,
-                "cache_read": u.cache_read_tokens}  # fmt: skip
+def totals(call: Any) -> tuple[float | None, dict[str, int]]:
+    """A tool call's cost (every attempt, failed and repaired ones included) and its tokens."""
+    u = call.usage
+    cost = None if call.unpriced and not call.usage_cost_usd else round(call.usage_cost_usd, 6)
+    return cost, {"input": u.input_tokens, "output": u.output_tokens, "reasoning": u.reasoning_tokens,
+                  "cache_read": u.cache_read_tokens}  # fmt: skip
 
 
 def shown_model(model: str) -> str:
@@ -119,25 +107,39 @@ async def consult(
 ) -> dict[str, Any]:
     """Ask the oracle role; returns the structured answer with model, cost, tokens and thread."""
     if not question or not question.strip():
-        from cadre_core.errors import CadreError
-
         raise CadreError("the question is empty; say what you want the oracle to answer")
     thread_id, history = kit.open_thread(thread_id, "consult_oracle")
-    request, notes = first_request(
-        ws, question=question, files=files, context=context, mode=mode, effort=effort, budget_tokens=file_budget(kit)
+    call = kit.new_call("consult_oracle", thread_id)
+    call.phase = "reading files"
+    budget = file_budget(kit)
+    request, notes = await anyio.to_thread.run_sync(
+        lambda: first_request(
+            ws, question=question, files=files, context=context, mode=mode, effort=effort, budget_tokens=budget
+        )
     )
-    spend = Spend()
-    history = await compact_history(kit, ctx, history, thread_id, spend)
+    history = await compact_history(kit, ctx, history, call)
     messages = [*history, *request.messages]
     turns = tool_turns if keyed_route(kit, "oracle") else 0
+    used_tools = False
     for turn in range(turns + 1):
         final = turn == turns
-        step = replace(request, messages=messages, tools=[] if final else TOOLS)
-        response = await kit.call_model(ctx, step, tool="consult_oracle", thread_id=thread_id, host_sample=host_sample)
+        step = replace(
+            request,
+            messages=messages,
+            tools=TOOLS if (not final or used_tools) else [],
+            tools_allowed=not final,  # the last turn keeps tools declared but must answer
+        )
+        response = await kit.call_model(ctx, step, tool="consult_oracle", host_sample=host_sample, call=call)
         host_sample = None
-        spend.add(response)
         if not response.tool_calls:
             break
+        if final:
+            raise CadreError(
+                f"the oracle kept reading files after {turns} tool turns without answering; "
+                "pass the relevant files or a narrower question"
+            )
+        used_tools = True
+        call.phase = "running read-only tools"
         messages = [*messages, response.to_message(), *await run_tools(ws, response.tool_calls)]
     answer = OracleAnswer.model_validate(response.output)
     citations, dropped = check_citations(ws, answer)
@@ -151,8 +153,8 @@ async def consult(
         **answer.model_dump(),
         "citations": citations,
         "model": shown_model(response.model),
-        "cost_usd": None if spend.unpriced and not spend.cost_usd else round(spend.cost_usd, 6),
-        "tokens": spend.tokens(),
+        "cost_usd": totals(call)[0],
+        "tokens": totals(call)[1],
         "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }
@@ -188,7 +190,7 @@ def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict], li
     return kept, notes
 
 
-async def compact_history(kit: Kit, ctx: Any, history: list[Message], thread_id: str, spend: Spend) -> list[Message]:
+async def compact_history(kit: Kit, ctx: Any, history: list[Message], call: Any) -> list[Message]:
     """The thread's history, with older turns replaced by a summary when it is too long to resend."""
     size = sum(len(m.text) for m in history) / 3.5
     if size <= HISTORY_BUDGET_TOKENS or len(history) <= KEEP_RECENT_MESSAGES:
@@ -206,8 +208,8 @@ async def compact_history(kit: Kit, ctx: Any, history: list[Message], thread_id:
         max_output_tokens=2000,
         effort="low",
     )
-    response = await kit.call_model(ctx, request, tool="consult_oracle", thread_id=thread_id)
-    spend.add(response)
+    call.phase = "summarising the thread"
+    response = await kit.call_model(ctx, request, tool="consult_oracle", call=call)
     summary = Message.user(f"Summary of the earlier conversation:\n{response.text.strip()}")
     return [summary, Message.assistant("Understood."), *recent]
 

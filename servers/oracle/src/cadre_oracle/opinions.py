@@ -6,13 +6,13 @@ from typing import Any
 
 import anyio
 
-from cadre_core.errors import AllCandidatesFailedError, CadreError
+from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer
-from cadre_oracle.consult import Spend, first_request, shown_model
+from cadre_oracle.consult import first_request, shown_model, totals
 from cadre_oracle.prompts import SYNTHESIS
 
 
@@ -47,10 +47,11 @@ async def second_opinions(
     answers: list[dict[str, Any] | None] = [None] * len(candidates)
 
     async def ask(index: int, candidate) -> None:
+        call = kit.new_call("second_opinions")
         try:
-            response = await kit.call_model(ctx, request, tool="second_opinions", candidates=[candidate])
-        except AllCandidatesFailedError as exc:
-            answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": None}
+            response = await kit.call_model(ctx, request, tool="second_opinions", candidates=[candidate], call=call)
+        except CadreError as exc:  # one vendor failing must not lose the others' answers
+            answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": totals(call)[0]}
             return
         answer = OracleAnswer.model_validate(response.output)
         answers[index] = {
@@ -58,7 +59,7 @@ async def second_opinions(
             "answer": answer.answer,
             "key_points": answer.key_points,
             "confidence": answer.confidence,
-            "cost_usd": response.cost_usd,
+            "cost_usd": totals(call)[0],
         }
 
     async with anyio.create_task_group() as tg:
@@ -70,10 +71,9 @@ async def second_opinions(
     if len(done) >= 2:
         listing = "\n\n".join(f"## {a['model']}\n{a['answer']}" for a in done)
         synth = ModelRequest([Message.user(f"Question:\n{question}\n\n{listing}")], system=SYNTHESIS, effort="low")
-        response = await kit.call_model(ctx, synth, tool="second_opinions")
-        spend = Spend()
-        spend.add(response)
-        spend_total += spend.cost_usd
+        call = kit.new_call("second_opinions")
+        response = await kit.call_model(ctx, synth, tool="second_opinions", call=call)
+        spend_total += totals(call)[0] or 0.0
         synthesis = response.text.strip()
     else:
         notes.append("fewer than two answers arrived, so there is no synthesis")

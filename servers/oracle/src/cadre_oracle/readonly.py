@@ -22,6 +22,19 @@ MAX_LINES = 400
 MAX_MATCHES = 60
 MAX_FILES_SCANNED = 5000
 MAX_FILE_BYTES = 1_000_000
+MAX_LINE_CHARS = 2_000
+_NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}][^)]*\)[+*{]")
+
+
+def _safe_regex(pattern: str) -> re.Pattern[str]:
+    """The pattern as a regex, or as a literal when it is invalid or could backtrack for ever."""
+    if len(pattern) > 200 or _NESTED_QUANTIFIER.search(pattern):
+        return re.compile(re.escape(pattern))
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return re.compile(re.escape(pattern))
+
 
 TOOLS = [
     ToolDefinition(
@@ -81,10 +94,7 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
 
 def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
     """Matching lines under `path`, at most 60."""
-    try:
-        regex = re.compile(pattern)
-    except re.error:
-        regex = re.compile(re.escape(pattern))
+    regex = _safe_regex(pattern)
     top = ws.resolve(path)
     rules = IgnoreRules(ws.primary)
     matches: list[str] = []
@@ -98,9 +108,11 @@ def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
         except OSError:
             continue
         for number, line in enumerate(text.split("\n"), 1):
-            if regex.search(line):
-                shown = redact(line.strip()[:200], filename=file.name)[0]
-                matches.append(f"{ws.relative(file)}:{number}: {shown}")
+            if len(line) > MAX_LINE_CHARS or not regex.search(line):
+                continue
+            shown = redact(line, filename=file.name)[0]
+            if regex.search(shown):  # a match only inside a secret must not reveal it
+                matches.append(f"{ws.relative(file)}:{number}: {shown.strip()[:200]}")
                 if len(matches) >= MAX_MATCHES:
                     break
     return "\n".join(matches) or f"no matches for {pattern!r} under {path}"

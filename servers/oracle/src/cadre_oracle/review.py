@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import anyio
+
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import Review, strict_schema, validator
-from cadre_oracle.consult import Spend, shown_model
+from cadre_oracle.consult import shown_model, totals
 from cadre_oracle.prompts import REVIEW
 
 MAX_DIFF_CHARS = 400_000
@@ -44,7 +46,7 @@ async def review_change(
     kit: Kit, ctx: Any, ws: Workspace, *, diff: str | None = None, base: str | None = None, focus: str | None = None
 ) -> dict[str, Any]:
     """Findings with severity, file and line for a change."""
-    text = diff if diff and diff.strip() else git_diff(ws, base)
+    text = diff if diff and diff.strip() else await anyio.to_thread.run_sync(git_diff, ws, base, abandon_on_cancel=True)
     if not text.strip():
         raise CadreError(f"there is nothing to review: no changes against {base or 'HEAD'}; pass `diff` or `base`")
     notes = []
@@ -60,9 +62,9 @@ async def review_change(
         schema_name="review",
         validate=validator(Review),
     )
-    response = await kit.call_model(ctx, request, tool="review_change", role="review")
-    spend = Spend()
-    spend.add(response)
+    call = kit.new_call("review_change")
+    response = await kit.call_model(ctx, request, tool="review_change", role="review", call=call)
+    cost, tokens = totals(call)
     review = Review.model_validate(response.output)
     order = {"blocker": 0, "major": 1, "minor": 2, "nit": 3}
     findings = sorted((f.model_dump() for f in review.findings), key=lambda f: (order[f["severity"]], f["path"]))
@@ -70,7 +72,7 @@ async def review_change(
         "summary": review.summary,
         "findings": findings,
         "model": shown_model(response.model),
-        "cost_usd": response.cost_usd,
-        "tokens": spend.tokens(),
+        "cost_usd": cost,
+        "tokens": tokens,
         **({"notes": notes} if notes else {}),
     }

@@ -56,6 +56,8 @@ class AnthropicModel(ProviderModel):
             params["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
             ]
+            if not request.tools_allowed:
+                params["tool_choice"] = {"type": "none"}
         output_config: dict[str, Any] = {}
         if request.effort:
             params["thinking"] = {"type": "adaptive"}

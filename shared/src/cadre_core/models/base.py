@@ -70,6 +70,8 @@ class ModelRequest:
     output_schema: dict[str, Any] | None = None
     schema_name: str = "answer"
     tools: list[ToolDefinition] = field(default_factory=list)
+    tools_allowed: bool = True
+    """False keeps `tools` declared (a history with tool calls needs them) but forbids new calls."""
     max_output_tokens: int | None = None
     """None means the candidate's setting (or 8192 outside the router)."""
     effort: Effort | None = None

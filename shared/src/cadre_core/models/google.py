@@ -98,6 +98,10 @@ class GoogleModel(ProviderModel):
                     ]
                 )
             ]
+            if not request.tools_allowed:
+                config["tool_config"] = types.ToolConfig(
+                    function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)
+                )
         if request.effort:
             config["thinking_config"] = types.ThinkingConfig(thinking_level=request.effort.upper())
         if request.output_schema is not None:

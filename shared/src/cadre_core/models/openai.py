@@ -54,6 +54,8 @@ class OpenAIModel(ProviderModel):
                 }
                 for t in request.tools
             ]
+            if not request.tools_allowed:
+                params["tool_choice"] = "none"
         if request.effort:
             params["reasoning"] = {"effort": request.effort}
         if request.output_schema is not None:

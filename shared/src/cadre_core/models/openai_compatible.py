@@ -59,6 +59,8 @@ class OpenAICompatibleModel(OpenAIModel):
                 }
                 for t in request.tools
             ]
+            if not request.tools_allowed:
+                params["tool_choice"] = "none"
         if request.effort:
             params["reasoning_effort"] = request.effort
         if request.output_schema is not None:
