@@ -395,3 +395,17 @@ def test_grep_neither_hangs_nor_reveals_secrets(workspace):
     assert "no matches" in grep(ws, "(a+)+$")  # taken literally: no catastrophic backtracking
     assert "no matches" in grep(ws, "AKIAIOSF")  # only inside a secret: not reported
     assert "app/store.py:3: class Store:" in grep(ws, r"class\s+Store")
+
+
+async def test_tool_turns_are_configurable_per_role(workspace, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
+    server.kit.config.config.roles["oracle"].max_tool_turns = 1
+    async with Client(server) as client:
+        result = await client.call_tool("consult_oracle", {"question": "q"})
+    assert "after 1 tool turns" in result.content[0].text and len(seen) == 2

@@ -103,7 +103,7 @@ async def consult(
     effort: str | None = None,
     thread_id: str | None = None,
     host_sample: Any = None,
-    tool_turns: int = DEFAULT_TOOL_TURNS,
+    tool_turns: int | None = None,
 ) -> dict[str, Any]:
     """Ask the oracle role; returns the structured answer with model, cost, tokens and thread."""
     if not question or not question.strip():
@@ -119,6 +119,9 @@ async def consult(
     )
     history = await compact_history(kit, ctx, history, call)
     messages = [*history, *request.messages]
+    if tool_turns is None:
+        role = kit.config.config.roles.get("oracle")
+        tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
     turns = tool_turns if keyed_route(kit, "oracle") else 0
     used_tools = False
     for turn in range(turns + 1):
@@ -193,7 +196,8 @@ def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict], li
 async def compact_history(kit: Kit, ctx: Any, history: list[Message], call: Any) -> list[Message]:
     """The thread's history, with older turns replaced by a summary when it is too long to resend."""
     size = sum(len(m.text) for m in history) / 3.5
-    if size <= HISTORY_BUDGET_TOKENS or len(history) <= KEEP_RECENT_MESSAGES:
+    budget = min(HISTORY_BUDGET_TOKENS, file_budget(kit) // 2)  # leave the window room for the new question
+    if size <= budget or len(history) <= KEEP_RECENT_MESSAGES:
         return history
     keep, chars = len(history), 0
     while keep > 0 and len(history) - keep < KEEP_RECENT_MESSAGES and chars + len(history[keep - 1].text) <= 35_000:
