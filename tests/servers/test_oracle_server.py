@@ -28,6 +28,16 @@ def answer(text="Use a lock.", citations=(), **extra):
     return ModelResponse(text=json.dumps({**body, **extra}), usage=Usage(input_tokens=1000, output_tokens=200))
 
 
+def always_reading(seen: list):
+    """A model that never stops calling list_dir."""
+
+    def reply(request, model):
+        seen.append(request)
+        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+
+    return reply
+
+
 def oracle(root, models: dict, tmp_path, *, roles=None, heartbeat_s=5.0):
     """A real oracle server whose router uses the given fake models."""
     server = create_server(root=root)
@@ -355,10 +365,7 @@ async def test_progress_only_goes_up_across_tool_turns(workspace, tmp_path, keys
 
 async def test_the_last_turn_must_answer_and_keeps_tools_declared(workspace, tmp_path, keys):
     seen = []
-
-    def reply(request, model):
-        seen.append(request)
-        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+    reply = always_reading(seen)
 
     server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
     async with Client(server) as client:
@@ -399,10 +406,7 @@ def test_grep_neither_hangs_nor_reveals_secrets(workspace):
 
 async def test_tool_turns_are_configurable_per_role(workspace, tmp_path, keys):
     seen = []
-
-    def reply(request, model):
-        seen.append(request)
-        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+    reply = always_reading(seen)
 
     server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
     server.kit.config.config.roles["oracle"].max_tool_turns = 1
