@@ -144,3 +144,11 @@ def test_malformed_env_override_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CADRE_ROUTER", "not-json")
     with pytest.raises(ConfigError, match="CADRE_<SECTION>__<KEY>"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("placeholder", ["${OPENAI_API_KEY}", "${env:OPENAI_API_KEY}", "<your key>", "  "])
+def test_unexpanded_host_placeholders_are_not_keys(monkeypatch, tmp_path, placeholder):
+    monkeypatch.setenv("OPENAI_API_KEY", placeholder)
+    assert load_config(tmp_path).config.providers["openai"].api_key() is None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    assert load_config(tmp_path).config.providers["openai"].api_key() == "sk-real"

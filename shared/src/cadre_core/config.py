@@ -68,14 +68,22 @@ class ProviderConfig(_Strict):
         return os.environ[var].strip() if var else None
 
     def key_source(self) -> str | None:
-        """The env var the key is read from, or None when none is set."""
-        return next((v for v in self.api_key_env if os.environ.get(v, "").strip()), None)
+        """The env var the key is read from, or None when none is set.
+
+        An unexpanded host placeholder such as `${OPENAI_API_KEY}` counts as unset.
+        """
+        return next((v for v in self.api_key_env if _real_value(os.environ.get(v, ""))), None)
 
     def resolved_base_url(self) -> str | None:
         """The SDK's usual env var wins over the file, as the last layer."""
         if self.base_url_env and (env := os.environ.get(self.base_url_env, "").strip()):
             return env
         return self.base_url
+
+
+def _real_value(value: str) -> bool:
+    value = value.strip()
+    return bool(value) and not (value.startswith(("${", "$", "<", "{{")) or value.endswith(("}", ">")))
 
 
 class ModelInfo(_Strict):
