@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -90,3 +92,39 @@ def test_cost_table(capsys, spent, monkeypatch):
 def test_cost_with_no_ledger_yet(capsys, tmp_path):
     assert main(["--root", str(tmp_path), "cost"]) == 0
     assert "No model calls recorded yet" in capsys.readouterr().out
+
+
+def cadre(*argv: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "cadre_core.cli", *argv], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_call_runs_a_tool_through_a_real_client(tmp_path):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "parser.py").write_text("def parse_header(line):\n    return line.split(':')\n")
+    root = str(tmp_path / "ws")
+    ok = cadre("call", "search", "search_codebase", "--root", root, "--json", '{"query": "parse header"}',
+               tmp_path=tmp_path)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["hits"][0]["path"] == "parser.py"
+    failed = cadre("call", "search", "find_symbol", "--root", root, "--json", '{"name": ""}', tmp_path=tmp_path)
+    assert failed.returncode == 1 and "find_symbol failed" in failed.stderr
+    missing = cadre("call", "search", "nope", "--root", root, "--json", "{}", tmp_path=tmp_path)
+    assert missing.returncode == 2
+    assert "has no tool 'nope'; its tools are search_codebase, find_symbol" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["call", "search", "search_codebase", "--json", "{bad"], "--json is not valid JSON"),
+        (["call", "search", "search_codebase", "--json", "[1]"], "must be a JSON object"),
+        (["call", "poet", "x"], "unknown server 'poet'"),
+        (["call", "search", "x", "--url", "http://127.0.0.1:9/mcp", "--timeout", "5"], "could not talk to http://127"),
+    ],
+)
+def test_call_errors_say_what_to_change(capsys, tmp_path, argv, message):
+    assert main(["--root", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err

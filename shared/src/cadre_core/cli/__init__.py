@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=10, help="how many files (default 10)")
     search.add_argument("--path", default=None, help="only under this file or folder")
     search.add_argument("--json", action="store_true", help="print JSON")
+    call = sub.add_parser("call", help="call a tool through a real MCP client (stdio, or --url for HTTP)")
+    call.add_argument("server", help="oracle, librarian or search")
+    call.add_argument("tool", help="the tool name, e.g. search_codebase")
+    call.add_argument("--json", default=None, help="tool arguments as a JSON object")
+    call.add_argument("--url", default=None, help="a streamable-HTTP endpoint instead of spawning the server")
+    call.add_argument("--root", dest="call_root", type=Path, default=None, help="workspace root for the server")
+    call.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the result")
     return parser
 
 
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.config_show import run
         elif args.command == "search":
             from cadre_core.cli.search import run
+        elif args.command == "call":
+            from cadre_core.cli.call import run
         else:
             from cadre_core.cli.cost import run
         return run(args)
