@@ -1,0 +1,168 @@
+"""Add Cadre's servers to an MCP host's config file: merged, backed up, idempotent, no literal secrets."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cadre_core.errors import CadreError
+
+HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode")
+KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+
+
+@dataclass
+class ServerEntry:
+    """One server to install: a stdio command plus the env vars it reads its keys from."""
+
+    name: str
+    command: str
+    args: list[str] = field(default_factory=list)
+    key_vars: tuple[str, ...] = KEY_VARS
+    literal_env: dict[str, str] = field(default_factory=dict)
+    """Values a team file sets literally; refused unless `--allow-secrets`."""
+
+
+def default_entries(servers: list[str]) -> list[ServerEntry]:
+    """Entries for Cadre's own console scripts, by absolute path when installed beside this Python."""
+    entries = []
+    for server in servers:
+        name = f"cadre-{server.removeprefix('cadre-')}"
+        if name not in ("cadre-oracle", "cadre-librarian", "cadre-search"):
+            raise CadreError(f"unknown server '{server}'; use oracle, librarian or search")
+        script = Path(sys.executable).parent / name
+        entries.append(ServerEntry(name, str(script) if script.exists() else name))
+    return entries
+
+
+def config_path(host: str, scope: str, root: Path) -> Path:
+    """Where `host` keeps its MCP servers for `scope` (user or project)."""
+    home = Path.home()
+    system = platform.system()
+    if host == "claude-desktop":
+        if system == "Darwin":
+            return home / "Library/Application Support/Claude/claude_desktop_config.json"
+        if system == "Windows":
+            return Path(os.environ.get("APPDATA", home)) / "Claude/claude_desktop_config.json"
+        return Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "Claude/claude_desktop_config.json"
+    if host == "claude-code":
+        return root / ".mcp.json" if scope == "project" else home / ".claude.json"
+    if host == "cursor":
+        return root / ".cursor/mcp.json" if scope == "project" else home / ".cursor/mcp.json"
+    if scope == "project":
+        return root / ".vscode/mcp.json"
+    if system == "Darwin":
+        return home / "Library/Application Support/Code/User/mcp.json"
+    if system == "Windows":
+        return Path(os.environ.get("APPDATA", home)) / "Code/User/mcp.json"
+    return Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "Code/User/mcp.json"
+
+
+def _input_id(var: str) -> str:
+    return var.lower().replace("_", "-")
+
+
+def render(host: str, entry: ServerEntry) -> dict[str, Any]:
+    """The host's JSON for one server; keys are references the host resolves, never values."""
+    env: dict[str, str] = {}
+    for var in entry.key_vars:
+        if host == "claude-code":
+            env[var] = f"${{{var}}}"
+        elif host == "cursor":
+            env[var] = f"${{env:{var}}}"
+        elif host == "vscode":
+            env[var] = f"${{input:{_input_id(var)}}}"
+        # Claude Desktop expands nothing: keys must come from the environment it is started in
+    env.update(entry.literal_env)
+    body: dict[str, Any] = {"command": entry.command, "args": list(entry.args)}
+    if host in ("claude-code", "vscode"):
+        body = {"type": "stdio", **body}
+    if env:
+        body["env"] = env
+    return body
+
+
+@dataclass
+class Plan:
+    path: Path
+    before: str | None
+    after: str
+    notes: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def diff(self) -> str:
+        old = (self.before or "").splitlines(keepends=True)
+        new = self.after.splitlines(keepends=True)
+        label = str(self.path)
+        return "".join(difflib.unified_diff(old, new, f"{label} (before)", f"{label} (after)"))
+
+
+def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_secrets: bool = False) -> Plan:
+    """The file as it would be after installing `entries`; other servers are kept as they are."""
+    if host not in HOSTS:
+        raise CadreError(f"unknown host '{host}'; use one of {', '.join(HOSTS)}")
+    literal = [f"{e.name}: {k}" for e in entries for k in e.literal_env]
+    if literal and not allow_secrets:
+        raise CadreError(
+            "refusing to write literal values for " + ", ".join(literal)
+            + "; use env var references, or pass --allow-secrets if the file is private"
+        )  # fmt: skip
+    before = path.read_text("utf-8") if path.exists() else None
+    data = _load(path, before)
+    key = "servers" if host == "vscode" else "mcpServers"
+    servers = data.setdefault(key, {})
+    if not isinstance(servers, dict):
+        raise CadreError(f"{path}: '{key}' is not an object; fix the file by hand, it was left untouched")
+    for entry in entries:
+        servers[entry.name] = render(host, entry)
+    notes = []
+    if host == "vscode":
+        inputs = data.setdefault("inputs", [])
+        known = {i.get("id") for i in inputs if isinstance(i, dict)}
+        for var in sorted({v for e in entries for v in e.key_vars}):
+            if _input_id(var) not in known:
+                inputs.append({"type": "promptString", "id": _input_id(var), "description": var, "password": True})
+    if host == "claude-desktop":
+        notes.append("Claude Desktop does not expand ${VAR}: start it from a shell that has your keys set")
+    after = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if before is not None and _load(path, before) == data:
+        after = before  # same content: leave the file byte-for-byte as it is
+    return Plan(path, before, after, notes)
+
+
+def _load(path: Path, text: str | None) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CadreError(f"{path} is not valid JSON ({exc}); fix or move it, it was left untouched") from None
+    if not isinstance(data, dict):
+        raise CadreError(f"{path} does not hold a JSON object; fix or move it, it was left untouched")
+    return data
+
+
+def apply(plan: Plan) -> Path | None:
+    """Write the plan, after a timestamped backup of the old file; returns the backup path."""
+    if not plan.changed:
+        return None
+    backup = None
+    plan.path.parent.mkdir(parents=True, exist_ok=True)
+    if plan.before is not None:
+        backup = plan.path.with_name(f"{plan.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(plan.path, backup)
+    tmp = plan.path.with_name(plan.path.name + ".tmp")
+    tmp.write_text(plan.after, "utf-8")
+    tmp.replace(plan.path)
+    return backup
