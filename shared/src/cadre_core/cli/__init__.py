@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--url", default=None, help="a streamable-HTTP endpoint instead of spawning the server")
     call.add_argument("--root", dest="call_root", type=Path, default=None, help="workspace root for the server")
     call.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the result")
+    install = sub.add_parser("install", help="add the servers to an MCP host's config")
+    install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    install.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
+    install.add_argument("--scope", choices=["user", "project"], default=None, help="default: project if it exists")
+    install.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
+    install.add_argument("--config-path", type=Path, default=None, help="edit this file instead of the default")
+
     return parser
 
 
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.search import run
         elif args.command == "call":
             from cadre_core.cli.call import run
+        elif args.command == "install":
+            from cadre_core.cli.install import run
         else:
             from cadre_core.cli.cost import run
         return run(args)
