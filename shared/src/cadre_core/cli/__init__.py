@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
     install.add_argument("--config-path", type=Path, default=None, help="edit this file instead of the default")
 
+    up = sub.add_parser("up", help="serve the servers over streamable HTTP (one process, stateless)")
+    up.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback needs tokens)")
+    up.add_argument("--port", type=int, default=8765)
+    up.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
+    up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
+    up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
+    up.add_argument("--log-level", default=None)
     return parser
 
 
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.call import run
         elif args.command == "install":
             from cadre_core.cli.install import run
+        elif args.command == "up":
+            from cadre_core.cli.up import run
         else:
             from cadre_core.cli.cost import run
         return run(args)
