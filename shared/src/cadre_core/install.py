@@ -29,6 +29,10 @@ class ServerEntry:
     key_vars: tuple[str, ...] = KEY_VARS
     literal_env: dict[str, str] = field(default_factory=dict)
     """Values a team file sets literally; refused unless `--allow-secrets`."""
+    url: str | None = None
+    """A remote (streamable HTTP) server instead of a command."""
+    header_vars: dict[str, str] = field(default_factory=dict)
+    """Remote headers whose secret part comes from an env var: header name -> var (sent as `Bearer <var>`)."""
 
 
 def default_entries(servers: list[str]) -> list[ServerEntry]:
@@ -70,17 +74,25 @@ def _input_id(var: str) -> str:
     return var.lower().replace("_", "-")
 
 
+def reference(host: str, var: str) -> str:
+    """How `host` spells "the value of env var `var`" in its config file."""
+    return {"claude-code": f"${{{var}}}", "cursor": f"${{env:{var}}}", "vscode": f"${{input:{_input_id(var)}}}"}[host]
+
+
 def render(host: str, entry: ServerEntry) -> dict[str, Any]:
     """The host's JSON for one server; keys are references the host resolves, never values."""
+    if entry.url:
+        if host == "claude-desktop":
+            raise CadreError(
+                f"{entry.name} is a remote server and Claude Desktop's file takes only commands; "
+                "use claude-code, cursor or vscode, or add it in Desktop's connector settings"
+            )
+        headers = {name: f"Bearer {reference(host, var)}" for name, var in entry.header_vars.items()}
+        remote: dict[str, Any] = {"url": entry.url} if host == "cursor" else {"type": "http", "url": entry.url}
+        return {**remote, **({"headers": headers} if headers else {})}
     env: dict[str, str] = {}
-    for var in entry.key_vars:
-        if host == "claude-code":
-            env[var] = f"${{{var}}}"
-        elif host == "cursor":
-            env[var] = f"${{env:{var}}}"
-        elif host == "vscode":
-            env[var] = f"${{input:{_input_id(var)}}}"
-        # Claude Desktop expands nothing: keys must come from the environment it is started in
+    if host != "claude-desktop":  # Desktop expands nothing: keys come from the environment it starts in
+        env = {var: reference(host, var) for var in entry.key_vars}
     env.update(entry.literal_env)
     body: dict[str, Any] = {"command": entry.command, "args": list(entry.args)}
     if host in ("claude-code", "vscode"):
@@ -130,7 +142,7 @@ def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_sec
     if host == "vscode":
         inputs = data.setdefault("inputs", [])
         known = {i.get("id") for i in inputs if isinstance(i, dict)}
-        for var in sorted({v for e in entries for v in e.key_vars}):
+        for var in sorted({v for e in entries for v in (*e.key_vars, *e.header_vars.values())}):
             if _input_id(var) not in known:
                 inputs.append({"type": "promptString", "id": _input_id(var), "description": var, "password": True})
     if host == "claude-desktop":

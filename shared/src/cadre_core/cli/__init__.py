@@ -60,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
     install.add_argument("--config-path", type=Path, default=None, help="edit this file instead of the default")
 
+    registry = sub.add_parser("registry", help="MCP Registry server.json files for a team")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
+    export = registry_sub.add_parser("export", help="write <out>/<server>/server.json (schema 2025-12-11)")
+    export.add_argument("--out", type=Path, default=Path("registry"), help="output folder (default ./registry)")
+    export.add_argument("--servers", default="oracle,librarian,search")
+    export.add_argument("--remote-url", default=None, help="team deployment base URL, e.g. https://cadre.example.com")
+    imp = registry_sub.add_parser("import", help="install servers from a team's server.json files")
+    imp.add_argument("files", nargs="+", type=Path, help="server.json files")
+    imp.add_argument("--host", required=True, choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    imp.add_argument("--scope", choices=["user", "project"], default=None)
+    imp.add_argument("--remote", action="store_true", help="use the team deployment instead of a local package")
+    imp.add_argument("--dry-run", action="store_true")
+    imp.add_argument("--allow-secrets", action="store_true")
+    imp.add_argument("--config-path", type=Path, default=None)
+
     up = sub.add_parser("up", help="serve the servers over streamable HTTP (one process, stateless)")
     up.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback needs tokens)")
     up.add_argument("--port", type=int, default=8765)
@@ -88,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.install import run
         elif args.command == "up":
             from cadre_core.cli.up import run
+        elif args.command == "registry":
+            from cadre_core.cli.registry import run
         else:
             from cadre_core.cli.cost import run
         return run(args)
