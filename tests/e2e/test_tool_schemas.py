@@ -1,0 +1,28 @@
+"""Every tool of every server: input and output schemas are valid JSON Schema 2020-12, and tools/list is small."""
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+from mcp import Client
+
+from cadre_librarian.server import create_server as librarian
+from cadre_oracle.server import create_server as oracle
+from cadre_search.server import create_server as search
+
+pytestmark = pytest.mark.anyio
+BUDGETS = {"oracle": (oracle, 900), "librarian": (librarian, 900), "search": (search, 600)}
+
+
+@pytest.mark.parametrize("name", sorted(BUDGETS))
+async def test_schemas_are_valid_and_the_list_fits_its_token_budget(name, tmp_path):
+    create, budget = BUDGETS[name]
+    async with Client(create(root=tmp_path)) as client:
+        tools = (await client.list_tools()).tools
+    for tool in tools:
+        Draft202012Validator.check_schema(tool.input_schema)
+        if tool.output_schema is not None:
+            Draft202012Validator.check_schema(tool.output_schema)
+        assert tool.description and len(tool.description) <= 200
+    size = len(json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])) / 4
+    assert size <= budget
