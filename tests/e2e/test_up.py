@@ -28,7 +28,7 @@ def free_port() -> int:
 def up(tmp_path):
     procs = []
 
-    def start(host: str, tokens: str | None = None, servers: str = "search"):
+    def start(host: str, tokens: str | None = None, servers: str = "search", extra_env: dict | None = None):
         port = free_port()
         (tmp_path / "ws").mkdir(exist_ok=True)
         (tmp_path / "ws" / "alpha.py").write_text("def alpha_function():\n    return 1\n")
@@ -36,6 +36,7 @@ def up(tmp_path):
                "XDG_DATA_HOME": str(tmp_path / "data")}  # fmt: skip
         if tokens:
             env["CADRE_TOKENS"] = tokens
+        env.update(extra_env or {})
         cmd = [sys.executable, "-m", "cadre_core.cli", "--root", str(tmp_path / "ws"), "up", "--host", host,
                "--port", str(port), "--servers", servers, "--grace", "2"]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -98,3 +99,39 @@ def test_sigterm_stops_the_server_cleanly(up):
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status is the usual one
     assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
     assert "Traceback" not in proc.stderr.read()
+
+
+async def test_sigterm_lets_an_in_flight_call_finish(up):
+    import signal
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    import anyio
+
+    from tests.e2e.test_oracle_jobs_stdio import ANSWER, FakeOpenAI
+
+    fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    FakeOpenAI.calls, FakeOpenAI.delay_s, FakeOpenAI.received = [], 1.5, threading.Event()
+    base_url = f"http://127.0.0.1:{fake.server_address[1]}/v1"
+    proc, port = up("127.0.0.1", servers="oracle", extra_env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": base_url})
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "consult_oracle", "arguments": {"question": "Why?"}}}  # fmt: skip
+    headers = {**HEADERS, "mcp-protocol-version": "2025-11-25"}
+    url = f"http://127.0.0.1:{port}/oracle/mcp"
+    try:
+        async with anyio.create_task_group() as tg:
+            replies = []
+
+            async def post() -> None:
+                replies.append(await anyio.to_thread.run_sync(lambda: httpx2.post(url, json=call, headers=headers,
+                                                                                    timeout=30)))  # fmt: skip
+
+            tg.start_soon(post)
+            assert await anyio.to_thread.run_sync(FakeOpenAI.received.wait, 20)
+            proc.send_signal(signal.SIGTERM)  # the model is still answering
+        assert replies[0].status_code == 200
+        assert ANSWER["answer"] in replies[0].text  # the in-flight call finished after SIGTERM
+        assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20)) in (0, -signal.SIGTERM)
+    finally:
+        fake.shutdown()

@@ -23,6 +23,11 @@ def run(args: Any) -> int:
     print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}", file=sys.stderr)
     if not is_loopback(args.host):
         print("cadre up: put TLS in front of this port (a load balancer or reverse proxy)", file=sys.stderr)
+    # sse-starlette ends every open SSE response at the first SIGTERM, which would cut off in-flight tool
+    # calls; instead uvicorn drains them for up to --grace seconds, then cancels what is left.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=args.grace, lifespan="on"
     )
