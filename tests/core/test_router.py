@@ -301,3 +301,17 @@ async def test_a_failed_repair_falls_back_to_the_next_candidate(keys, ledger):
     assert (response.output, response.model) == ({"answer": "from anthropic"}, "anthropic:claude-sonnet-4-5")
     assert len(stubborn.requests) == 2
     assert [r["outcome"] for r in ledger_rows(ledger)] == ["off_rails", "off_rails", "ok"]
+
+
+async def test_a_long_timeout_falls_back_without_retrying_the_same_model(keys, ledger):
+    config = make_config(oracle=[{"model": "openai:slow", "timeout_s": 200}, "anthropic:fast"])
+    slow = TestModel(delay_s=0)
+    router = make_router(config, ledger, **{"openai:slow": slow, "anthropic:fast": TestModel("fast")})
+
+    async def never(request):
+        raise TimeoutError
+
+    slow.request = never  # as if the provider stayed silent for the whole 200 s
+    assert (await router.request("oracle", REQUEST)).text == "fast"
+    assert [(r["model"], r["outcome"]) for r in ledger_rows(ledger)] == [("slow", "fallback"), ("fast", "ok")]
+    assert router.sleeps == []

@@ -38,6 +38,8 @@ from cadre_core.pricing import price
 log = structlog.get_logger("cadre.router")
 
 ModelFactory = Callable[[Candidate, CadreConfig], Model]
+LONG_TIMEOUT_S = 120.0
+"""A candidate that stayed silent this long is not retried; the next candidate is tried instead."""
 
 
 @dataclass
@@ -209,6 +211,8 @@ class RoutedModel(Model):
                 exc: ModelError = ModelTimeoutError(
                     f"no answer within {timeout:.0f}s", provider=provider, model=parse_model_ref(candidate.model)[1]
                 )
+                if timeout >= LONG_TIMEOUT_S:  # waiting that long again on the same model rarely pays: fall back
+                    exc.retryable = False
             except ModelError as model_exc:
                 exc = model_exc
             except Exception as bug:
