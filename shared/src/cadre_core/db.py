@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -45,3 +48,22 @@ def _open(path: Path, schema: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[Callable], Callable]:
+    """Decorate a store method so a SQLite failure becomes `error`, naming the file and the fix."""
+
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise error(
+                    f"the {what} at {self.path} is unavailable ({exc}); retry, or set {config_key} "
+                    "in cadre.toml to a writable file"
+                ) from exc
+
+        return wrapper
+
+    return decorate

@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -79,20 +78,7 @@ class JobStoreError(CadreError):
     retryable = True
 
 
-def _guarded(method):
-    """Turn a SQLite failure into a `JobStoreError` that says what to do."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise JobStoreError(
-                f"the job store at {self.path} is unavailable ({exc}); retry, or set [paths] jobs "
-                "in cadre.toml to a writable file"
-            ) from exc
-
-    return wrapper
+_guarded = db.guarded(JobStoreError, "job store", "[paths] jobs")
 
 
 def _now() -> datetime:

@@ -36,22 +36,7 @@ class ThreadStoreError(CadreError):
     retryable = True
 
 
-def _guarded(method):
-    """Turn a SQLite failure into a `ThreadStoreError` that says what to do."""
-    import functools
-    import sqlite3
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise ThreadStoreError(
-                f"the thread store at {self.path} is unavailable ({exc}); retry, or set [paths] threads "
-                "in cadre.toml to a writable file"
-            ) from exc
-
-    return wrapper
+_guarded = db.guarded(ThreadStoreError, "thread store", "[paths] threads")
 
 
 def _now() -> str:
