@@ -109,6 +109,7 @@ class PathConfig(_Strict):
     ledger: Path | None = None
     threads: Path | None = None
     jobs: Path | None = None
+    budget: Path | None = None
 
 
 class ServerConfig(_Strict):

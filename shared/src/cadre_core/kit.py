@@ -35,6 +35,18 @@ log = structlog.get_logger("cadre.kit")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
+def open_budget(config: Any) -> Any:
+    """The spend store when any cap is configured, else None (no caps, nothing to hold)."""
+    roles = [r.budget_per_day_usd for r in config.roles.values()]
+    caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
+            config.budget.per_month_usd, *roles]  # fmt: skip
+    if all(c is None for c in caps):
+        return None
+    from cadre_core.budget import Budget, default_budget_path
+
+    return Budget(config.paths.budget or default_budget_path())
+
+
 def request_roots(ctx: Context) -> ListRoots | None:
     """Resolver: ask the host for its roots when it declared the capability."""
     caps = ctx.client_capabilities
@@ -84,7 +96,7 @@ class Kit:
         if self._router is None:
             from cadre_core.router import Router
 
-            self._router = Router(self.config.config, self.ledger)
+            self._router = Router(self.config.config, self.ledger, budget=open_budget(self.config.config))
         return self._router
 
     @property

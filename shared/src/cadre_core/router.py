@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 import structlog
 
+from cadre_core.budget import Budget, BudgetExceededError, Caps
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.errors import (
     AllCandidatesFailedError,
@@ -69,9 +70,11 @@ class Router:
         model_factory: ModelFactory | None = None,
         sleep: Callable[[float], object] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        budget: Budget | None = None,
     ):
         self.config = config
         self.ledger = ledger
+        self.budget = budget
         ensure_logging()
         self._factory = model_factory or _default_factory
         self._sleep = sleep
@@ -201,6 +204,8 @@ class RoutedModel(Model):
         for number in range(1, cfg.retries_per_candidate + 2):
             self.call.model, self.call.phase = candidate.model, "waiting for model"
             started = time.perf_counter()
+            reservation = self._reserve(candidate, request, number)
+            response = None
             try:
                 with anyio.fail_after(timeout):
                     response = await model.request(request)
@@ -218,7 +223,9 @@ class RoutedModel(Model):
             except Exception as bug:
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise
-            else:
+            finally:
+                self._settle_budget(reservation, candidate, response)
+            if response is not None:
                 problem = self._invalid(request, response)
                 if problem is None:
                     self._settle(candidate, number, "ok", started, response)
@@ -267,6 +274,32 @@ class RoutedModel(Model):
             return None
         return None
 
+    def _reserve(self, candidate: Candidate, request: ModelRequest, number: int) -> int | None:
+        """Hold the attempt's worst-case cost against the caps; refuse it (and record why) if it does not fit."""
+        budget = self.router.budget
+        if budget is None:
+            return None
+        role_cfg = self.router.config.roles.get(self.role)  # type: ignore[call-overload]
+        caps = Caps.from_config(self.router.config.budget, role_cfg.budget_per_day_usd if role_cfg else None)
+        if not caps.any:
+            return None
+        provider, name = parse_model_ref(candidate.model)
+        worst = Usage(input_tokens=request.estimated_input_tokens(), output_tokens=request.output_limit)
+        amount = price(worst, provider, name)[0] or 0.0
+        try:
+            return budget.reserve(caps, amount, role=self.role, thread_id=self.call.thread_id)
+        except BudgetExceededError:
+            self._record(candidate, number, "budget_refused", time.perf_counter(), error_class="BudgetExceededError")
+            raise
+
+    def _settle_budget(self, reservation: int | None, candidate: Candidate, response: ModelResponse | None) -> None:
+        if reservation is None or self.router.budget is None:
+            return
+        cost = None
+        if response is not None:
+            cost = price(response.usage, *parse_model_ref(candidate.model))[0]
+        self.router.budget.settle(reservation, cost or 0.0)
+
     def _invalid(self, request: ModelRequest, response: ModelResponse) -> str | None:
         """Why a final answer fails the request's validator, or None."""
         if request.validate is None or response.tool_calls:
@@ -298,6 +331,11 @@ class RoutedModel(Model):
         self.call.phase = "repairing the answer"
         started = time.perf_counter()
         try:
+            reservation = self._reserve(candidate, fix, number)
+        except BudgetExceededError:
+            return None
+        response = None
+        try:
             with anyio.fail_after(candidate.timeout_s or _provider_timeout(self.router.config, model.provider)):
                 response = await model.request(fix)
         except anyio.get_cancelled_exc_class():
@@ -306,6 +344,8 @@ class RoutedModel(Model):
         except (ModelError, TimeoutError) as exc:
             self._record(candidate, number, "error", started, error_class=type(exc).__name__)
             return None
+        finally:
+            self._settle_budget(reservation, candidate, response)
         again = self._invalid(request, response)
         if again is None:
             self._settle(candidate, number, "ok", started, response)

@@ -1,0 +1,127 @@
+"""USD caps per call, thread, day, month and role: reserve the worst case first, settle to the real cost.
+
+Reservations are rows written under SQLite's write lock, so concurrent calls (threads or processes)
+cannot together overshoot a cap.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cadre_core import db
+from cadre_core.config import BudgetConfig
+from cadre_core.errors import CadreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    id INTEGER PRIMARY KEY, day TEXT NOT NULL, month TEXT NOT NULL, role TEXT NOT NULL,
+    thread_id TEXT, amount REAL NOT NULL, settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS spend_day ON spend(day);
+CREATE INDEX IF NOT EXISTS spend_month ON spend(month);
+CREATE INDEX IF NOT EXISTS spend_thread ON spend(thread_id);
+"""
+
+
+class BudgetExceededError(CadreError):
+    """A call would go over a spending cap."""
+
+
+@dataclass(frozen=True)
+class Caps:
+    per_call: float | None = None
+    per_thread: float | None = None
+    per_day: float | None = None
+    per_month: float | None = None
+    role_per_day: float | None = None
+
+    @classmethod
+    def from_config(cls, budget: BudgetConfig, role_per_day: float | None) -> Caps:
+        return cls(budget.per_call_usd, budget.per_thread_usd, budget.per_day_usd, budget.per_month_usd, role_per_day)
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.per_call, self.per_thread, self.per_day, self.per_month,
+                                           self.role_per_day))  # fmt: skip
+
+
+class Budget:
+    """Reservations and settled spend in SQLite."""
+
+    def __init__(self, path: Path | str):
+        self.path = path
+        self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
+        self._lock = threading.Lock()
+
+    def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None) -> int:
+        """Hold `amount` USD against every cap, or raise `BudgetExceededError` naming the cap and what is left."""
+        now = datetime.now(UTC)
+        day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
+        if caps.per_call is not None and amount > caps.per_call:
+            raise BudgetExceededError(
+                f"this call could cost up to ${amount:.4f}, over [budget] per_call_usd = ${caps.per_call:.4f}; "
+                "raise the cap, lower max_output_tokens, or send fewer files"
+            )
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                checks = [
+                    ("[budget] per_day_usd", caps.per_day, "day = ?", [day]),
+                    ("[budget] per_month_usd", caps.per_month, "month = ?", [month]),
+                    (f"[roles.{role}] budget_per_day_usd", caps.role_per_day, "day = ? AND role = ?", [day, role]),
+                ]
+                if thread_id:
+                    checks.append(("[budget] per_thread_usd", caps.per_thread, "thread_id = ?", [thread_id]))
+                for name, cap, where, args in checks:
+                    if cap is None:
+                        continue
+                    used = self._conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
+                    spent = used.fetchone()[0]
+                    if spent + amount > cap:
+                        raise BudgetExceededError(
+                            f"{name} = ${cap:.4f} would be exceeded: ${spent:.4f} spent or reserved, "
+                            f"${max(0.0, cap - spent):.4f} left, and this call could cost up to ${amount:.4f}. "
+                            "Raise the cap in cadre.toml or wait for it to reset"
+                        )
+                cursor = self._conn.execute(
+                    "INSERT INTO spend (day, month, role, thread_id, amount) VALUES (?, ?, ?, ?, ?)",
+                    (day, month, role, thread_id, amount),
+                )
+                self._conn.execute("COMMIT")
+                return int(cursor.lastrowid)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def settle(self, reservation: int, actual: float) -> None:
+        """Replace a reservation by what the call really cost."""
+        with self._lock:
+            self._conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
+
+    def remaining(self, caps: Caps, roles: dict[str, float | None]) -> list[dict]:
+        """What is left of each configured cap today / this month."""
+        now = datetime.now(UTC)
+        day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
+        rows = []
+        with self._lock:
+            for name, cap, where, args in [
+                ("per_day_usd", caps.per_day, "day = ?", [day]),
+                ("per_month_usd", caps.per_month, "month = ?", [month]),
+                *[(f"roles.{r}.budget_per_day_usd", c, "day = ? AND role = ?", [day, r]) for r, c in roles.items()],
+            ]:
+                if cap is None:
+                    continue
+                spent = self._conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
+                used = spent.fetchone()[0]
+                rows.append({"cap": name, "limit_usd": cap, "spent_usd": round(used, 6),
+                             "remaining_usd": round(max(0.0, cap - used), 6)})  # fmt: skip
+        return rows
+
+
+def default_budget_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cadre")) / "budget.sqlite"

@@ -1,0 +1,74 @@
+import anyio
+import pytest
+
+from cadre_core.budget import Budget, BudgetExceededError, Caps
+from cadre_core.models.base import Message, ModelRequest, Usage
+from cadre_core.models.test import TestModel
+from cadre_core.router import CallInfo, Router
+from tests.core.conftest import ledger_rows, make_config
+
+pytestmark = pytest.mark.anyio
+# gpt-5.2: $1.75/M input, $14/M output. 1,000 in + 500 out really costs $0.00875.
+USAGE = Usage(input_tokens=1000, output_tokens=500)
+REAL = 1000 * 1.75e-6 + 500 * 14e-6
+
+
+def routed(tmp_path, ledger, **budget):
+    config = make_config(oracle=["openai:gpt-5.2"])
+    for key, value in budget.items():
+        setattr(config.budget, key, value)
+    model = TestModel("ok", usage=USAGE, delay_s=0.01)
+    return Router(config, ledger, model_factory=lambda c, cfg: model, budget=Budget(tmp_path / "budget.sqlite"))
+
+
+async def test_a_hundred_concurrent_calls_never_end_above_the_cap(tmp_path, keys, ledger):
+    cap = 0.5
+    router = routed(tmp_path, ledger, per_day_usd=cap)
+    request = ModelRequest([Message.user("q" * 3500)], max_output_tokens=500)  # worst case ~ $0.0088
+    outcomes = []
+
+    async def one() -> None:
+        try:
+            await router.request("oracle", request)
+            outcomes.append("ok")
+        except BudgetExceededError:
+            outcomes.append("refused")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(one)
+    rows = ledger_rows(ledger)
+    spent = sum(r["cost_usd"] or 0 for r in rows)
+    assert spent <= cap
+    assert outcomes.count("ok") == sum(r["outcome"] == "ok" for r in rows) >= 50
+    assert outcomes.count("refused") == sum(r["outcome"] == "budget_refused" for r in rows) > 0
+
+
+async def test_refusal_names_the_cap_and_what_is_left(tmp_path, keys, ledger):
+    router = routed(tmp_path, ledger, per_thread_usd=0.01)
+    request = ModelRequest([Message.user("q" * 3500)], max_output_tokens=500)
+    await router.request("oracle", request, CallInfo(thread_id="t1"))
+    with pytest.raises(BudgetExceededError) as info:
+        await router.request("oracle", request, CallInfo(thread_id="t1"))
+    message = str(info.value)
+    assert "[budget] per_thread_usd = $0.0100 would be exceeded" in message
+    assert f"${0.01 - REAL:.4f} left" in message
+    await router.request("oracle", request, CallInfo(thread_id="t2"))  # another thread is unaffected
+
+
+async def test_per_call_cap_uses_the_worst_case(tmp_path, keys, ledger):
+    router = routed(tmp_path, ledger, per_call_usd=0.001)
+    with pytest.raises(BudgetExceededError, match="per_call_usd"):
+        await router.request("oracle", ModelRequest([Message.user("q")], max_output_tokens=32_000))
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["budget_refused"]
+
+
+def test_settling_replaces_the_reservation_with_the_real_cost(tmp_path):
+    budget = Budget(tmp_path / "b.sqlite")
+    caps = Caps(per_day=1.0)
+    reservation = budget.reserve(caps, 0.9, role="oracle", thread_id=None)
+    with pytest.raises(BudgetExceededError):
+        budget.reserve(caps, 0.2, role="oracle", thread_id=None)
+    budget.settle(reservation, 0.1)
+    budget.reserve(caps, 0.2, role="oracle", thread_id=None)
+    assert budget.remaining(caps, {})[0]["remaining_usd"] == pytest.approx(0.7)
