@@ -76,7 +76,7 @@ def spent(tmp_path, monkeypatch):
 def test_cost_json_groups_spend(capsys, spent):
     assert main(["--root", str(spent), "cost", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"role", "model", "day", "thread"}
+    assert set(data) == {"role", "model", "day", "thread", "budgets"}
     by_role = {g["key"]: g["cost_usd"] for g in data["role"]}
     assert by_role == pytest.approx({"oracle": 0.5, "search": 0.01})
     assert {g["key"]: g["attempts"] for g in data["thread"]} == {"t1": 2, None: 1}
@@ -128,3 +128,20 @@ def test_call_runs_a_tool_through_a_real_client(tmp_path):
 def test_call_errors_say_what_to_change(capsys, tmp_path, argv, message):
     assert main(["--root", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cost_shows_what_is_left_of_each_budget(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    budget_file = tmp_path / "budget.sqlite"
+    (tmp_path / ".cadre.toml").write_text(
+        f'[budget]\nper_day_usd = 2.0\n[roles.oracle]\nbudget_per_day_usd = 1.0\n[paths]\nbudget = "{budget_file}"\n'
+    )
+    from cadre_core.budget import Budget, Caps
+
+    Budget(budget_file).reserve(Caps(per_day=2.0), 0.25, role="oracle", thread_id=None)
+    assert main(["--root", str(tmp_path), "cost", "--json"]) == 0
+    caps = {row["cap"]: row for row in json.loads(capsys.readouterr().out)["budgets"]}
+    assert caps["per_day_usd"]["remaining_usd"] == pytest.approx(1.75)
+    assert caps["roles.oracle.budget_per_day_usd"]["remaining_usd"] == pytest.approx(0.75)
+    assert main(["--root", str(tmp_path), "cost"]) == 0
+    assert "Budgets" in capsys.readouterr().out
