@@ -315,3 +315,26 @@ async def test_a_long_timeout_falls_back_without_retrying_the_same_model(keys, l
     assert (await router.request("oracle", REQUEST)).text == "fast"
     assert [(r["model"], r["outcome"]) for r in ledger_rows(ledger)] == [("slow", "fallback"), ("fast", "ok")]
     assert router.sleeps == []
+
+
+async def test_a_flagged_answer_is_kept_with_a_warning_by_default(keys, ledger):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    looping = TestModel("the cache key is wrong and must change now " * 6, model_name="a")
+    router = make_router(config, ledger, **{"openai:a": looping, "anthropic:b": TestModel("b")})
+    response = await router.request("oracle", REQUEST)
+    assert response.model == "openai:a"
+    assert response.warnings and "repetition_loop" in response.warnings[0]
+    assert [(r["outcome"], r["detector"]) for r in ledger_rows(ledger)] == [("off_rails", "repetition_loop")]
+
+
+async def test_the_fallback_policy_moves_a_flagged_answer_to_the_next_candidate(keys, ledger):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    config.roles["oracle"].off_rails = "fallback"
+    leaky = TestModel("<thinking>hmm</thinking> lock it", model_name="a")
+    router = make_router(config, ledger, **{"openai:a": leaky, "anthropic:b": TestModel("clean answer")})
+    response = await router.request("oracle", REQUEST)
+    assert (response.text, response.warnings) == ("clean answer", [])
+    assert [(r["model"], r["outcome"], r["detector"]) for r in ledger_rows(ledger)] == [
+        ("a", "off_rails", "leaked_thinking"),
+        ("b", "ok", None),
+    ]

@@ -51,6 +51,8 @@ class Candidate(_Strict):
 class RoleConfig(_Strict):
     candidates: list[Candidate] = Field(default_factory=list)
     budget_per_day_usd: NonNegative | None = None
+    off_rails: Literal["warn", "fallback"] = "warn"
+    """When a detector flags an answer: return it with a warning, or try the next candidate."""
     max_tool_turns: int = Field(default=4, ge=0, le=20)
     """How many rounds of read-only tool calls the role's model may make before it must answer."""
 

@@ -19,6 +19,7 @@ import structlog
 
 from cadre_core.budget import Budget, BudgetExceededError, Caps
 from cadre_core.config import CadreConfig, Candidate
+from cadre_core.detectors import first_problem
 from cadre_core.errors import (
     AllCandidatesFailedError,
     Attempt,
@@ -228,8 +229,7 @@ class RoutedModel(Model):
             if response is not None:
                 problem = self._invalid(request, response)
                 if problem is None:
-                    self._settle(candidate, number, "ok", started, response)
-                    return response
+                    return self._accept(candidate, number, started, response, attempts, last)
                 self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
                 repaired = await self._repair(model, candidate, request, response, problem, number + 1)
                 if repaired is not None:
@@ -299,6 +299,29 @@ class RoutedModel(Model):
         if response is not None:
             cost = price(response.usage, *parse_model_ref(candidate.model))[0]
         self.router.budget.settle(reservation, cost or 0.0)
+
+    def _accept(
+        self,
+        candidate: Candidate,
+        number: int,
+        started: float,
+        response: ModelResponse,
+        attempts: list[Attempt],
+        last: bool,
+    ) -> ModelResponse | None:
+        """Record a valid answer; if a detector flags it, keep it with a warning or fall back, per role policy."""
+        flagged = first_problem(response)
+        if flagged is None:
+            self._settle(candidate, number, "ok", started, response)
+            return response
+        name, reason = flagged
+        self._settle(candidate, number, "off_rails", started, response, detector=name)
+        role_cfg = self.router.config.roles.get(self.role)  # type: ignore[call-overload]
+        if role_cfg is not None and role_cfg.off_rails == "fallback" and not last:
+            attempts.append(Attempt(candidate.model, "off_rails", f"{name}: {reason}"))
+            return None
+        response.warnings.append(f"{candidate.model} answer flagged by {name}: {reason}")
+        return response
 
     def _invalid(self, request: ModelRequest, response: ModelResponse) -> str | None:
         """Why a final answer fails the request's validator, or None."""

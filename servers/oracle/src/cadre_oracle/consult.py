@@ -146,7 +146,7 @@ async def consult(
         messages = [*messages, response.to_message(), *await run_tools(ws, response.tool_calls)]
     answer = OracleAnswer.model_validate(response.output)
     citations, dropped = check_citations(ws, answer)
-    notes += dropped
+    notes += dropped + response.warnings
     kit.save_turn(
         thread_id,
         [Message.user(_turn_summary(question, context, files)), Message.assistant(answer.answer)],

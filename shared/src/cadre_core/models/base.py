@@ -138,6 +138,8 @@ class ModelResponse:
     cost_usd: float | None = None
     """Filled in by the router from the price catalog."""
     replay: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Set by the router when an off-the-rails detector fired but the answer was kept."""
 
     def to_message(self) -> Message:
         """This answer as the assistant turn of a continuing conversation."""
