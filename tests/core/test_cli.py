@@ -145,3 +145,20 @@ def test_cost_shows_what_is_left_of_each_budget(capsys, tmp_path, monkeypatch):
     assert caps["roles.oracle.budget_per_day_usd"]["remaining_usd"] == pytest.approx(0.75)
     assert main(["--root", str(tmp_path), "cost"]) == 0
     assert "Budgets" in capsys.readouterr().out
+
+
+def test_trace_shows_each_attempt_of_a_thread(capsys, spent, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    ledger = Ledger(spent / "ledger.sqlite")
+    ledger.record(LedgerRow(role="oracle", provider="openai", model="gpt-5.2", outcome="off_rails",
+                            detector="repetition_loop", thread_id="t1", cost_usd=0.02))  # fmt: skip
+    assert ledger.flush()
+    assert main(["--root", str(spent), "trace", "t1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["outcome"], r["detector"]) for r in rows][-1] == (
+        "openai:gpt-5.2", "off_rails", "repetition_loop")  # fmt: skip
+    assert len(rows) == 3
+    assert main(["--root", str(spent), "trace", "t1"]) == 0
+    assert "3 attempts" in capsys.readouterr().out
+    assert main(["--root", str(spent), "trace", "nope"]) == 2
+    assert "no attempts recorded for thread 'nope'" in capsys.readouterr().err

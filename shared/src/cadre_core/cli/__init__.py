@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("--days", type=_positive_int, default=None, help="only the last N days (UTC)")
     cost.add_argument("--json", action="store_true", help="print JSON")
+    trace = sub.add_parser("trace", help="the chain of model attempts behind a thread")
+    trace.add_argument("thread_id")
+    trace.add_argument("--json", action="store_true", help="print JSON")
+
     search = sub.add_parser("search", help="search the workspace offline (no model, no key)")
     search.add_argument("query", help="the query; '-' reads it from stdin")
     search.add_argument("--root", dest="search_root", type=Path, default=None, help="workspace root (default: cwd)")
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.config_show import run
         elif args.command == "search":
             from cadre_core.cli.search import run
+        elif args.command == "trace":
+            from cadre_core.cli.trace import run
         elif args.command == "call":
             from cadre_core.cli.call import run
         elif args.command == "install":
