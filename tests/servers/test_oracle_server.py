@@ -29,11 +29,12 @@ def answer(text="Use a lock.", citations=(), **extra):
 
 
 def always_reading(seen: list):
-    """A model that never stops calling list_dir."""
+    """A model that never stops reading, each time something new."""
 
     def reply(request, model):
         seen.append(request)
-        return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_dir", {})], finish_reason="tool_use")
+        call = ToolCall(f"c{len(seen)}", "grep", {"pattern": f"word{len(seen)}"})
+        return ModelResponse(tool_calls=[call], finish_reason="tool_use")
 
     return reply
 
@@ -413,3 +414,22 @@ async def test_tool_turns_are_configurable_per_role(workspace, tmp_path, keys):
     async with Client(server) as client:
         result = await client.call_tool("consult_oracle", {"question": "q"})
     assert "after 1 tool turns" in result.content[0].text and len(seen) == 2
+
+
+async def test_a_tool_call_loop_ends_the_reading_early(workspace, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        if request.tools_allowed:
+            return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "read_file", {"path": "app/store.py"})],
+                                 finish_reason="tool_use")  # fmt: skip
+        return answer("Locked now.")
+
+    server, _ = oracle(workspace, {"openai:gpt-5.2": FunctionModel(reply)}, tmp_path)
+    server.kit.config.config.roles["oracle"].max_tool_turns = 10
+    async with Client(server) as client:
+        data = (await client.call_tool("consult_oracle", {"question": "q"})).structured_content
+    assert data["answer"] == "Locked now."
+    assert len(seen) == 4  # three identical reads, then the answer turn
+    assert any("read_file" in n and "called 3 times" in n for n in data["notes"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 
+from cadre_core.detectors import tool_call_loop
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest, ToolCall
@@ -124,8 +125,12 @@ async def consult(
         tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
     turns = tool_turns if keyed_route(kit, "oracle") else 0
     used_tools = False
+    calls_so_far: list[ToolCall] = []
     for turn in range(turns + 1):
-        final = turn == turns
+        looping = tool_call_loop(calls_so_far)
+        final = turn == turns or looping is not None
+        if looping:
+            notes.append(f"stopped the oracle's file reading early: {looping}")
         step = replace(
             request,
             messages=messages,
@@ -136,12 +141,15 @@ async def consult(
         host_sample = None
         if not response.tool_calls:
             break
-        if final:
+        if final and not looping:
             raise CadreError(
                 f"the oracle kept reading files after {turns} tool turns without answering; "
                 "pass the relevant files or a narrower question"
             )
+        if looping:
+            raise CadreError(f"the oracle kept repeating a tool call ({looping}); pass the files it needs directly")
         used_tools = True
+        calls_so_far += response.tool_calls
         call.phase = "running read-only tools"
         messages = [*messages, response.to_message(), *await run_tools(ws, response.tool_calls)]
     answer = OracleAnswer.model_validate(response.output)
