@@ -40,7 +40,7 @@ def make_server(models: dict, ledger=None, roles=None, heartbeat_s=0.05, root=No
         return ModelRequest([Message.user(question)], max_output_tokens=50)
 
     def ask_host(question: str, ctx: Context):
-        return host_sample_request(ctx, kit, prompt(question))
+        return host_sample_request(ctx, kit, lambda: prompt(question))
 
     @server.tool()
     @tool_errors
@@ -261,3 +261,15 @@ async def test_a_bug_raising_value_error_is_reported_as_internal_not_as_bad_inpu
 
     with pytest.raises(ToolError, match=r"internal error \(ValueError: index out of whack\)"):
         await buggy()
+
+
+def test_the_host_request_is_only_built_when_the_host_will_be_asked(keys):
+    from types import SimpleNamespace
+
+    server = make_server({"openai:x": TestModel()})
+    ctx = SimpleNamespace(client_capabilities=SimpleNamespace(sampling=object()))
+
+    def build():
+        raise AssertionError("files must not be packed when a keyed provider will answer")
+
+    assert host_sample_request(ctx, server.kit, build) is None

@@ -61,3 +61,10 @@ def test_missing_root_is_a_clear_error(tmp_path):
 
 def test_roots_from_uris():
     assert [str(p) for p in roots_from_uris(["file:///a/b%20c", "https://x"])] == ["/a/b c"]
+
+
+def test_redaction_keeps_every_line_break_so_line_numbers_stay_true():
+    source = f"a = 1\n{FAKE_PEM}\ntoken = '{FAKE_GH}'\nb = 2\n"
+    text, _ = redact(source)
+    assert text.count("\n") == source.count("\n")
+    assert text.split("\n")[5] == "b = 2"

@@ -107,6 +107,24 @@ class Kit:
             self._threads = ThreadStore(self.config.config.paths.threads or default_threads_path())
         return self._threads
 
+    def keyed(self, role: str | None = None) -> bool:
+        """True when some candidate of the role has a provider key (not only the host's model)."""
+        return any(
+            why is None and not c.model.startswith("sampling:")
+            for c, why in self.router.availability(role or self.role)
+        )
+
+    def sibling(self) -> Kit:
+        """A kit sharing this one's config, ledger, threads and model factory, with its own router
+        and SDK clients, for work that runs on another event loop (background jobs)."""
+        from cadre_core.router import Router
+
+        kit = Kit(self.role, self.server_name, root=self.root, config=self.config, ledger=self.ledger,
+                  threads=self.threads)  # fmt: skip
+        kit._router = Router(self.config.config, self.ledger, model_factory=self.router.model_factory,
+                             budget=self.router.budget)  # fmt: skip
+        return kit
+
     def open_thread(self, thread_id: str | None, tool: str) -> tuple[str, list[Message]]:
         """An existing thread's id and history, or a new thread when `thread_id` is None."""
         if thread_id:
@@ -231,23 +249,18 @@ def redact_request(request: ModelRequest) -> ModelRequest:
     return replace(request, messages=messages, system=system)
 
 
-def host_sample_request(ctx: Context, kit: Kit, request: ModelRequest, role: str | None = None) -> Any:
+def host_sample_request(ctx: Context, kit: Kit, build: Callable[[], ModelRequest], role: str | None = None) -> Any:
     """For a `Sample` resolver: the marker to ask the host's model, or None.
 
-    Returns a `Sample` only when no keyed provider can serve the role and the
-    host declared sampling, so the host is asked only as a last resort.
+    Returns a `Sample` only when no keyed provider can serve the role and the host declared
+    sampling, so the host is asked only as a last resort; `build` runs only in that case.
     """
     from mcp.server.mcpserver import Sample
 
     caps = ctx.client_capabilities
-    if caps is None or caps.sampling is None:
+    if caps is None or caps.sampling is None or kit.keyed(role):
         return None
-    keyed = [
-        c for c, why in kit.router.availability(role or kit.role) if why is None and not c.model.startswith("sampling")
-    ]
-    if keyed:
-        return None
-    return Sample(**to_sample_args(redact_request(request)))
+    return Sample(**to_sample_args(redact_request(build())))
 
 
 def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:

@@ -77,7 +77,7 @@ class Router:
         self.ledger = ledger
         self.budget = budget
         ensure_logging()
-        self._factory = model_factory or _default_factory
+        self.model_factory = model_factory or _default_factory
         self._sleep = sleep
         self._clock = clock
         self._models: dict[str, Model] = {}
@@ -113,7 +113,7 @@ class Router:
 
     def _get_model(self, candidate: Candidate) -> Model:
         if candidate.model not in self._models:
-            self._models[candidate.model] = self._factory(candidate, self.config)
+            self._models[candidate.model] = self.model_factory(candidate, self.config)
         return self._models[candidate.model]
 
     def cooling(self, model_ref: str) -> float:

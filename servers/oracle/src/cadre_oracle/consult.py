@@ -42,11 +42,6 @@ def shown_model(model: str) -> str:
     return "host" if model.startswith("sampling:") else model
 
 
-def keyed_route(kit: Kit, role: str) -> bool:
-    """True when some candidate of the role has a key (so tools can be used)."""
-    return any(why is None and not c.model.startswith("sampling:") for c, why in kit.router.availability(role))
-
-
 def file_budget(kit: Kit | None, role: str = "oracle") -> int:
     """Tokens of files to send: half the smallest window among the role's usable candidates, capped."""
     if kit is None:
@@ -123,7 +118,7 @@ async def consult(
     if tool_turns is None:
         role = kit.config.config.roles.get("oracle")
         tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
-    turns = tool_turns if keyed_route(kit, "oracle") else 0
+    turns = tool_turns if kit.keyed("oracle") else 0
     used_tools = False
     calls_so_far: list[ToolCall] = []
     for turn in range(turns + 1):

@@ -5,7 +5,6 @@ Plain functions, no MCP. Every text that leaves here has been through `cadre_cor
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from dataclasses import dataclass, field
@@ -284,39 +283,9 @@ def _split_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def _realign(original: list[str], redacted: list[str]) -> list[str]:
-    """`redacted` stretched back to one line per original line, so line numbers stay true.
-
-    Needed when a redaction swallowed line breaks (a PEM block becomes one label).
-    """
-    groups: list[tuple[int, list[str]]] = []
-    carry: list[str] = []
-    for _, i1, i2, j1, j2 in difflib.SequenceMatcher(None, original, redacted).get_opcodes():
-        got = carry + redacted[j1:j2]
-        carry = []
-        if i2 > i1:
-            groups.append((i2 - i1, got))
-        elif groups:  # text with no original line of its own joins the group before
-            groups[-1][1].extend(got)
-        else:
-            carry = got
-    out: list[str] = []
-    for want, got in groups:
-        if len(got) > want:
-            got = [*got[: want - 1], " ".join(got[want - 1 :])]
-        out += got + [""] * (want - len(got))
-    return out
-
-
 def _numbered_lines(path: Path, name: str) -> list[str]:
     """The redacted text of `path` as numbered lines; raises `OSError` when it cannot be read."""
-    raw = read_text(path)
-    clean, found = redact(raw, filename=name)
-    lines = _split_lines(clean)
-    if found:
-        original = _split_lines(raw)
-        if len(original) != len(lines):
-            lines = _realign(original, lines)
+    lines = _split_lines(redact(read_text(path), filename=name)[0])  # redaction keeps line breaks
     width = max(5, len(str(len(lines))))
     return [f"{n:>{width}} | {line}" for n, line in enumerate(lines, 1)]
 

@@ -37,11 +37,12 @@ def create_server(root: Path | None = None) -> MCPServer:
         """Resolver: the host's model answers only when no provider key can serve the oracle."""
         from cadre_oracle.consult import first_request
 
+        def build():
+            ws = kit.workspace(roots)
+            return first_request(ws, question=question, files=files, context=context, mode=mode, effort=None)[0]
+
         try:
-            request, _ = first_request(
-                kit.workspace(roots), question=question, files=files, context=context, mode=mode, effort=None
-            )
-            return host_sample_request(ctx, kit, request)
+            return host_sample_request(ctx, kit, build)
         except Exception:  # the tool body reports the real problem
             return None
 
@@ -66,9 +67,7 @@ def create_server(root: Path | None = None) -> MCPServer:
         args = {"question": question, "files": files, "context": context, "mode": mode, "effort": effort,
                 "thread_id": thread_id}  # fmt: skip
         if not wait:
-            from cadre_oracle.consult import keyed_route
-
-            if not keyed_route(kit, ROLE):
+            if not kit.keyed(ROLE):
                 raise CadreError(
                     "wait=false needs a provider key (background jobs cannot use the host's model); "
                     "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or call with wait=true"
@@ -135,12 +134,7 @@ class _Jobs:
         from cadre_core.workspace import Workspace
         from cadre_oracle.consult import consult
 
-        kit = Kit(self.kit.role, self.kit.server_name, root=self.kit.root, config=self.kit.config,
-                  ledger=self.kit.ledger, threads=self.kit.threads)  # fmt: skip
-        if self.kit._router is not None and self.kit._router._factory is not None:
-            from cadre_core.router import Router
-
-            kit._router = Router(self.kit.config.config, self.kit.ledger, model_factory=self.kit._router._factory)
+        kit = self.kit.sibling()
         ws = Workspace([Path(r) for r in args.pop("roots")])
         return await consult(kit, None, ws, **args)
 
