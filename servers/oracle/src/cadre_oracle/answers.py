@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from cadre_core.errors import OutputInvalidError
-from cadre_core.models.base import ModelResponse
+from cadre_core.structured import strict_schema, validator
+
+__all__ = ["Citation", "Finding", "OracleAnswer", "Review", "oracle_validator", "strict_schema", "validator"]
 
 Confidence = Literal["low", "medium", "high"]
 Severity = Literal["blocker", "major", "minor", "nit"]
@@ -46,49 +47,16 @@ class Review(_Closed):
     findings: list[Finding]
 
 
-def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema in the closed form every vendor's structured output accepts."""
-    schema = model.model_json_schema()
-
-    def close(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                node["additionalProperties"] = False
-                node["required"] = list(node["properties"])
-            for key in ("title", "default"):
-                node.pop(key, None)
-            for value in node.values():
-                close(value)
-        elif isinstance(node, list):
-            for value in node:
-                close(value)
-
-    close(schema)
-    return schema
-
-
-def validator(model: type[BaseModel]):
-    """A `ModelRequest.validate` that accepts only output matching `model`."""
-
-    def check(response: ModelResponse) -> None:
-        if response.model.startswith("sampling:") and model is OracleAnswer and _not_valid(model, response.output):
-            # the host's model cannot be asked twice on every protocol: keep its prose as the answer
-            response.output = {"answer": response.text.strip() or "(empty answer)", "key_points": [], "risks": [],
-                               "next_steps": [], "confidence": "low", "citations": []}  # fmt: skip
-        if response.output is None:
-            raise OutputInvalidError("the reply is not a JSON object; answer with JSON matching the schema")
-        try:
-            model.model_validate(response.output)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:5])
-            raise OutputInvalidError(f"the JSON does not match the schema ({problems})") from None
-
-    return check
-
-
-def _not_valid(model: type[BaseModel], output: Any) -> bool:
-    try:
-        model.model_validate(output)
-    except ValidationError:
-        return True
-    return False
+def oracle_validator():
+    """Validates an OracleAnswer; the host model's prose is kept as a low-confidence answer."""
+    return validator(
+        OracleAnswer,
+        host_prose=lambda text: {
+            "answer": text,
+            "key_points": [],
+            "risks": [],
+            "next_steps": [],
+            "confidence": "low",
+            "citations": [],
+        },
+    )

@@ -12,7 +12,7 @@ from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest, ToolCall
 from cadre_core.workspace import Workspace
-from cadre_oracle.answers import OracleAnswer, strict_schema, validator
+from cadre_oracle.answers import OracleAnswer, oracle_validator, strict_schema
 from cadre_oracle.context import pack, project_instructions, resolve_files
 from cadre_oracle.prompts import system_prompt
 from cadre_oracle.readonly import TOOLS, run_tool
@@ -82,7 +82,7 @@ def first_request(
         output_schema=ANSWER_SCHEMA,
         schema_name="oracle_answer",
         effort=effort,  # type: ignore[arg-type]
-        validate=validator(OracleAnswer),
+        validate=oracle_validator(),
     )
     return request, notes
 
