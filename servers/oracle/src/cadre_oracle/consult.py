@@ -11,6 +11,7 @@ from cadre_core.detectors import tool_call_loop
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest, ToolCall
+from cadre_core.results import shown_model, totals
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer, oracle_validator, strict_schema
 from cadre_oracle.context import pack, project_instructions, resolve_files
@@ -27,19 +28,6 @@ ANSWER_SCHEMA = strict_schema(OracleAnswer)
 SUMMARY_PROMPT = (
     "Summarize this conversation so it can be continued; keep decisions, facts and open questions, at most 400 words."
 )
-
-
-def totals(call: Any) -> tuple[float | None, dict[str, int]]:
-    """A tool call's cost (every attempt, failed and repaired ones included) and its tokens."""
-    u = call.usage
-    cost = None if call.unpriced and not call.usage_cost_usd else round(call.usage_cost_usd, 6)
-    return cost, {"input": u.input_tokens, "output": u.output_tokens, "reasoning": u.reasoning_tokens,
-                  "cache_read": u.cache_read_tokens}  # fmt: skip
-
-
-def shown_model(model: str) -> str:
-    """`host` for the MCP host's model, else `provider:model`."""
-    return "host" if model.startswith("sampling:") else model
 
 
 def file_budget(kit: Kit | None, role: str = "oracle") -> int:

@@ -10,9 +10,10 @@ from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.refs import parse_model_ref
+from cadre_core.results import shown_model, totals
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer
-from cadre_oracle.consult import first_request, shown_model, totals
+from cadre_oracle.consult import first_request
 from cadre_oracle.prompts import SYNTHESIS
 
 

@@ -11,9 +11,9 @@ from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
+from cadre_core.results import shown_model, totals
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import Review, strict_schema, validator
-from cadre_oracle.consult import shown_model, totals
 from cadre_oracle.prompts import REVIEW
 
 MAX_DIFF_CHARS = 400_000
