@@ -20,6 +20,7 @@ import structlog
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 
+from cadre_core import telemetry
 from cadre_core.errors import CadreError, SamplingUnavailableError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
@@ -282,7 +283,8 @@ def tool_errors(func: F) -> F:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await func(*args, **kwargs)
+            with telemetry.tool_span(func.__name__):
+                return await func(*args, **kwargs)
         except ToolError:
             raise
         except CadreError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 import structlog
 
+from cadre_core import telemetry
 from cadre_core.budget import Budget, BudgetExceededError, Caps
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.detectors import first_problem
@@ -410,32 +411,33 @@ class RoutedModel(Model):
         version: str | None = None,
         detector: str | None = None,
     ) -> None:
-        if self.router.ledger is None:
+        if self.router.ledger is None and not telemetry.enabled():
             return
         provider, model_name = parse_model_ref(candidate.model)
         usage = response.usage if response else None
-        self.router.ledger.record(
-            LedgerRow(
-                role=self.role,
-                provider=provider,
-                model=model_name,
-                outcome=outcome,  # type: ignore[arg-type]
-                server=self.call.server,
-                tool=self.call.tool,
-                thread_id=self.call.thread_id,
-                attempt=number,
-                error_class=error_class,
-                detector=detector,
-                input_tokens=usage.input_tokens if usage else 0,
-                cache_read_tokens=usage.cache_read_tokens if usage else 0,
-                cache_write_tokens=usage.cache_write_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-                reasoning_tokens=usage.reasoning_tokens if usage else 0,
-                cost_usd=cost,
-                price_version=version,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
+        row = LedgerRow(
+            role=self.role,
+            provider=provider,
+            model=model_name,
+            outcome=outcome,  # type: ignore[arg-type]
+            server=self.call.server,
+            tool=self.call.tool,
+            thread_id=self.call.thread_id,
+            attempt=number,
+            error_class=error_class,
+            detector=detector,
+            input_tokens=usage.input_tokens if usage else 0,
+            cache_read_tokens=usage.cache_read_tokens if usage else 0,
+            cache_write_tokens=usage.cache_write_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            reasoning_tokens=usage.reasoning_tokens if usage else 0,
+            cost_usd=cost,
+            price_version=version,
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
+        telemetry.record_attempt(row, response)
+        if self.router.ledger is not None:
+            self.router.ledger.record(row)
 
 
 def _provider_timeout(config: CadreConfig, provider: str) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cadre_core import telemetry
 from cadre_core.logs import configure_logging
 
 
@@ -37,6 +38,10 @@ def serve_main(
     if args.root is not None and not args.root.is_dir():
         parser.error(f"--root {args.root} is not a directory")
     configure_logging(args.log_level, server=name)
+    telemetry.setup(name)
     server = create_server(root=args.root, **extra)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        telemetry.shutdown()

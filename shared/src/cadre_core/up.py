@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from cadre_core import telemetry
 from cadre_core.errors import CadreError
 
 SERVERS = {
@@ -92,6 +93,7 @@ def build_app(names: list[str], *, host: str, root: Path | None, tokens: list[st
             f"set {TOKENS_ENV}=<token> or pass --tokens-file FILE"
         )
     security = None if is_loopback(host) else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    telemetry.setup("cadre-up")
     servers = {name: importlib.import_module(SERVERS[name]).create_server(root=root) for name in names}
     mounts = [
         Mount(f"/{name}", app=server.streamable_http_app(
@@ -106,6 +108,7 @@ def build_app(names: list[str], *, host: str, root: Path | None, tokens: list[st
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(telemetry.shutdown)
             for server in servers.values():
                 await stack.enter_async_context(server.session_manager.run())
             yield
