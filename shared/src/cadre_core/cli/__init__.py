@@ -33,12 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     cost = sub.add_parser("cost", help="spend from the ledger")
     cost.add_argument(
         "--by",
-        choices=["role", "model", "day", "thread"],
+        choices=["role", "model", "tool", "day", "thread"],
         action="append",
-        help="grouping (repeatable)",
+        help="grouping (repeatable); model and tool show calls, spend, average thread cost, off-the-rails %%, "
+        "p50/p95 latency and failure rate",
     )
     cost.add_argument("--days", type=_positive_int, default=None, help="only the last N days (UTC)")
     cost.add_argument("--json", action="store_true", help="print JSON")
+    cost.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write a self-contained HTML report instead of the tables",
+    )
     trace = sub.add_parser("trace", help="the chain of model attempts behind a thread")
     trace.add_argument("thread_id")
     trace.add_argument("--json", action="store_true", help="print JSON")
@@ -86,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)
+    from cadre_core.cli.eval import add_parser as add_eval
+
+    add_eval(sub, _positive_int)
     return parser
 
 
@@ -111,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.up import run
         elif args.command == "registry":
             from cadre_core.cli.registry import run
+        elif args.command == "eval":
+            from cadre_core.cli.eval import run
         else:
             from cadre_core.cli.cost import run
         return run(args)

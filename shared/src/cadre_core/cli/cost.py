@@ -1,13 +1,23 @@
-"""`cadre cost`: spend from the ledger by role, model, day and thread."""
+"""`cadre cost`: spend from the ledger by role, model, tool, day and thread; `--html` writes a report.
+
+The model and tool groupings are the usage table of `cadre_core.usage` (calls, spend, average thread
+cost, off-the-rails %, p50/p95 latency, failure rate); role, day and thread are the store's SQL sums.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from cadre_core import usage
 from cadre_core.config import load_config
+from cadre_core.errors import CadreError
 from cadre_core.ledger import SQLiteLedgerStore, default_ledger_path
+
+USAGE_GROUPS = ("model", "tool")
 
 
 def budgets(cfg: Any) -> list[dict[str, Any]]:
@@ -23,21 +33,68 @@ def budgets(cfg: Any) -> list[dict[str, Any]]:
     return budget.remaining(caps, roles)
 
 
+def since_day(args: Any) -> str | None:
+    """The first UTC day of `--days N` (today counts as one), or None for all time."""
+    return (datetime.now(UTC) - timedelta(days=args.days - 1)).date().isoformat() if args.days else None
+
+
+def ledger_slice(store: Any, since: str | None) -> usage.LedgerSlice:
+    """The ledger rows of the period; warns on stderr if older rows of the period were left out."""
+    data = usage.read_rows(store, since_day=since)
+    if data.truncated:
+        print(f"cadre: only the latest {usage.ROW_LIMIT:,} attempts are counted; pass --days N", file=sys.stderr)
+    return data
+
+
 def summaries(args: Any) -> dict[str, list[dict[str, Any]]]:
     cfg = load_config(args.root).config
     path = cfg.paths.ledger or default_ledger_path()
     groupings = args.by or ["role", "model", "day", "thread"]
     if not path.exists():
         return {by: [] for by in groupings} | {"budgets": budgets(cfg)}
-    since = (datetime.now(UTC) - timedelta(days=args.days - 1)).date().isoformat() if args.days else None
+    since = since_day(args)
     store = SQLiteLedgerStore(path)
     try:
-        return {by: store.summary(by, since) for by in groupings} | {"budgets": budgets(cfg)}
+        rows = ledger_slice(store, since).rows if any(by in USAGE_GROUPS for by in groupings) else []
+        return {
+            by: [s.to_dict() for s in usage.stats(rows, by)] if by in USAGE_GROUPS else store.summary(by, since)
+            for by in groupings
+        } | {"budgets": budgets(cfg)}
     finally:
         store.close()
 
 
+def write_html(args: Any) -> Path:
+    """Write the HTML report for the period to `args.html`."""
+    from cadre_core import report_html
+
+    cfg = load_config(args.root).config
+    path = cfg.paths.ledger or default_ledger_path()
+    since = since_day(args)
+    data = usage.LedgerSlice([])
+    if path.exists():
+        store = SQLiteLedgerStore(path)
+        try:
+            data = ledger_slice(store, since)
+        finally:
+            store.close()
+    period = f"since {since} (UTC)" if since else "all time"
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = report_html.render(data, period=period, generated=generated)
+    target = Path(args.html)
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise CadreError(
+            f"cannot write the report to {target} ({exc.strerror or exc}); pass a writable path to --html"
+        ) from exc
+    return target
+
+
 def run(args: Any) -> int:
+    if getattr(args, "html", None):
+        print(f"Report written to {write_html(args)}")
+        return 0
     data = summaries(args)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -60,31 +117,44 @@ def run(args: Any) -> int:
         console.print("No model calls recorded yet.")
         return 0
     for by, groups in data.items():
-        table = Table(title=f"Spend by {by}", title_justify="left")
-        for col in (
-            by,
-            "attempts",
-            "ok",
-            "failed",
-            "input tok",
-            "output tok",
-            "cost USD",
-            "avg latency",
-        ):
-            table.add_column(col, justify="left" if col == by else "right")
-        for g in groups:
-            cost = "unknown" if g["cost_usd"] is None else f"{g['cost_usd']:.4f}"
-            if g["unpriced"] and g["cost_usd"] is not None:
-                cost += f" (+{g['unpriced']} unpriced)"
-            table.add_row(
-                str(g["key"] or "-"),
-                str(g["attempts"]),
-                str(g["ok"]),
-                str(g["failed"]),
-                f"{g['input_tokens'] or 0:,}",
-                f"{g['output_tokens'] or 0:,}",
-                cost,
-                f"{(g['avg_latency_ms'] or 0) / 1000:.2f}s",
-            )
-        console.print(table)
+        console.print(usage_table(by, groups) if by in USAGE_GROUPS else sums_table(by, groups))
     return 0
+
+
+def usage_table(by: str, groups: list[dict[str, Any]]) -> Any:
+    """Calls, spend, average thread cost, off-the-rails %, p50/p95 latency and failure rate per group."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"Spend by {by}", title_justify="left", caption=usage.CAPTION, caption_justify="left")
+    table.add_column(by, overflow="fold")  # fold, never cut: a cut name or number misleads
+    for col in usage.COLUMNS:
+        table.add_column(col, justify="right", overflow="fold")
+    for g in groups:
+        table.add_row(Text(g["key"]), *usage.UsageStats(**g).cells())
+    return table
+
+
+def sums_table(by: str, groups: list[dict[str, Any]]) -> Any:
+    """Attempts, tokens, cost and mean latency per group, from the store's SQL sums."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"Spend by {by}", title_justify="left")
+    for col in (by, "attempts", "ok", "failed", "input tok", "output tok", "cost USD", "avg latency"):
+        table.add_column(col, justify="left" if col == by else "right")
+    for g in groups:
+        cost = "unknown" if g["cost_usd"] is None else f"{g['cost_usd']:.4f}"
+        if g["unpriced"] and g["cost_usd"] is not None:
+            cost += f" (+{g['unpriced']} unpriced)"
+        table.add_row(
+            Text(str(g["key"] or "-")),
+            str(g["attempts"]),
+            str(g["ok"]),
+            str(g["failed"]),
+            f"{g['input_tokens'] or 0:,}",
+            f"{g['output_tokens'] or 0:,}",
+            cost,
+            f"{(g['avg_latency_ms'] or 0) / 1000:.2f}s",
+        )
+    return table
