@@ -19,6 +19,8 @@ from cadre_librarian.windows import best_windows
 VENV_DIRS = (".venv", "venv", "env", ".env")
 INTERPRETER_TIMEOUT_S = 5.0
 MAX_FILE_BYTES = 2_000_000
+ALSO_PER_FILE = 1
+"""Besides a file's best span, how many more of its matching spans a search returns."""
 
 
 def normalize(name: str) -> str:
@@ -226,11 +228,38 @@ def search_package(installed: Installed, name: str, query: str, limit: int = 8) 
         result = engine_for(top.resolve()).search(query, limit=limit)
         for hit in result.hits:
             real = (top / hit.path).resolve()
-            start, end, text = slice_lines(read_text(real), hit.start_line, hit.end_line, max_lines=60)
-            found.append(installed.excerpt(package, real, start, end, text, score=hit.score))
+            source = read_text(real)
+            spans = [(hit.start_line, hit.end_line, hit.score)]
+            spans += [(a["start_line"], a["end_line"], hit.score * 0.9) for a in hit.also[:ALSO_PER_FILE]]
+            for first, last, score in spans:
+                start, end, text = slice_lines(source, first, last, max_lines=60)
+                found.append(installed.excerpt(package, real, start, end, text, score=score))
     for file in package.files:
         if file.suffix in (".py", ".pyi", ".js", ".mjs", ".cjs", ".ts") and file.stat().st_size <= MAX_FILE_BYTES:
             for window in best_windows(read_text(file), query, limit=2):
                 found.append(installed.excerpt(package, file.resolve(), *window))
     found.sort(key=lambda e: -(e.score or 0))
     return found[:limit]
+
+
+GITHUB_REPO = re.compile(r"github\.com[/:]([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:[/#?]|$)")
+
+
+def source_repo(package: Package) -> str | None:
+    """`owner/repo` on GitHub from the package's metadata (Project-URL, Home-page, package.json repository)."""
+    urls: list[str] = []
+    if package.ecosystem == "node":
+        try:
+            data = json.loads((package.base / "package.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        repo = data.get("repository")
+        urls = [repo.get("url", "") if isinstance(repo, dict) else str(repo or ""), str(data.get("homepage") or "")]
+    else:
+        for dist in metadata.distributions(path=[str(package.base)], name=package.name):
+            urls = [*(dist.metadata.get_all("Project-URL") or []), dist.metadata.get("Home-page") or ""]
+            break
+    for url in urls:
+        if match := GITHUB_REPO.search(url):
+            return f"{match.group(1)}/{match.group(2)}"
+    return None

@@ -1,18 +1,97 @@
-"""The librarian server, built with the Cadre server kit."""
+"""The librarian server: thin MCP wrappers over research, read_source and find_examples."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
 
-from cadre_core.kit import build_server
+from cadre_core.kit import HostRoots, Kit, build_server, tool_errors
 
 ROLE = "librarian"
 NAME = "cadre-librarian"
-INSTRUCTIONS = "Librarian: researches external libraries and docs and answers with citations."
+INSTRUCTIONS = (
+    "Librarian: researches how libraries really work from their source (installed packages, GitHub, "
+    "docs pages) and answers with checked citations."
+)
 
 
-def create_server(root: Path | None = None) -> MCPServer:
-    """The librarian server; tools are registered here as they land."""
-    return build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer:
+    """The librarian server; `library` replaces the default sources (tests pass fakes)."""
+    server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
+    kit: Kit = server.kit  # type: ignore[attr-defined]
+    shelf = _Shelf(library)
+
+    @server.tool()
+    @tool_errors
+    async def research(
+        question: Annotated[str, Field(description="What to find out")],
+        ctx: Context,
+        libraries: Annotated[list[str] | None, Field(description="Package names or owner/repo")] = None,
+        version: str | None = None,
+        thread_id: Annotated[str | None, Field(description="Continue an earlier answer")] = None,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """How a library works, is used, changed or deprecated: an answer from its real source, with citations."""
+        from cadre_librarian.research import research as run
+
+        desk = shelf.desk(kit.workspace(roots).roots)
+        return await run(kit, ctx, desk, question=question, libraries=libraries, version=version, thread_id=thread_id)
+
+    @server.tool()
+    @tool_errors
+    async def read_source(
+        target: Annotated[str, Field(description="Installed package name or owner/repo")],
+        path: str,
+        ref: str | None = None,
+        version: str | None = None,
+        start_line: int | None = None,
+        end_line: int | None = None,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """A file of a package or GitHub repository, with line numbers (no model)."""
+        from cadre_librarian.reading import read_source as read
+
+        installed = shelf.library.installed(kit.workspace(roots).roots)
+        return await read(shelf.library, installed, target=target, path=path, ref=ref, version=version,
+                          start_line=start_line, end_line=end_line)  # fmt: skip
+
+    @server.tool()
+    @tool_errors
+    async def find_examples(
+        symbol_or_snippet: str,
+        language: str | None = None,
+        limit: Annotated[int, Field(ge=1, le=30)] = 10,
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Usage examples from GitHub code search and installed packages (no model)."""
+        from cadre_librarian.examples import find_examples as find
+
+        installed = shelf.library.installed(kit.workspace(roots).roots)
+        return await find(shelf.library, installed, symbol_or_snippet=symbol_or_snippet, language=language,
+                          limit=limit)  # fmt: skip
+
+    return server
+
+
+class _Shelf:
+    """The server's sources, opened on first use."""
+
+    def __init__(self, library: Any = None):
+        self._library = library
+
+    @property
+    def library(self) -> Any:
+        if self._library is None:
+            from cadre_librarian.library import Library
+
+            self._library = Library()
+        return self._library
+
+    def desk(self, roots: list[Path]) -> Any:
+        from cadre_librarian.evidence import Evidence
+        from cadre_librarian.tools import Desk
+
+        return Desk(self.library, self.library.installed(roots), Evidence())

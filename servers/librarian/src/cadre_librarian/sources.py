@@ -70,7 +70,9 @@ class Excerpt:
         return replace(self, start_line=start_line, end_line=end_line, text=text, url=url or self.url)
 
 
-def slice_lines(text: str, start_line: int = 1, end_line: int | None = None, *, max_lines: int = 400) -> tuple[int, int, str]:
+def slice_lines(
+    text: str, start_line: int = 1, end_line: int | None = None, *, max_lines: int = 400
+) -> tuple[int, int, str]:
     """Clamp a 1-based inclusive line range to `text` (at most `max_lines` lines); returns (start, end, lines)."""
     lines = text.split("\n")
     if lines and lines[-1] == "":

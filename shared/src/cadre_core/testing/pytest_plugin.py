@@ -10,7 +10,7 @@ import pytest
 
 from cadre_core.testing import block_network
 
-_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CADRE_", "OPENAI_COMPATIBLE_")
+_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CADRE_", "OPENAI_COMPATIBLE_", "GITHUB_", "GH_")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,78 @@
+"""`read_source`: a file of an installed package or a GitHub repository, with line numbers. No model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from cadre_librarian.evidence import anchored
+from cadre_librarian.installed import Installed, source_repo
+from cadre_librarian.library import Library
+from cadre_librarian.research import REPO_NAME
+from cadre_librarian.sources import Excerpt, NotFoundError, SourceError
+
+
+def as_result(excerpt: Excerpt, notes: list[str]) -> dict[str, Any]:
+    out = {**excerpt.citation(), "url": anchored(excerpt.url, excerpt.source, excerpt.start_line, excerpt.end_line),
+           "text": excerpt.numbered()}  # fmt: skip
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+async def read_source(
+    library: Library,
+    installed: Installed,
+    *,
+    target: str,
+    path: str,
+    ref: str | None = None,
+    version: str | None = None,
+    start_line: int | None = None,
+    end_line: int | None = None,
+) -> dict[str, Any]:
+    """Lines of `path` in `target` (a package name or owner/repo); at most 400 lines per call."""
+    target = (target or "").strip()
+    if not target or not (path or "").strip():
+        raise SourceError("pass target (a package name or owner/repo) and path (a file inside it)")
+    start = start_line or 1
+    if REPO_NAME.match(target) and not _is_installed(installed, target):
+        return await _from_github(library, target, path, ref or version, start, end_line, [])
+    package = await anyio.to_thread.run_sync(lambda: installed.find(target))
+    wanted = (version or ref or "").lstrip("v")
+    if wanted and wanted != package.version:
+        repo = source_repo(package)
+        if not repo:
+            raise SourceError(
+                f"{package.name} {package.version} is installed, not {wanted}, and its metadata names no GitHub "
+                "repository; pass owner/repo as target with ref"
+            )
+        note = f"{package.name} {package.version} is installed; read {wanted} from {repo} on GitHub"
+        for tag in (f"v{wanted}", wanted):
+            try:
+                return await _from_github(library, repo, path, tag, start, end_line, [note])
+            except NotFoundError:
+                continue
+        raise NotFoundError(f"{repo} has no tag v{wanted} or {wanted} with {path}; check the version or the path")
+    excerpt = await anyio.to_thread.run_sync(lambda: installed.read(package.name, path, start, end_line))
+    return as_result(excerpt, [])
+
+
+def _is_installed(installed: Installed, name: str) -> bool:
+    try:
+        installed.find(name)
+    except SourceError:
+        return False
+    return True
+
+
+async def _from_github(library, repo, path, ref, start, end, notes) -> dict[str, Any]:
+    """GitHub's API first; a shallow clone when the API is rate-limited or unreachable."""
+    try:
+        return as_result(await library.github.read_file(repo, path, ref, start, end), notes)
+    except NotFoundError:
+        raise
+    except SourceError as exc:
+        excerpt = await library.clones.read(repo, path, ref=ref, start_line=start, end_line=end)
+        return as_result(excerpt, [*notes, f"read from a shallow clone: the GitHub API failed ({exc})"])

@@ -1,0 +1,259 @@
+"""`research` as a plain async function: seed evidence, run the bounded tool loop, check citations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from cadre_core.detectors import tool_call_loop
+from cadre_core.errors import CadreError
+from cadre_core.kit import Kit
+from cadre_core.models.base import Message, ModelRequest, ToolCall
+from cadre_core.results import shown_model, totals
+from cadre_core.structured import strict_schema, validator
+from cadre_librarian.evidence import check_citations
+from cadre_librarian.installed import normalize, search_package, source_repo
+from cadre_librarian.sources import Excerpt, SourceError
+from cadre_librarian.tools import DEFINITIONS, Desk, run_tools
+
+ROLE = "librarian"
+DEFAULT_TOOL_TURNS = 5
+SEED_HITS = 4
+NO_MODEL_HITS = 8
+REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+SYSTEM = """You are the librarian: you research how libraries really work by reading their source, \
+release notes and docs, then answer a coding agent's question.
+
+Rules:
+- Read before answering. Use the tools; call several in one turn when they are independent.
+- Prefer the installed version (search_installed, read_installed) when the question is about this project's \
+dependencies; use GitHub (github_*) or clone_search for other versions, other repositories, history and \
+release notes; fetch_page for documentation sites.
+- "What changed between A and B": github_releases, github_compare, or the changelog at both refs.
+- "Is X deprecated": look for deprecation warnings, decorators, docstrings and release notes.
+- Every claim in the answer cites evidence with a marker [n]; citation n is the n-th item of `citations`.
+- A citation names the evidence id shown before an excerpt (E1, E2, ...), the exact line range inside what \
+you read, and a short quote copied verbatim from those lines.
+- Say which version your answer is about. If the evidence does not answer the question, say so.
+Answer in Markdown, concise, with short code examples where they help."""
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Cited(_Closed):
+    evidence: str = Field(description="Evidence id, e.g. E3")
+    start_line: int = Field(ge=1)
+    end_line: int = Field(ge=1)
+    quote: str = Field(description="A short verbatim quote from those lines")
+
+
+class LibrarianAnswer(_Closed):
+    answer: str = Field(min_length=1, description="Markdown answer with [n] citation markers")
+    citations: list[Cited]
+
+
+ANSWER_SCHEMA = strict_schema(LibrarianAnswer)
+
+
+def named_libraries(desk: Desk, question: str, libraries: list[str] | None) -> list[str]:
+    """The libraries asked about: as given, else installed package names that appear in the question."""
+    if libraries:
+        return [lib.strip() for lib in libraries if lib and lib.strip()][:6]
+    installed = {normalize(p.name): p.name for p in desk.installed.packages()}
+    words = re.findall(r"[A-Za-z][A-Za-z0-9_.-]{1,}", question)
+    found = [installed[normalize(w)] for w in words if len(w) > 2 and normalize(w) in installed]
+    repos = [w for w in question.split() if REPO_NAME.match(w.strip("`'\".,?"))]
+    return list(dict.fromkeys([*found, *(r.strip("`'\".,?") for r in repos)]))[:4]
+
+
+async def seed(
+    desk: Desk, question: str, libraries: list[str], version: str | None, hits: int
+) -> tuple[list[Excerpt], list[str]]:
+    """Evidence found before the model starts (installed packages searched for the question), and notes
+    on versions and where else to look."""
+    excerpts: list[Excerpt] = []
+    notes: list[str] = []
+    for name in libraries:
+        if REPO_NAME.match(name) and not _installed(desk, name):
+            notes.append(f"{name}: a GitHub repository (not installed here); read it with github_* or clone_search")
+            continue
+        try:
+            package = desk.installed.find(name)
+        except SourceError as exc:
+            notes.append(str(exc))
+            continue
+        repo = source_repo(package)
+        line = f"{package.name} {package.version} is installed ({package.ecosystem})"
+        if repo:
+            line += f"; source repo {repo}"
+        if version and version.lstrip("v") != package.version:
+            line += f"; you asked about {version}: the installed code is {package.version}"
+            if repo:
+                line += f", read {repo} at tag v{version.lstrip('v')} or {version.lstrip('v')} on GitHub"
+        notes.append(line)
+        try:
+            found = await anyio.to_thread.run_sync(
+                lambda p=package.name: search_package(desk.installed, p, question, hits)
+            )
+        except CadreError as exc:
+            notes.append(f"searching {package.name} failed: {exc}")
+            continue
+        excerpts += found
+    return excerpts, notes
+
+
+def _installed(desk: Desk, name: str) -> bool:
+    try:
+        desk.installed.find(name)
+    except SourceError:
+        return False
+    return True
+
+
+async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tuple[list[Excerpt], list[str]]:
+    """For the no-model path: GitHub repositories named in `libraries`, searched in a shallow clone."""
+    excerpts, notes = [], []
+    for name in libraries:
+        if REPO_NAME.match(name) and not _installed(desk, name):
+            try:
+                with anyio.fail_after(120):
+                    excerpts += await desk.library.clones.search(name, question, limit=4)
+            except (CadreError, TimeoutError) as exc:
+                notes.append(f"could not read {name} from GitHub: {exc or 'timed out'}")
+    return excerpts, notes
+
+
+def opening(
+    question: str, libraries: list[str], version: str | None, desk: Desk, excerpts: list[Excerpt], notes: list[str]
+) -> str:
+    parts = [f"Question:\n{question}"]
+    if libraries:
+        parts.append("Libraries: " + ", ".join(libraries) + (f" (version {version})" if version else ""))
+    if notes:
+        parts.append("What is known:\n" + "\n".join(f"- {n}" for n in notes))
+    if excerpts:
+        parts.append("First search results in the installed code:\n\n" + desk.show(excerpts))
+    return "\n\n".join(parts)
+
+
+async def research(
+    kit: Kit,
+    ctx: Any,
+    desk: Desk,
+    *,
+    question: str,
+    libraries: list[str] | None = None,
+    version: str | None = None,
+    thread_id: str | None = None,
+    tool_turns: int | None = None,
+) -> dict[str, Any]:
+    """Answer `question` from real sources, every claim cited and every citation checked."""
+    if not question or not question.strip():
+        raise CadreError("the question is empty; ask what you want to know about a library, e.g. how X does Y")
+    names = named_libraries(desk, question, libraries)
+    excerpts, notes = await seed(desk, question, names, version, SEED_HITS)
+    thread_id, history = kit.open_thread(thread_id, "research")
+    call = kit.new_call("research", thread_id)
+    if not kit.keyed(ROLE):
+        return await _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history)
+    if tool_turns is None:
+        role = kit.config.config.roles.get(ROLE)
+        tool_turns = role.max_tool_turns if role and role.max_tool_turns else DEFAULT_TOOL_TURNS
+    request = ModelRequest(
+        [*history, Message.user(opening(question, names, version, desk, excerpts, notes))],
+        system=SYSTEM,
+        output_schema=ANSWER_SCHEMA,
+        schema_name="librarian_answer",
+        validate=validator(LibrarianAnswer),
+    )
+    response, loop_notes = await _tool_loop(kit, ctx, desk, call, request, tool_turns)
+    return _result(kit, desk, call, question, response, [*notes, *loop_notes], thread_id)
+
+
+async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRequest, turns: int):
+    notes: list[str] = []
+    messages = list(request.messages)
+    calls_so_far: list[ToolCall] = []
+    for turn in range(turns + 1):
+        looping = tool_call_loop(calls_so_far)
+        final = turn == turns or looping is not None
+        if looping:
+            notes.append(f"stopped the librarian's reading early: {looping}")
+        step = replace(request, messages=messages, tools=DEFINITIONS, tools_allowed=not final)
+        call.phase = "researching" if turn == 0 else f"researching (turn {turn + 1})"
+        response = await kit.call_model(ctx, step, tool="research", call=call)
+        if not response.tool_calls:
+            return response, notes
+        if final:
+            raise CadreError(
+                f"the librarian kept calling tools after {turn} turns without answering"
+                + (f" ({looping})" if looping else "")
+                + "; ask a narrower question or name the library and version"
+            )
+        calls_so_far += response.tool_calls
+        call.phase = f"reading sources ({len(response.tool_calls)} in parallel)"
+        results = await run_tools(desk, response.tool_calls)
+        messages = [*messages, response.to_message(), *(Message.tool_result(c, t, is_error=e) for c, t, e in results)]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _result(kit, desk, call, question, response, notes, thread_id) -> dict[str, Any]:
+    answer = LibrarianAnswer.model_validate(response.output)
+    text, citations, citation_notes = check_citations(
+        desk.evidence, answer.answer, [c.model_dump() for c in answer.citations]
+    )
+    notes = [*notes, *citation_notes, *response.warnings]
+    kit.save_turn(thread_id, [Message.user(question), Message.assistant(text)], model=response.model)
+    cost, tokens = totals(call)
+    out = {"answer": text, "citations": citations, "model": shown_model(response.model), "cost_usd": cost,
+           "tokens": tokens, "thread_id": thread_id}  # fmt: skip
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+async def _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history):
+    """No provider key: rank evidence without a model, then let the host's model (sampling) answer from
+    it when the host offers that; otherwise return the evidence and say why."""
+    more, more_notes = await repo_evidence(desk, question, names)
+    excerpts = sorted([*excerpts, *more], key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]
+    notes = [*notes, *more_notes]
+    if excerpts:
+        request = ModelRequest(
+            [*history, Message.user(opening(question, names, version, desk, excerpts, notes))],
+            system=SYSTEM.split("\n\nRules:")[0] + "\nAnswer only from the excerpts given. " + _CITE_RULE,
+            output_schema=ANSWER_SCHEMA,
+            schema_name="librarian_answer",
+            validate=validator(LibrarianAnswer, host_prose=lambda t: {"answer": t, "citations": []}),
+        )
+        try:
+            response = await kit.call_model(ctx, request, tool="research", call=call)
+            return _result(kit, desk, call, question, response, notes, thread_id)
+        except CadreError as exc:
+            why = str(exc)
+    else:
+        why = "no evidence was found to answer from"
+    cost, tokens = totals(call)
+    return {
+        "answer": None,
+        "evidence": [{"id": desk.evidence.add(e), **e.citation(), "text": e.numbered()} for e in excerpts],
+        "citations": [],
+        "model": None,
+        "cost_usd": cost,
+        "tokens": tokens,
+        "thread_id": thread_id,
+        "notes": [f"no synthesised answer: {why}", *notes]
+        + ([] if kit.keyed(ROLE) else ["set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY for full research"]),
+    }
+
+
+_CITE_RULE = (
+    "Every claim cites evidence with a marker [n]; citation n names the evidence id (E1, ...), "
+    "the line range and a short verbatim quote."
+)

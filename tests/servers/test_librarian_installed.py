@@ -1,0 +1,81 @@
+"""The installed-dependencies backend on a fixture environment (a virtualenv and node_modules)."""
+
+import pytest
+
+from cadre_librarian.installed import Installed, python_site_dirs, search_package, source_repo
+from cadre_librarian.sources import NotFoundError, SourceError
+from tests.servers.librarian_env import make_env
+
+
+@pytest.fixture
+def env(tmp_path):
+    return make_env(tmp_path / "ws")
+
+
+@pytest.fixture
+def installed(env):
+    return Installed([env], environ={})
+
+
+def test_the_workspace_virtualenv_is_found_before_the_interpreter(env):
+    sites, how = python_site_dirs([env], environ={})
+    assert sites == [env / ".venv/lib/python3.11/site-packages"]
+    assert how.startswith("virtualenv")
+
+
+def test_virtual_env_wins_over_the_workspace_folder(env, tmp_path):
+    other = make_env(tmp_path / "other")
+    sites, _ = python_site_dirs([env], environ={"VIRTUAL_ENV": str(other / ".venv")})
+    assert sites == [other / ".venv/lib/python3.11/site-packages"]
+
+
+def test_packages_by_distribution_import_and_node_name_with_versions(installed):
+    assert installed.find("fakelib").version == "1.2.0"
+    assert installed.find("FakeLib").name == "fakelib"
+    assert installed.find("fakelib.retry").name == "fakelib"  # an import path
+    assert installed.find("tinymod").parts == ("tinymod.py",)
+    node = installed.find("left-pad")
+    assert (node.ecosystem, node.version) == ("node", "1.3.0")
+    assert [p.name for p in installed.packages("fake")] == ["fakelib", "fakeuser"]
+
+
+def test_an_unknown_package_says_where_it_looked_and_what_to_pass(installed):
+    with pytest.raises(NotFoundError) as err:
+        installed.find("fakelb")
+    message = str(err.value)
+    assert "virtualenv" in message and "owner/repo" in message and "fakelib" in message
+
+
+def test_source_repositories_come_from_metadata(installed):
+    assert source_repo(installed.find("fakelib")) == "acme/fakelib"
+    assert source_repo(installed.find("left-pad")) == "left-pad/left-pad"
+    assert source_repo(installed.find("tinymod")) is None
+
+
+def test_read_gives_lines_version_and_an_openable_url(installed, env):
+    excerpt = installed.read("fakelib", "fakelib/retry.py", 9, 11)
+    assert excerpt.citation()["version_or_ref"] == "1.2.0"
+    assert (excerpt.path, excerpt.start_line, excerpt.end_line) == ("fakelib/retry.py", 9, 11)
+    assert excerpt.text.split("\n")[0] == "class Retry:"
+    real = env / ".venv/lib/python3.11/site-packages/fakelib/retry.py"
+    assert excerpt.url == f"{real.resolve().as_uri()}#L9-L11"
+    # a path relative to the package folder works too
+    assert installed.read("fakelib", "retry.py", 9, 9).path == "fakelib/retry.py"
+    assert installed.read("left-pad", "index.js").text.startswith("module.exports")
+
+
+def test_reads_stay_inside_the_package(installed):
+    with pytest.raises(SourceError, match="outside fakelib"):
+        installed.read("fakelib", "../fakeuser/__init__.py")
+    with pytest.raises(NotFoundError, match="not a file of fakelib"):
+        installed.read("fakelib", "fakelib/nope.py")
+    with pytest.raises(SourceError, match="is a folder"):
+        installed.read("fakelib", "fakelib")
+
+
+def test_search_ranks_the_defining_file_first(installed):
+    found = search_package(installed, "fakelib", "exponential backoff sleep_for", 3)
+    assert found[0].path == "fakelib/retry.py"
+    assert any("def sleep_for" in e.text for e in found if e.path == "fakelib/retry.py")
+    single = search_package(installed, "tinymod", "pad_left width", 2)
+    assert single[0].path == "tinymod.py" and "rjust" in single[0].text

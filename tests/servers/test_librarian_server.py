@@ -1,0 +1,262 @@
+"""The librarian server through a real in-memory MCP client, scripted models and a fixture environment."""
+
+import json
+import re
+
+import anyio
+import pytest
+from mcp import Client
+
+from cadre_core.config import LoadedConfig
+from cadre_core.ledger import Ledger
+from cadre_core.models.base import ModelResponse, ToolCall, Usage
+from cadre_core.models.test import FunctionModel
+from cadre_core.router import Router
+from cadre_core.threads import ThreadStore
+from cadre_librarian.library import Library
+from cadre_librarian.server import create_server
+from cadre_librarian.sources import Excerpt, NotFoundError
+from tests.core.conftest import make_config
+from tests.servers.librarian_env import make_env
+
+pytestmark = pytest.mark.anyio
+MODEL = "openai:gpt-5.2"
+
+
+@pytest.fixture
+def env(tmp_path):
+    return make_env(tmp_path / "ws")
+
+
+def librarian(root, model, tmp_path, *, library=None):
+    server = create_server(root=root, library=library or Library(environ={}))
+    config = make_config(librarian=[MODEL])
+    kit = server.kit
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    kit._config = LoadedConfig(config, {}, [])
+    kit._ledger = ledger
+    kit._threads = ThreadStore(tmp_path / "threads.sqlite")
+    kit._router = Router(config, ledger, model_factory=lambda cand, cfg: model)
+    return server, ledger
+
+
+async def call(server, tool, args):
+    async with Client(server) as client:
+        result = await client.call_tool(tool, args)
+    text = result.content[0].text
+    return (text if result.is_error else json.loads(text)), result.is_error
+
+
+def evidence_id(request, path: str, containing: str) -> tuple[str, int]:
+    """The id and first line the librarian gave an excerpt of `path` whose lines contain `containing`."""
+    shown = "\n".join(m.text for m in request.messages if m.text)
+    for block in shown.split("\n\n"):
+        head = re.match(r"(E\d+) \[\w+\] \S+ (\S+):(\d+)-(\d+)", block)
+        if head and head.group(2) == path and containing in block:
+            return head.group(1), int(head.group(3))
+    raise AssertionError(f"no excerpt of {path} with {containing!r} was shown")
+
+
+def line_of(request, eid: str, containing: str) -> int:
+    shown = "\n".join(m.text for m in request.messages if m.text)
+    block = shown[shown.index(f"{eid} [") :]
+    for row in block.split("\n")[1:]:
+        number, _, text = row.strip().partition("  ")
+        if containing in text:
+            return int(number)
+    raise AssertionError(containing)
+
+
+def answer(text, citations):
+    return ModelResponse(
+        text=json.dumps({"answer": text, "citations": citations}), usage=Usage(input_tokens=2000, output_tokens=300)
+    )
+
+
+async def test_research_reads_in_parallel_then_answers_with_checked_citations(env, tmp_path, keys):
+    turns = []
+
+    def reply(request, model):
+        turns.append(request)
+        if len(turns) == 1:
+            assert "fakelib 1.2.0 is installed" in request.messages[-1].text  # seeded before the first turn
+            return ModelResponse(
+                tool_calls=[
+                    ToolCall("a", "read_installed", {"package": "fakelib", "path": "fakelib/retry.py",
+                                                     "start_line": 1, "end_line": 40}),
+                    ToolCall("b", "search_installed", {"package": "fakelib", "query": "Client retry"}),
+                ],
+                usage=Usage(input_tokens=1500, output_tokens=50),
+            )  # fmt: skip
+        eid, _ = evidence_id(request, "fakelib/retry.py", "def sleep_for")
+        line = line_of(request, eid, "return self.backoff_factor")
+        bad_line = line_of(request, eid, "class Retry:")
+        return answer(
+            "Backoff doubles each attempt [1]. Retries default to 3 [2]. It uses jitter [3].",
+            [
+                {"evidence": eid, "start_line": line, "end_line": line,
+                 "quote": "return self.backoff_factor * (2 ** (attempt - 1))"},
+                {"evidence": eid, "start_line": bad_line, "end_line": bad_line, "quote": "DEFAULT_ATTEMPTS = 3"},
+                {"evidence": eid, "start_line": line, "end_line": line, "quote": "random.uniform(0, 1)"},
+            ],
+        )  # fmt: skip
+
+    server, ledger = librarian(env, FunctionModel(reply), tmp_path)
+    data, is_error = await call(server, "research", {"question": "How does fakelib back off between retries?"})
+    assert not is_error, data
+    assert len(turns) == 2
+    # both tool calls of the first turn were answered in the second request
+    tool_results = [m for m in turns[1].messages if m.role == "tool"]
+    assert len(tool_results) == 2 and not any(m.is_error for m in tool_results)
+
+    retry_py = (env / ".venv/lib/python3.11/site-packages/fakelib/retry.py").read_text().split("\n")
+    cites = data["citations"]
+    assert len(cites) == 2  # the invented jitter quote is dropped
+    for cite in cites:  # every kept span exists and holds its quote
+        span = "\n".join(retry_py[cite["start_line"] - 1 : cite["end_line"]])
+        assert " ".join(cite["quote"].split()) in " ".join(span.split())
+        assert cite["source"] == "local" and cite["package_or_repo"] == "fakelib"
+        assert cite["version_or_ref"] == "1.2.0" and cite["path"] == "fakelib/retry.py"
+        assert cite["url"].endswith(f"#L{cite['start_line']}-L{cite['end_line']}")
+    moved = cites[1]
+    assert retry_py[moved["start_line"] - 1] == "DEFAULT_ATTEMPTS = 3"  # moved to where the quote really is
+    assert data["answer"] == "Backoff doubles each attempt [1]. Retries default to 3 [2]. It uses jitter ."
+    assert any("dropped citation [3]" in n for n in data["notes"])
+    assert any("moved citation [2]" in n for n in data["notes"])
+    assert data["model"] == MODEL and data["thread_id"]
+    assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in ledger.store.rows()))
+    assert data["cost_usd"] > 0 and data["tokens"]["input"] == 3500
+
+
+async def test_a_repeated_tool_call_stops_the_reading_and_forces_the_answer(env, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        if request.tools_allowed:
+            return ModelResponse(tool_calls=[ToolCall(f"c{len(seen)}", "list_installed", {"contains": "fake"})])
+        return answer("fakelib and fakeuser are installed.", [])
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    data, is_error = await call(server, "research", {"question": "Which fake packages are installed?"})
+    assert not is_error, data
+    assert len(seen) == 4  # three identical calls, then the forced answer
+    assert any("stopped the librarian's reading early" in n for n in data["notes"])
+
+
+async def test_a_thread_continues_with_the_earlier_question(env, tmp_path, keys):
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        return answer(f"answer {len(seen)}", [])
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    first, _ = await call(server, "research", {"question": "What does fakelib do?", "libraries": ["fakelib"]})
+    second, _ = await call(server, "research", {"question": "And its client?", "thread_id": first["thread_id"]})
+    assert second["thread_id"] == first["thread_id"]
+    texts = [m.text for m in seen[-1].messages]
+    assert "What does fakelib do?" in texts and "answer 1" in texts
+
+
+async def test_without_a_model_research_returns_ranked_evidence_and_says_why(env, tmp_path):
+    server, _ = librarian(env, FunctionModel(lambda r, m: "unused"), tmp_path)  # no keys in the environment
+    data, is_error = await call(
+        server, "research", {"question": "How does fakelib compute backoff sleep_for?", "libraries": ["fakelib"]}
+    )
+    assert not is_error, data
+    assert data["answer"] is None and data["model"] is None
+    assert data["evidence"][0]["path"] == "fakelib/retry.py"
+    assert data["evidence"][0]["id"] == "E1" and "backoff" in data["evidence"][0]["text"]
+    assert data["notes"][0].startswith("no synthesised answer")
+    assert any("OPENAI_API_KEY" in n for n in data["notes"])
+
+
+async def test_research_rejects_an_empty_question(env, tmp_path, keys):
+    server, _ = librarian(env, FunctionModel(lambda r, m: "unused"), tmp_path)
+    text, is_error = await call(server, "research", {"question": "  "})
+    assert is_error and "question is empty" in text
+
+
+class FakeGitHub:
+    token = None
+
+    def __init__(self):
+        self.reads = []
+
+    async def read_file(self, repo, path, ref=None, start_line=1, end_line=None):
+        self.reads.append((repo, path, ref))
+        if ref != "v1.0.0":
+            raise NotFoundError(f"{repo} has no {path} at {ref}")
+        return Excerpt(
+            "github", repo, ref, path, 1, 2, "RETRIES = 2\nOLD = True", f"https://github.com/{repo}/blob/{ref}/{path}"
+        )
+
+    async def aclose(self):
+        pass
+
+
+async def test_read_source_reads_installed_files_and_other_versions_from_github(env, tmp_path):
+    github = FakeGitHub()
+    server, _ = librarian(env, None, tmp_path, library=Library(github=github, environ={}))
+    data, is_error = await call(server, "read_source", {"target": "fakelib", "path": "fakelib/retry.py",
+                                                        "start_line": 6, "end_line": 6})  # fmt: skip
+    assert not is_error, data
+    assert data["text"] == "6  DEFAULT_ATTEMPTS = 3" and data["version_or_ref"] == "1.2.0"
+
+    data, is_error = await call(server, "read_source", {"target": "fakelib", "path": "fakelib/retry.py",
+                                                        "version": "1.0.0"})  # fmt: skip
+    assert not is_error, data
+    assert github.reads == [("acme/fakelib", "fakelib/retry.py", "v1.0.0")]
+    assert data["source"] == "github" and data["url"].endswith("/blob/v1.0.0/fakelib/retry.py#L1-L2")
+    assert "1.2.0 is installed" in data["notes"][0]
+
+    text, is_error = await call(server, "read_source", {"target": "nosuchlib", "path": "x.py"})
+    assert is_error and "not installed" in text
+
+
+async def test_find_examples_finds_usages_not_definitions_and_says_github_needs_a_token(env, tmp_path):
+    server, _ = librarian(env, None, tmp_path, library=Library(github=FakeGitHub(), environ={}))
+    data, is_error = await call(server, "find_examples", {"symbol_or_snippet": "Retry(", "language": "python"})
+    assert not is_error, data
+    found = {(e["package_or_repo"], e["path"]) for e in data["examples"]}
+    assert found == {("fakelib", "fakelib/client.py"), ("fakelib", "fakelib/retry.py"),
+                     ("fakeuser", "fakeuser/__init__.py")}  # fmt: skip
+    for example in data["examples"]:
+        assert "Retry(" in example["text"] and "class Retry" not in example["text"]
+    assert "GITHUB_TOKEN" in data["notes"][0]
+
+
+async def test_research_tool_failures_reach_the_model_not_the_client(env, tmp_path, keys):
+    turns = []
+
+    def reply(request, model):
+        turns.append(request)
+        if len(turns) == 1:
+            return ModelResponse(tool_calls=[ToolCall("a", "read_installed", {"package": "fakelib", "path": "../x"}),
+                                             ToolCall("b", "no_such_tool", {})])  # fmt: skip
+        return answer("Could not read it.", [])
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    _data, is_error = await call(server, "research", {"question": "Read fakelib's secret", "libraries": ["fakelib"]})
+    assert not is_error
+    results = [m for m in turns[1].messages if m.role == "tool"]
+    assert [m.is_error for m in results] == [True, True]
+    assert "unknown tool no_such_tool" in results[1].text
+
+
+async def test_parallel_research_calls_share_one_server(env, tmp_path, keys):
+    def reply(request, model):
+        return answer("ok", [])
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    results = []
+
+    async def one(i):
+        async with Client(server) as client:
+            results.append(await client.call_tool("research", {"question": f"q{i} about fakelib"}))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(4):
+            tg.start_soon(one, i)
+    assert len(results) == 4 and not any(r.is_error for r in results)
