@@ -1,0 +1,173 @@
+"""On-disk HTTP cache for the GitHub API: body, ETag and headers per (URL, Accept, token identity).
+
+Entries younger than the freshness window are served without a request; content addressed by a
+full commit SHA never changes and is served forever; older entries are revalidated with
+If-None-Match. The token itself is never stored, only a salted hash that tells tokens apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import structlog
+
+from cadre_core.db import connect
+
+log = structlog.get_logger("cadre.librarian.github")
+
+SHA = re.compile(r"^[0-9a-f]{40}$")
+MAX_BODY_BYTES = 8_000_000
+"""Larger bodies are not cached (the tree of a huge monorepo, say)."""
+KEEP_S = 30 * 24 * 3600
+"""Mutable entries unused for this long are dropped when the cache opens."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    accept TEXT NOT NULL,
+    etag TEXT,
+    status INTEGER NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    stored_at REAL NOT NULL,
+    immutable INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def token_identity(token: str | None) -> str:
+    """A short salted hash naming the token (or `anonymous`); the token cannot be recovered from it."""
+    if not token:
+        return "anonymous"
+    return hashlib.sha256(b"cadre-github-cache\0" + token.encode()).hexdigest()[:20]
+
+
+def is_immutable(url: str) -> bool:
+    """True when the response is pinned by full commit SHAs: contents/trees/commits at a SHA, compare of two SHAs."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if "/search/" in path or path.endswith("/releases") or path.count("/") < 3:
+        return False
+    if "/compare/" in path:
+        spec = path.split("/compare/", 1)[1]
+        sides = spec.split("...", 1)
+        return len(sides) == 2 and all(SHA.match(s) for s in sides)
+    query = dict(parse_qsl(parts.query))
+    if "/contents/" in path or path.endswith("/contents"):
+        return bool(SHA.match(query.get("ref", "")))
+    if "/git/trees/" in path or "/commits/" in path:
+        return bool(SHA.match(path.rstrip("/").rsplit("/", 1)[-1]))
+    if path.endswith("/commits"):
+        return bool(SHA.match(query.get("sha", ""))) and "since" not in query and "until" not in query
+    return False
+
+
+@dataclass(frozen=True)
+class Cached:
+    """One stored response."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    etag: str | None
+    stored_at: float
+    immutable: bool
+
+    def age(self, now: float | None = None) -> float:
+        return (now if now is not None else time.time()) - self.stored_at
+
+    def fresh(self, fresh_for: float, now: float | None = None) -> bool:
+        return self.immutable or self.age(now) < fresh_for
+
+
+class ResponseCache:
+    """SQLite (WAL) store of GitHub responses; a broken cache degrades to no cache, never to an error."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._broken = False
+
+    @staticmethod
+    def key(url: str, accept: str, identity: str) -> str:
+        return hashlib.sha256("\0".join((url, accept, identity)).encode()).hexdigest()
+
+    def _db(self) -> sqlite3.Connection | None:
+        if self._conn is None and not self._broken:
+            try:
+                self._conn = connect(self.path, schema=SCHEMA)
+                self._conn.execute(
+                    "DELETE FROM responses WHERE immutable = 0 AND stored_at < ?", (time.time() - KEEP_S,)
+                )
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("github cache unavailable; continuing without it", path=str(self.path), error=str(exc))
+                self._broken = True
+        return self._conn
+
+    def get(self, key: str) -> Cached | None:
+        db = self._db()
+        if db is None:
+            return None
+        try:
+            row = db.execute(
+                "SELECT status, headers, body, etag, stored_at, immutable FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("github cache read failed", error=str(exc))
+            return None
+        if row is None:
+            return None
+        status, headers, body, etag, stored_at, immutable = row
+        return Cached(status, json.loads(headers), bytes(body), etag, stored_at, bool(immutable))
+
+    def put(self, key: str, url: str, accept: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        db = self._db()
+        if db is None or len(body) > MAX_BODY_BYTES:
+            return
+        try:
+            db.execute(
+                "INSERT OR REPLACE INTO responses (key, url, accept, etag, status, headers, body, stored_at, immutable)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    url,
+                    accept,
+                    headers.get("etag"),
+                    status,
+                    json.dumps(headers),
+                    body,
+                    time.time(),
+                    int(is_immutable(url)),
+                ),
+            )
+        except sqlite3.Error as exc:
+            log.warning("github cache write failed", error=str(exc))
+
+    def touch(self, key: str, headers: dict[str, str]) -> None:
+        """A 304 confirmed the entry: restart its freshness window and keep the newer headers."""
+        db = self._db()
+        if db is None:
+            return
+        try:
+            row = db.execute("SELECT headers FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return
+            merged = {**json.loads(row[0]), **{k: v for k, v in headers.items() if k.startswith("x-ratelimit")}}
+            db.execute(
+                "UPDATE responses SET stored_at = ?, headers = ? WHERE key = ?", (time.time(), json.dumps(merged), key)
+            )
+        except sqlite3.Error as exc:
+            log.warning("github cache write failed", error=str(exc))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
