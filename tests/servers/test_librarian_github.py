@@ -666,3 +666,21 @@ async def test_releases_newest_first_with_clipped_notes(fake: FakeGitHub, tmp_pa
     assert releases[0]["prerelease"] is True and releases[0]["body_truncated"] is True
     assert len(releases[0]["body"]) < 4100 and releases[1]["body"] == "Bug fixes."
     assert releases[0]["url"] == "https://github.com/acme/widgets/releases/tag/v3.0.0"
+
+
+async def test_stale_copy_is_served_while_the_limit_is_spent(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.remaining["core"] = 1
+    async with client(fake, tmp_path, fresh_for=0) as gh:
+        info = await gh.repo_info("acme/widgets")
+        assert await gh.repo_info("acme/widgets") == info
+        assert gh.requests_made == 1
+
+
+async def test_renamed_repository_redirect_is_followed(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.script["/repos/acme/old-widgets"] = [
+        (301, {"Location": f"{fake.base}/repos/acme/widgets"}, {"message": "Moved"})
+    ]
+    async with client(fake, tmp_path) as gh:
+        assert (await gh.repo_info("acme/old-widgets"))["full_name"] == "acme/widgets"
+    assert fake.paths() == ["/repos/acme/old-widgets", "/repos/acme/widgets"]
+    assert fake.requests[1]["headers"]["authorization"] == f"Bearer {TOKEN}"

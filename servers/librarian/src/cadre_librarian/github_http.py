@@ -232,7 +232,9 @@ class GitHubHTTP:
         response = await self._send(url, headers, resource, what)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
         kept.update({k.lower(): v for k, v in response.headers.items() if k.lower().startswith("x-ratelimit")})
-        if response.status_code == 304 and cached is not None:
+        if response.status_code == 304:
+            if cached is None:
+                raise SourceError(f"GitHub answered 304 Not Modified for {what} without a cached copy; retry")
             self.cache.touch(key, kept)
             return self._from_cache(url, cached)
         self.cache.put(key, url, accept, response.status_code, kept, response.content)
@@ -277,7 +279,7 @@ class GitHubHTTP:
         self.requests_made += 1
         try:
             with anyio.fail_after(self.timeout):
-                return await self._http().get(url, headers=headers, timeout=self.timeout)
+                return await self._http().get(url, headers=headers, timeout=self.timeout, follow_redirects=True)
         except (TimeoutError, httpx2.TimeoutException) as exc:
             raise SourceError(
                 f"GitHub did not answer within {self.timeout:g} s while reading {what}; retry later, "
