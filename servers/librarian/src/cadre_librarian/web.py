@@ -1,0 +1,464 @@
+"""Documentation pages: fetch a URL (llms.txt, a README, a docs page) within size and time limits, as Markdown.
+
+HTML becomes Markdown (markdownify) from the page's `<main>`/`<article>` when it has one, without scripts,
+styles, navigation, sidebars, footers and images; headings and code blocks are kept and links made
+absolute. Plain text and Markdown pass through; PDFs, images and other binaries are refused. Every fetch
+has one overall deadline (`timeout`), the body stops at `max_bytes` and the text at `max_chars` (the page
+says `truncated`). Pages are kept in memory per `Web` instance, so checking a citation does not refetch.
+By default hosts that resolve to loopback, private or link-local addresses are refused (`allow_private`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ipaddress
+import math
+import re
+import socket
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import anyio
+
+from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
+from cadre_librarian.windows import query_terms
+
+if TYPE_CHECKING:
+    import httpx2
+
+MAX_REDIRECTS = 5
+MAX_PAGES = 64
+WINDOW_MIN = 20
+WINDOW_MAX = 40
+USER_AGENT = "cadre-librarian/0.1 (documentation reader)"
+ACCEPT = "text/markdown, text/html;q=0.9, text/plain;q=0.8, */*;q=0.1"
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-yaml")
+_HEADING = re.compile(r"#{1,6}\s+\S")
+_FENCE = re.compile(r"\s*(```|~~~)")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_STRIP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "svg",
+    "template",
+    "iframe",
+    "nav",
+    "aside",
+    "form",
+    "button",
+    "img",
+    "picture",
+    "video",
+    "audio",
+    "canvas",
+    "footer",
+)
+
+
+class _StatusError(SourceError):
+    """The server answered with an error status (other than 404/410)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A fetched page as text: Markdown for HTML, the body itself for text and Markdown."""
+
+    url: str
+    final_url: str
+    title: str | None
+    text: str
+    truncated: bool
+    content_type: str
+    notes: tuple[str, ...] = ()
+
+
+class Web:
+    """Fetches documentation pages; pages are cached in memory for the life of the instance."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx2.AsyncClient | None = None,
+        timeout: float = 15.0,
+        max_bytes: int = 2_000_000,
+        max_chars: int = 400_000,
+        allow_private: bool = False,
+        max_pages: int = MAX_PAGES,
+    ):
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_chars = max_chars
+        self.allow_private = allow_private
+        self.max_pages = max_pages
+        self._client = client
+        self._owns_client = client is None
+        self._pages: OrderedDict[str, Page] = OrderedDict()
+        self._locks: dict[str, anyio.Lock] = {}
+
+    async def __aenter__(self) -> Web:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this instance made it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            import httpx2
+
+            self._client = httpx2.AsyncClient(
+                timeout=httpx2.Timeout(self.timeout), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+            )
+        return self._client
+
+    # ---- fetching --------------------------------------------------------------------------------
+
+    async def fetch(self, url: str) -> Page:
+        """The page at `url` (cached): redirects followed (≤ 5), body capped, one deadline for all of it."""
+        url = check_url(url)
+        if (page := self._cached(url)) is not None:
+            return page
+        async with self._locks.setdefault(url, anyio.Lock()):
+            if (page := self._cached(url)) is not None:
+                return page
+            try:
+                with anyio.fail_after(self.timeout):
+                    page = await self._fetch(url)
+            except TimeoutError:
+                raise SourceError(
+                    f"fetching {url} took over {self.timeout:g} s; try another page of these docs "
+                    "(or its llms.txt), or raise the web timeout"
+                ) from None
+            self._remember(url, page)
+        return page
+
+    def _cached(self, url: str) -> Page | None:
+        page = self._pages.get(url)
+        if page is not None:
+            self._pages.move_to_end(url)
+        return page
+
+    def _remember(self, url: str, page: Page) -> None:
+        for key in dict.fromkeys((url, page.final_url)):
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+        while len(self._pages) > self.max_pages:
+            self._pages.popitem(last=False)
+
+    async def _fetch(self, url: str) -> Page:
+        import httpx2
+
+        client = self._http()
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            await self._check_host(current)
+            try:
+                async with client.stream(
+                    "GET", current, headers={"Accept": ACCEPT}, follow_redirects=False
+                ) as response:
+                    if response.is_redirect:
+                        current = check_url(urljoin(current, response.headers["location"]))
+                        continue
+                    _check_status(response.status_code, current)
+                    mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    _check_type(mime, current)
+                    body, truncated = await self._read_body(response)
+                    charset = response.charset_encoding
+                    final = str(response.url)
+            except httpx2.TimeoutException:
+                raise TimeoutError from None
+            except httpx2.HTTPError as exc:
+                raise SourceError(f"cannot fetch {current}: {exc or type(exc).__name__}; check the URL") from exc
+            return self._page(url, final, mime, body, charset, truncated)
+        raise SourceError(f"{url} redirects more than {MAX_REDIRECTS} times; pass the page's final address")
+
+    async def _read_body(self, response: Any) -> tuple[bytes, bool]:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_bytes:
+                return bytes(body[: self.max_bytes]), True
+        return bytes(body), False
+
+    async def _check_host(self, url: str) -> None:
+        """Refuse hosts on loopback, private or link-local addresses unless `allow_private`."""
+        if self.allow_private:
+            return
+        host = urlsplit(url).hostname or ""
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except OSError:
+                return  # unresolvable: the request itself will say so
+            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+        for address in addresses:
+            if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
+                raise SourceError(
+                    f"refusing to fetch {url}: {host} is a local or private address ({address}); "
+                    "only public documentation pages are read"
+                )
+
+    def _page(self, url: str, final: str, mime: str, body: bytes, charset: str | None, truncated: bool) -> Page:
+        notes = []
+        if truncated:
+            notes.append(f"the page is larger than {self.max_bytes:,} bytes; only its beginning was read")
+        is_html = mime in _HTML_TYPES or (not mime and body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")))
+        if not is_html and b"\x00" in body[:4096]:
+            raise SourceError(f"{final} is a binary file, not a page; look for an HTML or Markdown version")
+        text = body.decode(_encoding(charset, body if is_html else b""), errors="replace")
+        title = None
+        if is_html:
+            title, text = html_to_markdown(text, final)
+        else:
+            text = collapse_blank_lines(text.replace("\r\n", "\n"))
+        if len(text) > self.max_chars:
+            text = text[: text.rfind("\n", 0, self.max_chars) if "\n" in text[: self.max_chars] else self.max_chars]
+            truncated = True
+            notes.append(f"the text is longer than {self.max_chars:,} characters; only its beginning is kept")
+        if not text.strip():
+            notes.append("the page has no text (it may be built by JavaScript); try the site's llms.txt or README")
+        return Page(
+            url, final, title, text, truncated, mime or ("text/html" if is_html else "text/plain"), tuple(notes)
+        )
+
+    # ---- reading ---------------------------------------------------------------------------------
+
+    async def read(self, url: str, start_line: int = 1, end_line: int | None = None) -> Excerpt:
+        """Lines of the page's text (at most 400); line numbers are those of the converted text."""
+        page = await self.fetch(url)
+        start, end, text = slice_lines(page.text, start_line, end_line)
+        return _excerpt(page, start, end, text)
+
+    async def search(self, url: str, query: str, limit: int = 5) -> list[Excerpt]:
+        """The page's best windows for `query`, best first (see `score_windows`)."""
+        page = await self.fetch(url)
+        lines = page.text.split("\n")
+        out = []
+        for score, start, end in score_windows(lines, query)[: max(1, limit)]:
+            excerpt = _excerpt(page, start, end, "\n".join(lines[start - 1 : end]))
+            out.append(replace(excerpt, score=round(score, 3)))
+        return out
+
+    async def llms_txt(self, site: str, *, full: bool = False) -> Page | None:
+        """The site's llms.txt (llms-full.txt first when `full`), under its path then at the origin; None if absent."""
+        parts = urlsplit(site if "://" in site else f"https://{site}")
+        origin = check_url(urlunsplit((parts.scheme, parts.netloc, "", "", ""))).rstrip("/")
+        path = parts.path
+        if "." in path.rsplit("/", 1)[-1]:
+            path = path.rsplit("/", 1)[0]
+        path = path.rstrip("/")
+        names = ("llms-full.txt", "llms.txt") if full else ("llms.txt",)
+        for base in dict.fromkeys((f"{origin}{path}", origin)):
+            for name in names:
+                try:
+                    page = await self.fetch(f"{base}/{name}")
+                except (NotFoundError, _StatusError):
+                    continue
+                if page.content_type not in _HTML_TYPES and page.text.strip():
+                    return page
+        return None
+
+
+def check_url(url: str) -> str:
+    """`url` without its fragment if it is an http(s) URL with a host; otherwise a SourceError."""
+    text = (url or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise SourceError(f"'{url}' is not an http(s) URL; pass a web address such as https://docs.example.com/page")
+    if not parts.hostname:
+        raise SourceError(f"'{url}' has no host; pass a full address such as https://docs.example.com/page")
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def _check_status(status: int, url: str) -> None:
+    if status in (404, 410):
+        raise NotFoundError(f"{url} does not exist (HTTP {status}); check the address or search the docs site")
+    if status in (401, 403):
+        raise _StatusError(f"{url} refused access (HTTP {status}); it may need a login; try a public page")
+    if status == 429:
+        raise _StatusError(f"{url} is rate limited (HTTP 429); wait a minute or read another page")
+    if status >= 400:
+        raise _StatusError(f"{url} answered HTTP {status}; try again later or read another page")
+
+
+def _check_type(mime: str, url: str) -> None:
+    if not mime or mime.startswith("text/") or mime in _HTML_TYPES or mime in _TEXT_TYPES:
+        return
+    if mime.endswith(("+json", "+xml")):
+        return
+    raise SourceError(
+        f"{url} is {mime}, not a text page; Cadre reads HTML, Markdown and plain text, so look for an HTML version"
+    )
+
+
+def _encoding(declared: str | None, html: bytes) -> str:
+    candidates = [declared]
+    if not declared and (found := _META_CHARSET.search(html[:4096])):
+        candidates.append(found.group(1).decode("ascii"))
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            return codecs.lookup(name).name
+        except LookupError:
+            continue
+    return "utf-8"
+
+
+def html_to_markdown(html: str, base_url: str) -> tuple[str | None, str]:
+    """(title, Markdown) of an HTML page: main content only, links absolute, blank-line runs collapsed."""
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
+
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    for tag in soup(list(_STRIP_TAGS)):
+        tag.decompose()
+    articles = soup.find_all("article")
+    root = soup.find("main") or soup.find(attrs={"role": "main"}) or (articles[0] if len(articles) == 1 else None)
+    if root is None:
+        root = soup.body or soup
+        for tag in root.find_all("header"):
+            tag.decompose()
+    for anchor in root.find_all("a"):
+        href = anchor.get("href")
+        text = anchor.get_text(strip=True)
+        classes = anchor.get("class") or []
+        if "headerlink" in classes or text in ("¶", "#", "§", "🔗") or (not text and not anchor.find(True)):
+            anchor.decompose()
+        elif not href or str(href).lower().startswith("javascript:"):
+            anchor.unwrap()
+        else:
+            anchor["href"] = urljoin(base_url, str(href))
+    converter = MarkdownConverter(
+        heading_style="ATX",
+        bullets="-",
+        code_language_callback=_code_language,
+        escape_underscores=False,
+        escape_asterisks=False,
+        escape_misc=False,
+    )
+    return title or None, collapse_blank_lines(converter.convert_soup(root))
+
+
+def _code_language(pre: Any) -> str | None:
+    """The language of a `<pre>` from `language-x`/`lang-x`/`highlight-x` classes on it, its code or parents."""
+    elements = [pre, pre.find("code"), pre.parent, pre.parent.parent if pre.parent else None]
+    for element in elements:
+        for cls in (element.get("class") or []) if element is not None and hasattr(element, "get") else []:
+            for prefix in ("language-", "lang-", "highlight-"):
+                if cls.startswith(prefix) and len(cls) > len(prefix) and cls[len(prefix) :] != "default":
+                    return cls[len(prefix) :]
+    return None
+
+
+def collapse_blank_lines(text: str) -> str:
+    """Trailing spaces removed and runs of blank lines made one, except inside fenced code blocks."""
+    out: list[str] = []
+    fenced = False
+    for line in text.split("\n"):
+        line = line.rstrip()
+        if _FENCE.match(line):
+            fenced = not fenced
+        if not fenced and not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def sections(lines: list[str]) -> list[tuple[int, int]]:
+    """1-based (start, end) windows aligned on Markdown headings.
+
+    A section is joined to the one before it when that one is only a heading, or is shorter than
+    `WINDOW_MIN` lines and this one is its subsection (a deeper heading) and both fit in `WINDOW_MAX`;
+    longer sections are cut into pieces of `WINDOW_MIN`..`WINDOW_MAX` lines at a blank line where there is one.
+    """
+    starts, fenced = [0], False
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and i and _HEADING.match(line):
+            starts.append(i)
+    spans = [(s, e) for s, e in zip(starts, [*starts[1:], len(lines)], strict=True) if e > s]
+
+    def level(i: int) -> int:
+        return len(lines[i]) - len(lines[i].lstrip("#")) if _HEADING.match(lines[i]) else 0
+
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged:
+            ps, pe = merged[-1]
+            heading_only = sum(1 for line in lines[ps:pe] if line.strip()) <= 1
+            subsection = pe - ps < WINDOW_MIN and e - ps <= WINDOW_MAX and level(s) > level(ps)
+            if heading_only or subsection:
+                s = merged.pop()[0]
+        merged.append((s, e))
+    windows = []
+    for s, e in merged:
+        while e - s > WINDOW_MAX:
+            cut = next((i for i in range(s + WINDOW_MAX, s + WINDOW_MIN, -1) if not lines[i - 1].strip()), s + 30)
+            windows.append((s + 1, cut))
+            s = cut
+        windows.append((s + 1, e))
+    return windows
+
+
+def score_windows(lines: list[str], query: str) -> list[tuple[float, int, int]]:
+    """(score, start, end) of windows with a query term, best first.
+
+    Score = Σ over query terms in the window of idf × (1 + ln tf), where tf counts the term as a substring
+    of the lower-cased window and idf = ln(1 + windows / windows with the term); a term in the window's
+    heading counts its idf once more, and the whole query as a phrase adds 2.
+    """
+    terms = query_terms(query)
+    windows = sections(lines)
+    if not terms or not windows:
+        return []
+    texts = ["\n".join(lines[s - 1 : e]).lower() for s, e in windows]
+    df = {t: sum(1 for text in texts if t in text) for t in terms}
+    phrase = " ".join(query.lower().split())
+    scored = []
+    for (start, end), text in zip(windows, texts, strict=True):
+        heading = lines[start - 1].lower() if _HEADING.match(lines[start - 1]) else ""
+        score = 0.0
+        for term in terms:
+            tf = text.count(term)
+            if tf:
+                idf = math.log(1 + len(windows) / df[term])
+                score += idf * (1 + math.log(tf)) + (idf if term in heading else 0.0)
+        if score and " " in phrase and phrase in " ".join(text.split()):
+            score += 2.0
+        if score:
+            scored.append((score, start, end))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return scored
+
+
+def _excerpt(page: Page, start: int, end: int, text: str) -> Excerpt:
+    parts = urlsplit(page.final_url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    heading = next((line for line in text.split("\n") if _HEADING.match(line)), None)
+    return Excerpt(
+        source="web",
+        package_or_repo=parts.hostname or "",
+        version_or_ref=None,
+        path=path,
+        start_line=start,
+        end_line=end,
+        text=text,
+        url=page.final_url,
+        extra={"title": page.title, "heading": heading, "truncated": page.truncated},
+    )
