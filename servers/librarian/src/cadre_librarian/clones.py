@@ -269,7 +269,7 @@ class Clones:
     async def _git(self, args: list[str], what: Any, *, check: bool = True) -> str:
         """Run git with a time limit (the process group is killed on timeout); stdout, or a SourceError."""
         cmd = [self.git, "-c", f"core.hooksPath={os.devnull}", "-c", "advice.detachedHead=false"]
-        cmd += ["-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always", *args]
+        cmd += ["-c", "init.defaultBranch=main", *args]
         try:
             proc = await anyio.open_process(
                 cmd,
