@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 import httpx2
 
 from cadre_librarian.github_http import AUTH_FIX, JSON, RAW, TEXT_MATCH, GitHubHTTP, discover_token
+from cadre_librarian.github_shapes import check_repo, clean_path, clip, commit_summary, hit_ref, iso_date, locate
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
 
-REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+__all__ = ["GitHub", "check_repo", "locate", "token_from_env"]
+
 MAX_FILE_BYTES = 1_000_000
 CONTEXT_LINES = 3
 PATCH_CHARS = 3000
@@ -33,57 +34,6 @@ PARALLEL_FETCHES = 4
 def token_from_env(env: Mapping[str, str] | None = None, home: Path | None = None) -> str | None:
     """GITHUB_TOKEN, else GH_TOKEN, else the gh CLI's hosts.yml token; None when there is none."""
     return discover_token(os.environ if env is None else env, home)[0]
-
-
-def check_repo(repo: str) -> str:
-    """`owner/name` (a github.com URL or a trailing .git is accepted); a clear error otherwise."""
-    name = re.sub(r"^(?:https?://)?(?:www\.)?github\.com/", "", str(repo).strip()).strip("/").removesuffix(".git")
-    if not REPO.match(name) or name.split("/")[1] in (".", ".."):
-        raise SourceError(f"{repo!r} is not a GitHub repository; write it as owner/name, e.g. encode/httpx")
-    return name
-
-
-def _clean_path(path: str) -> str:
-    return "/".join(p for p in str(path).strip().split("/") if p and p != ".")
-
-
-def _clip(text: str | None, limit: int) -> tuple[str, bool]:
-    text = text or ""
-    return (text, False) if len(text) <= limit else (text[:limit].rstrip() + "\n… (truncated)", True)
-
-
-def _iso(since: datetime | str | None) -> str | None:
-    if since is None or isinstance(since, str):
-        return since
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _commit(c: dict[str, Any]) -> dict[str, Any]:
-    info = c.get("commit") or {}
-    who = info.get("author") or {}
-    return {
-        "sha": c.get("sha"),
-        "date": (info.get("committer") or {}).get("date") or who.get("date"),
-        "author": (c.get("author") or {}).get("login") or who.get("name"),
-        "message": (info.get("message") or "").split("\n", 1)[0],
-        "url": c.get("html_url"),
-    }
-
-
-def locate(text: str, fragment: str, matches: list[dict[str, Any]]) -> tuple[int, int] | None:
-    """1-based (first, last) lines of a text-match fragment's matches inside the file, or None if it is not there."""
-    pos = text.find(fragment) if fragment else -1
-    if pos >= 0:
-        spans = [m["indices"] for m in matches if len(m.get("indices") or ()) == 2] or [[0, len(fragment)]]
-        first, last = pos + spans[0][0], pos + max(spans[-1][1] - 1, spans[-1][0])
-        return text.count("\n", 0, first) + 1, text.count("\n", 0, last) + 1
-    for needle in sorted((ln.strip() for ln in fragment.split("\n")), key=len, reverse=True)[:3]:
-        if len(needle) >= 4 and (pos := text.find(needle)) >= 0:
-            line = text.count("\n", 0, pos) + 1
-            return line, line
-    return None
 
 
 class GitHub:
@@ -234,7 +184,7 @@ class GitHub:
         self, repo: str, path: str, ref: str | None = None, start_line: int = 1, end_line: int | None = None
     ) -> Excerpt:
         """Lines of one file at `ref` (default: the default branch); at most 400 lines per call."""
-        repo, path = check_repo(repo), _clean_path(path)
+        repo, path = check_repo(repo), clean_path(path)
         if not path:
             raise SourceError("read_file needs a file path; list the repository with tree() first")
         ref = await self._ref(repo, ref)
@@ -255,7 +205,7 @@ class GitHub:
 
     async def tree(self, repo: str, ref: str | None = None, path: str = "", *, limit: int = 2000) -> dict[str, Any]:
         """Files and folders under `path` at `ref` (recursive); `truncated` when GitHub or `limit` cut the list."""
-        repo, prefix = check_repo(repo), _clean_path(path)
+        repo, prefix = check_repo(repo), clean_path(path)
         ref = await self._ref(repo, ref)
         data = (
             await self.http.get(
@@ -316,7 +266,7 @@ class GitHub:
         path = item.get("path")
         if not repo or not path:
             return None
-        ref = _hit_ref(item)
+        ref = hit_ref(item)
         fragments = [m for m in item.get("text_matches") or [] if m.get("property", "content") == "content"]
         fragment = fragments[0].get("fragment", "") if fragments else ""
         matches = (fragments[0].get("matches") or []) if fragments else []
@@ -350,9 +300,9 @@ class GitHub:
     ) -> list[dict[str, Any]]:
         """Newest-first commits on `ref` (default branch if None), optionally touching `path`, since a date."""
         repo = check_repo(repo)
-        params = {"sha": ref or None, "path": _clean_path(path) if path else None, "since": _iso(since)}
+        params = {"sha": ref or None, "path": clean_path(path) if path else None, "since": iso_date(since)}
         what = f"commits of {repo}" + (f" at '{ref}'" if ref else "") + (f" touching '{path}'" if path else "")
-        return [_commit(c) for c in await self._paginate(f"/repos/{repo}/commits", params, limit, what=what)]
+        return [commit_summary(c) for c in await self._paginate(f"/repos/{repo}/commits", params, limit, what=what)]
 
     async def compare(
         self, repo: str, base: str, head: str, *, limit_files: int = 100, limit_commits: int = 100
@@ -370,7 +320,7 @@ class GitHub:
         files = data.get("files") or []
         out_files = []
         for f in files[: max(0, limit_files)]:
-            patch, clipped = _clip(f.get("patch"), PATCH_CHARS)
+            patch, clipped = clip(f.get("patch"), PATCH_CHARS)
             entry = {
                 "filename": f.get("filename"),
                 "status": f.get("status"),
@@ -392,7 +342,7 @@ class GitHub:
             "ahead_by": data.get("ahead_by"),
             "behind_by": data.get("behind_by"),
             "total_commits": total,
-            "commits": [_commit(c) for c in commits[: max(0, limit_commits)]],
+            "commits": [commit_summary(c) for c in commits[: max(0, limit_commits)]],
             "commits_truncated": total > min(len(commits), limit_commits),
             "files": out_files,
             "files_total": len(files),
@@ -405,7 +355,7 @@ class GitHub:
         repo = check_repo(repo)
         out = []
         for r in await self._paginate(f"/repos/{repo}/releases", {}, limit, what=f"releases of {repo}"):
-            body, clipped = _clip(r.get("body"), BODY_CHARS)
+            body, clipped = clip(r.get("body"), BODY_CHARS)
             out.append(
                 {
                     "tag": r.get("tag_name"),
@@ -419,15 +369,6 @@ class GitHub:
                 }
             )
         return out
-
-
-def _hit_ref(item: dict[str, Any]) -> str | None:
-    """The commit a code-search hit was indexed at: `?ref=` of its API URL, else the blob URL's ref."""
-    ref = parse_qs(urlsplit(item.get("url") or "").query).get("ref")
-    if ref:
-        return ref[0]
-    match = re.search(r"/blob/([0-9a-f]{40})/", item.get("html_url") or "")
-    return match.group(1) if match else None
 
 
 def _json_or_none(body: bytes) -> Any:
