@@ -1,0 +1,153 @@
+"""`--promote`: make an eval's winner the first candidate of the role's route, when it earns it.
+
+The winner is the best score (ties: lower off-the-rails %, then lower cost). It is promoted only when
+the incumbent (the route's current first candidate) was evaluated too, the winner's score is at least
+`margin` above the incumbent's, and its off-the-rails % is no worse. The config file is edited with
+tomlkit, so comments, formatting and other keys survive; the rest of the route keeps its order.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cadre_core.config import CadreConfig, Candidate, RoleConfig
+from cadre_core.evals import EvalError
+from cadre_core.evals.runner import EvalReport
+from cadre_core.evals.stats import ModelStats
+
+EPSILON = 1e-9
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    reason: str
+    winner: str | None = None
+    incumbent: str | None = None
+    path: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"promoted": self.promoted, "reason": self.reason, "winner": self.winner,
+                "incumbent": self.incumbent, "path": self.path}  # fmt: skip
+
+
+def winner(report: EvalReport) -> ModelStats:
+    return min(report.models, key=lambda m: (-m.score, m.off_rails_pct, m.avg_cost_usd))
+
+
+def decide(report: EvalReport, incumbent: str | None, margin: float) -> Decision:
+    """Whether the winner should replace `incumbent`, and why (no file is touched)."""
+    best = winner(report)
+    if incumbent is None:
+        return Decision(False, f"the role '{report.role}' has no route yet; nothing to compare against", best.model)
+    inc = report.stats(incumbent)
+    if inc is None:
+        why = f"the incumbent {incumbent} was not evaluated; add it to --models to compare"
+        return Decision(False, why, best.model, incumbent)
+    if best.model == incumbent or best.score <= inc.score + EPSILON:
+        return Decision(
+            False, f"the incumbent {incumbent} ({inc.score:.2f}) is already the best", best.model, incumbent
+        )
+    gain = best.score - inc.score
+    versus = f"{best.model} scores {best.score:.2f} vs {inc.score:.2f} for {incumbent}"
+    if gain + EPSILON < margin:
+        return Decision(False, f"{versus}: +{gain:.2f} is below the margin {margin:.2f}", best.model, incumbent)
+    rails = f"off-the-rails spend {best.off_rails_pct:.1f}% vs {inc.off_rails_pct:.1f}%"
+    if best.off_rails_pct > inc.off_rails_pct + EPSILON:
+        return Decision(False, f"{versus} (+{gain:.2f}) but goes off the rails more ({rails})", best.model, incumbent)
+    return Decision(True, f"{versus} (+{gain:.2f} >= margin {margin:.2f}), {rails}", best.model, incumbent)
+
+
+def file_route(path: Path, role: str) -> list[Candidate] | None:
+    """The role's candidates as written in `path`, or None when the file does not set them."""
+    if not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise EvalError(f"{path} cannot be read as TOML ({exc}); fix it before --promote") from None
+    raw = data.get("roles", {}).get(role, {}).get("candidates")
+    if raw is None:
+        return None
+    return RoleConfig(candidates=raw).candidates
+
+
+def current_route(path: Path, role: str, effective: CadreConfig) -> list[Candidate]:
+    """The route promotion edits: the file's own when it sets one, else the effective config's."""
+    own = file_route(path, role)
+    if own is not None:
+        return own
+    role_cfg = effective.roles.get(role)  # type: ignore[call-overload]
+    return list(role_cfg.candidates) if role_cfg else []
+
+
+def _entry(candidate: Candidate) -> dict[str, Any]:
+    return {"model": candidate.model, **candidate.model_dump(exclude_unset=True, exclude={"model"})}
+
+
+def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
+    """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text("utf-8")) if path.is_file() else tomlkit.document()
+    if "roles" not in doc:
+        doc.add("roles", tomlkit.table(is_super_table=True))
+    roles = doc["roles"]
+    if role not in roles:
+        roles.add(role, tomlkit.table())  # type: ignore[union-attr]
+    table = roles[role]  # type: ignore[index]
+    existing = table.get("candidates")
+    if existing is None:
+        items = tomlkit.array()
+        items.multiline(True)
+        for cand in [first, *(c for c in route if c.model != first.model)]:
+            inline = tomlkit.inline_table()
+            inline.update(_entry(cand))
+            items.append(inline)
+        table["candidates"] = items
+    elif isinstance(existing, tomlkit.items.AoT):
+        entries = list(existing)
+        index = next((i for i, e in enumerate(entries) if e.get("model") == first.model), None)
+        if index is not None:
+            head = entries.pop(index)
+        else:
+            head = tomlkit.table()
+            head.update(_entry(first))
+        rebuilt = tomlkit.aot()
+        for entry in [head, *entries]:
+            rebuilt.append(entry)
+        table["candidates"] = rebuilt
+    else:
+        index = next((i for i, e in enumerate(existing) if e.get("model") == first.model), None)
+        if index is not None:
+            head = existing[index]
+            del existing[index]
+        else:
+            head = tomlkit.inline_table()
+            head.update(_entry(first))
+        existing.insert(0, head)
+    text = tomlkit.dumps(doc)
+    check = tomllib.loads(text)["roles"][role]
+    RoleConfig(**check)  # never write a route the config loader would reject
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def promote(report: EvalReport, *, path: Path, effective: CadreConfig, margin: float) -> Decision:
+    """Decide, and write `path` when the winner earns the route's first place."""
+    route = current_route(path, report.role, effective)
+    incumbent = route[0].model if route else None
+    decision = decide(report, incumbent, margin)
+    decision.path = str(path)
+    if decision.promoted and decision.winner:
+        from cadre_core.evals.runner import candidate_for
+
+        chosen = next((c for c in route if c.model == decision.winner), None)
+        write_route(path, report.role, chosen or candidate_for(effective, report.role, decision.winner), route)
+        decision.reason += f"; wrote {path}"
+    return decision

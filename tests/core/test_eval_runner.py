@@ -1,0 +1,255 @@
+"""The eval runner through the real oracle and search servers, with scripted models and hand-computed numbers."""
+
+import json
+import textwrap
+
+import anyio
+import pytest
+
+from cadre_core.evals import EvalError
+from cadre_core.evals.roles import TARGETS, RoleTarget
+from cadre_core.evals.runner import _require_tool, run_eval
+from cadre_core.evals.suite import builtin_suite, load_suite
+from cadre_core.ledger import SQLiteLedgerStore
+from cadre_core.models.base import ModelResponse, ToolCall, Usage
+from cadre_core.models.test import FunctionModel
+from tests.core.conftest import make_config
+
+pytestmark = pytest.mark.anyio
+GPT, HAIKU = "openai:gpt-5.2", "anthropic:claude-haiku-4-5"  # $1.75/$14 and $1/$5 per million tokens
+
+SUITE = """
+name = "small"
+role = "oracle"
+
+[[tasks]]
+id = "lock"
+prompt = "Is Store thread-safe?"
+files = { "app/store.py" = "class Store:\\n    def put(self, k, v):\\n        self.d[k] = v\\n" }
+check = { type = "contains", value = "lock" }
+
+[[tasks]]
+id = "json"
+prompt = "Which file holds Store?"
+files = { "app/store.py" = "class Store:\\n    pass\\n" }
+check = { type = "regex", pattern = "(?i)use a lock" }
+
+[[tasks]]
+id = "cache"
+prompt = "How do we make reads faster?"
+check = { type = "contains", value = "cache" }
+"""
+
+
+def answer(text, usage=None):
+    body = {"answer": text, "key_points": ["k"], "risks": ["r"], "next_steps": ["n"], "confidence": "high",
+            "citations": []}  # fmt: skip
+    return ModelResponse(text=json.dumps(body), usage=usage or Usage(input_tokens=1000, output_tokens=200))
+
+
+def gpt_reply(request, model):
+    return answer("Use a lock, and a cache for reads.")
+
+
+def haiku_reply(request, model):
+    """Right about locks, never mentions a cache; its first try at the 'json' task is not JSON."""
+    asked = request.messages[0].text
+    if "Which file holds Store?" in asked and "That answer is invalid" not in request.messages[-1].text:
+        return ModelResponse(text="Store is in app/store.py", usage=Usage(input_tokens=1000, output_tokens=0))
+    return answer("Use a lock.")
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    return load_suite(path)
+
+
+def factory(models):
+    return lambda cand, cfg: models[cand.model]
+
+
+async def test_oracle_eval_scores_costs_and_off_rails_match_hand_computed_values(suite, tmp_path, keys):
+    models = {GPT: FunctionModel(gpt_reply), HAIKU: FunctionModel(haiku_reply)}
+    ledger = tmp_path / "run.sqlite"
+    done = []
+    report = await run_eval("oracle", [GPT, HAIKU], suite, config=make_config(oracle=[HAIKU]), ledger_path=ledger,
+                            repeat=2, model_factory=factory(models), on_result=done.append)  # fmt: skip
+    gpt, haiku = report.models
+    # gpt: 6 runs, each 1000 in x $1.75/M + 200 out x $14/M = $0.00455, never off the rails
+    assert (gpt.model, gpt.runs, gpt.passed, gpt.score) == (GPT, 6, 6, 1.0)
+    assert (gpt.ci_low, gpt.ci_high) == (pytest.approx(0.6097, abs=5e-4), 1.0)
+    assert gpt.avg_cost_usd == pytest.approx(0.00455) and gpt.off_rails_pct == 0.0
+    # haiku: fails 'cache' twice -> 4/6; six answers at 1000 x $1/M + 200 x $5/M = $0.002 plus two
+    # non-JSON first tries at 1000 x $1/M = $0.001, recorded off_rails: $0.014 in all, $0.002 of it off the rails
+    assert (haiku.passed, haiku.runs, haiku.errors) == (4, 6, 0)
+    assert (haiku.ci_low, haiku.ci_high) == (pytest.approx(0.3000, abs=5e-4), pytest.approx(0.9032, abs=5e-4))
+    assert haiku.total_cost_usd == pytest.approx(0.014)
+    assert haiku.avg_cost_usd == pytest.approx(0.014 / 6)
+    assert haiku.off_rails_cost_usd == pytest.approx(0.002)
+    assert haiku.off_rails_pct == pytest.approx(100 * 0.002 / 0.014)
+    assert haiku.off_rails_attempts == 2
+    assert gpt.p50_latency_s > 0 and gpt.p95_latency_s >= gpt.p50_latency_s
+    # every run is reported, and the per-run numbers add up to the ledger's
+    assert len(report.results) == len(done) == 12
+    failed = [(r.model, r.task, r.repeat) for r in report.results if not r.passed]
+    assert failed == [(HAIKU, "cache", 1), (HAIKU, "cache", 2)]
+    assert next(r for r in report.results if not r.passed).reason == "missing 'cache': 'Use a lock.'"
+    json_runs = [r for r in report.results if r.model == HAIKU and r.task == "json"]
+    assert [r.cost_usd for r in json_runs] == [pytest.approx(0.003)] * 2
+    assert [r.off_rails_cost_usd for r in json_runs] == [pytest.approx(0.001)] * 2
+    # the dedicated ledger holds exactly this run's attempts
+    store = SQLiteLedgerStore(ledger)
+    rows = store.rows(limit=1000)
+    store.close()
+    assert len(rows) == 6 + 8
+    assert {r["tool"] for r in rows} == {"consult_oracle"}
+    assert sum(r["cost_usd"] for r in rows if r["provider"] == "anthropic") == pytest.approx(0.014)
+    # the task's files were written into its workspace and packed for the model
+    sent = [r.messages[0].text for r in models[GPT].requests]
+    assert any("app/store.py" in text and "class Store:" in text for text in sent)
+    assert report.as_dict()["models"][1]["off_rails_pct"] == pytest.approx(14.2857, abs=1e-3)
+
+
+async def test_runs_go_in_parallel_up_to_the_concurrency_limit(suite, tmp_path, keys):
+    running, peak = 0, 0
+
+    async def slow(request, model):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.05)
+        running -= 1
+        return answer("Use a lock and a cache.")
+
+    models = {GPT: FunctionModel(slow), HAIKU: FunctionModel(slow)}
+    report = await run_eval("oracle", [GPT, HAIKU], suite, config=make_config(), ledger_path=tmp_path / "l.sqlite",
+                            concurrency=2, model_factory=factory(models))  # fmt: skip
+    assert peak == 2
+    assert all(m.score == 1.0 for m in report.models)
+    assert all(m.p50_latency_s >= 0.05 for m in report.models)
+
+
+async def test_tool_errors_count_as_failed_runs(suite, tmp_path, keys):
+    from cadre_core.errors import AuthError
+
+    def broken(request, model):
+        raise AuthError("key revoked", provider="openai", model="gpt-5.2", env_var="OPENAI_API_KEY")
+
+    report = await run_eval("oracle", [GPT], suite, config=make_config(), ledger_path=tmp_path / "l.sqlite",
+                            model_factory=factory({GPT: FunctionModel(broken)}))  # fmt: skip
+    (stats,) = report.models
+    assert (stats.passed, stats.errors, stats.score) == (0, 3, 0.0)
+    assert report.results[0].reason.startswith("tool error: ") and "authentication failed" in report.results[0].reason
+
+
+async def test_search_deep_mode_through_the_real_server_with_the_starter_suite(tmp_path, keys, monkeypatch):
+    monkeypatch.setenv("CADRE_SEARCH_INDEX_DIR", str(tmp_path / "index"))
+    suite = load_suite(builtin_suite("search"))
+    gold = {t.prompt: t.check[0].pattern.replace("\\", "") for t in suite.tasks}
+    flash, luna = "google:gemini-2.5-flash", "openai:gpt-5-mini"  # $0.30/$2.50 and $0.25/$2 per million
+
+    def explorer(request, model):
+        """Searches once, then answers citing the gold file."""
+        question = request.messages[0].text.split("Question:\n", 1)[1].split("\n\nFirst-pass results:")[0]
+        if len(request.messages) == 1:
+            call = ToolCall("c1", "search", {"query": question[:40]})
+            return ModelResponse(tool_calls=[call], finish_reason="tool_use", usage=Usage(input_tokens=1000))
+        assert request.messages[-1].role == "tool" and request.messages[-1].text.startswith("[")
+        return ModelResponse(text=f"It is in {gold[question]}:1.", usage=Usage(input_tokens=1000, output_tokens=100))
+
+    def guesser(request, model):
+        return ModelResponse(text="Probably in utils.py.", usage=Usage(input_tokens=2000, output_tokens=100))
+
+    models = {flash: FunctionModel(explorer), luna: FunctionModel(guesser)}
+    report = await run_eval("search", [flash, luna], suite, config=make_config(), ledger_path=tmp_path / "l.sqlite",
+                            model_factory=factory(models))  # fmt: skip
+    good, bad = report.models
+    n = len(suite.tasks)
+    assert (good.passed, good.runs) == (n, n) and (bad.passed, bad.runs) == (0, n)
+    # flash: 2000 in x $0.30/M + 100 out x $2.50/M = $0.00085 a task; luna: 2000 x $0.25/M + 100 x $2/M = $0.0007
+    assert good.avg_cost_usd == pytest.approx(0.00085)
+    assert bad.avg_cost_usd == pytest.approx(0.0007)
+    assert len(models[flash].requests) == 2 * n and len(models[luna].requests) == n
+    assert {r.answer for r in report.results if r.model == luna} == {"Probably in utils.py."}
+
+
+def test_the_starter_search_suite_has_gold_files_among_distractors(tmp_path):
+    """Each task's expected file is in its repository, next to look-alike files, and gets indexed."""
+    from cadre_core.evals.runner import write_workspace
+    from cadre_search.engine import Engine
+
+    for task in load_suite(builtin_suite("search")).tasks:
+        gold = task.check[0].pattern.replace("\\", "")
+        assert gold in task.files and len(task.files) >= 3, task.id
+        engine = Engine(write_workspace(tmp_path, task), index_path=tmp_path / f"{task.id}.sqlite")
+        try:
+            assert engine.search(task.prompt).index["files"] == len(task.files)
+        finally:
+            engine.index.close()
+
+
+async def test_bad_models_and_missing_keys_stop_before_any_call(suite, tmp_path, keys, monkeypatch):
+    config = make_config()
+    with pytest.raises(EvalError, match="listed twice"):
+        await run_eval("oracle", [GPT, GPT], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    with pytest.raises(EvalError, match="'gpt-5' is not a model reference"):
+        await run_eval("oracle", ["gpt-5"], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    with pytest.raises(EvalError, match="host's model cannot be evaluated"):
+        await run_eval("oracle", ["sampling:host"], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    with pytest.raises(EvalError, match="suite .* is for role 'oracle', not 'search'"):
+        await run_eval("search", [GPT], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    with pytest.raises(EvalError, match="unknown role 'poet'"):
+        await run_eval("poet", [GPT], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(EvalError, match="cannot call anthropic:claude-haiku-4-5: no API key; set ANTHROPIC_API_KEY"):
+        await run_eval("oracle", [GPT, HAIKU], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    judged = tmp_path / "j.toml"
+    judge = '{ type = "judge", model = "anthropic:claude-haiku-4-5", criteria = "c" }'
+    judged.write_text(f'[[tasks]]\nid = "a"\nprompt = "p"\ncheck = {judge}\n')
+    with pytest.raises(EvalError, match="cannot call anthropic:claude-haiku-4-5"):
+        await run_eval("oracle", [GPT], load_suite(judged), config=config, ledger_path=tmp_path / "a.sqlite")
+    (tmp_path / "used.sqlite").write_text("")
+    with pytest.raises(EvalError, match="already exists; each eval run needs a new ledger file"):
+        await run_eval("oracle", [GPT], suite, config=config, ledger_path=tmp_path / "used.sqlite")
+    assert not (tmp_path / "a.sqlite").exists()
+
+
+async def test_a_server_without_the_roles_tool_says_so(tmp_path):
+    missing = RoleTarget("librarian", "cadre-librarian", "cadre_oracle.server", "research", lambda t: {}, str)
+    with pytest.raises(EvalError) as err:
+        await _require_tool(missing, tmp_path)
+    assert "has no 'research' tool in this install" in str(err.value)
+    assert "update cadre-librarian" in str(err.value)
+    assert TARGETS["librarian"].tool == "research" and TARGETS["review"].tool == "review_change"
+
+
+async def test_judge_rows_are_not_counted_as_the_candidates_spend(tmp_path, keys):
+    path = tmp_path / "judged.toml"
+    path.write_text(
+        textwrap.dedent("""
+        [[tasks]]
+        id = "a"
+        prompt = "Is Store thread-safe?"
+        check = { type = "judge", model = "openai:gpt-5.2", criteria = "Recommends a lock." }
+    """)
+    )
+
+    def judge(request, model):
+        ok = "lock" in request.messages[0].text.split("The assistant's answer:")[1]
+        return ModelResponse(text=json.dumps({"pass": ok, "reason": "r"}), usage=Usage(input_tokens=500))
+
+    def both(request, model):
+        return judge(request, model) if request.schema_name == "verdict" else gpt_reply(request, model)
+
+    ledger = tmp_path / "l.sqlite"
+    report = await run_eval("oracle", [GPT], load_suite(path), config=make_config(), ledger_path=ledger,
+                            repeat=3, model_factory=factory({GPT: FunctionModel(both)}))  # fmt: skip
+    (stats,) = report.models
+    assert stats.passed == 3
+    assert stats.total_cost_usd == pytest.approx(3 * 0.00455)  # the judge's 3 x $0.000875 is left out
+    store = SQLiteLedgerStore(ledger)
+    tools = sorted(r["tool"] for r in store.rows())
+    store.close()
+    assert tools == ["consult_oracle"] * 3 + ["eval_judge"] * 3
