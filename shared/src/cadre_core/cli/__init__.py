@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)
+    from cadre_core.cli.eval import add_parser as add_eval
+
+    add_eval(sub, _positive_int)
     return parser
 
 
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_core.cli.up import run
         elif args.command == "registry":
             from cadre_core.cli.registry import run
+        elif args.command == "eval":
+            from cadre_core.cli.eval import run
         else:
             from cadre_core.cli.cost import run
         return run(args)

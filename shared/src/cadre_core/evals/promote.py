@@ -88,6 +88,14 @@ def _entry(candidate: Candidate) -> dict[str, Any]:
     return {"model": candidate.model, **candidate.model_dump(exclude_unset=True, exclude={"model"})}
 
 
+def _inline(candidate: Candidate) -> Any:
+    """`{ model = "...", ... }` spaced the way people write it (tomlkit's own has no inner spaces)."""
+    import tomlkit
+
+    body = ", ".join(f"{key} = {tomlkit.item(value).as_string()}" for key, value in _entry(candidate).items())
+    return tomlkit.parse(f"x = {{ {body} }}")["x"]
+
+
 def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
     """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
     import tomlkit
@@ -104,9 +112,7 @@ def write_route(path: Path, role: str, first: Candidate, route: list[Candidate])
         items = tomlkit.array()
         items.multiline(True)
         for cand in [first, *(c for c in route if c.model != first.model)]:
-            inline = tomlkit.inline_table()
-            inline.update(_entry(cand))
-            items.append(inline)
+            items.append(_inline(cand))
         table["candidates"] = items
     elif isinstance(existing, tomlkit.items.AoT):
         entries = list(existing)
@@ -122,13 +128,16 @@ def write_route(path: Path, role: str, first: Candidate, route: list[Candidate])
         table["candidates"] = rebuilt
     else:
         index = next((i for i, e in enumerate(existing) if e.get("model") == first.model), None)
-        if index is not None:
-            head = existing[index]
-            del existing[index]
+        head = existing[index] if index is not None else _inline(first)
+        if "\n" in existing.as_string():  # one entry a line: move it, keeping each line's comment
+            if index is not None:
+                del existing[index]
+            existing.insert(0, head)
         else:
-            head = tomlkit.inline_table()
-            head.update(_entry(first))
-        existing.insert(0, head)
+            items = tomlkit.array()
+            for entry in [head, *(e for i, e in enumerate(existing) if i != index)]:
+                items.append(entry)
+            table["candidates"] = items
     text = tomlkit.dumps(doc)
     check = tomllib.loads(text)["roles"][role]
     RoleConfig(**check)  # never write a route the config loader would reject
