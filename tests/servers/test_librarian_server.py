@@ -2,6 +2,7 @@
 
 import json
 import re
+import threading
 
 import anyio
 import pytest
@@ -47,12 +48,16 @@ async def call(server, tool, args):
     return (text if result.is_error else json.loads(text)), result.is_error
 
 
+HEADER = re.compile(r"^(E\d+) \[\w+\] \S+ (\S+):(\d+)-(\d+)", re.MULTILINE)
+
+
 def evidence_id(request, path: str, containing: str) -> tuple[str, int]:
     """The id and first line the librarian gave an excerpt of `path` whose lines contain `containing`."""
     shown = "\n".join(m.text for m in request.messages if m.text)
-    for block in shown.split("\n\n"):
-        head = re.match(r"(E\d+) \[\w+\] \S+ (\S+):(\d+)-(\d+)", block)
-        if head and head.group(2) == path and containing in block:
+    heads = list(HEADER.finditer(shown))
+    for head, after in zip(heads, [*heads[1:], None], strict=True):
+        block = shown[head.start() : after.start() if after else len(shown)]
+        if head.group(2) == path and containing in block:
             return head.group(1), int(head.group(3))
     raise AssertionError(f"no excerpt of {path} with {containing!r} was shown")
 
@@ -179,7 +184,7 @@ async def test_research_rejects_an_empty_question(env, tmp_path, keys):
 
 
 class FakeGitHub:
-    token = None
+    has_token = False
 
     def __init__(self):
         self.reads = []
@@ -260,3 +265,45 @@ async def test_parallel_research_calls_share_one_server(env, tmp_path, keys):
         for i in range(4):
             tg.start_soon(one, i)
     assert len(results) == 4 and not any(r.is_error for r in results)
+
+
+async def test_research_over_github_cites_blob_urls_at_the_ref_it_read(env, tmp_path, keys):
+    from tests.servers.test_librarian_github import CORE_PY, client
+    from tests.servers.test_librarian_github import FakeGitHub as FakeAPI
+
+    api = FakeAPI()
+    thread = threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    turns = []
+
+    def reply(request, model):
+        turns.append(request)
+        if len(turns) == 1:
+            return ModelResponse(tool_calls=[
+                ToolCall("a", "github_read", {"repo": "acme/widgets", "path": "src/widgets/core.py", "ref": "main"}),
+                ToolCall("b", "github_releases", {"repo": "acme/widgets"}),
+            ])  # fmt: skip
+        eid, _ = evidence_id(request, "src/widgets/core.py", "def delays")
+        line = line_of(request, eid, "return [self.backoff")
+        return answer("Delays double [1].", [{"evidence": eid, "start_line": line, "end_line": line,
+                                              "quote": "self.backoff * 2**n"}])  # fmt: skip
+
+    try:
+        github = client(api, tmp_path)
+        server, _ = librarian(env, FunctionModel(reply), tmp_path, library=Library(github=github, environ={}))
+        data, is_error = await call(server, "research", {"question": "How do widgets delays grow?",
+                                                         "libraries": ["acme/widgets"]})  # fmt: skip
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert not is_error, data
+    releases = [m for m in turns[1].messages if m.role == "tool"][1]
+    assert not releases.is_error and "releases/" in releases.text  # release notes are citable excerpts
+    (cite,) = data["citations"]
+    assert cite["source"] == "github" and cite["package_or_repo"] == "acme/widgets"
+    assert cite["version_or_ref"] == "main"
+    assert (
+        cite["url"]
+        == f"https://github.com/acme/widgets/blob/main/src/widgets/core.py#L{cite['start_line']}-L{cite['end_line']}"
+    )
+    assert "self.backoff * 2**n" in CORE_PY.split("\n")[cite["start_line"] - 1]

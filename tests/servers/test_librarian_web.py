@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cadre_librarian.sources import NotFoundError, SourceError
-from cadre_librarian.web import Web, collapse_blank_lines, html_to_markdown, sections
+from cadre_librarian.web import Web, collapse_blank_lines, html_to_markdown
+from cadre_librarian.windows import sections
 
 pytestmark = pytest.mark.anyio
 

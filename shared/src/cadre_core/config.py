@@ -119,6 +119,11 @@ class ServerConfig(_Strict):
     """Hosts cut off silent calls at about 60 s; progress is sent at least every 10 s."""
 
 
+class LibrarianConfig(_Strict):
+    allow_private_urls: bool = False
+    """Let fetch_page read loopback, private and link-local addresses (an intranet docs site)."""
+
+
 class CadreConfig(BaseSettings):
     """The merged configuration."""
 
@@ -136,6 +141,7 @@ class CadreConfig(BaseSettings):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     paths: PathConfig = Field(default_factory=PathConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    librarian: LibrarianConfig = Field(default_factory=LibrarianConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cadre_core.files import is_text_file, read_text
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
-from cadre_librarian.windows import best_windows
+from cadre_librarian.windows import score_windows
 
 VENV_DIRS = (".venv", "venv", "env", ".env")
 INTERPRETER_TIMEOUT_S = 5.0
@@ -236,8 +236,10 @@ def search_package(installed: Installed, name: str, query: str, limit: int = 8) 
                 found.append(installed.excerpt(package, real, start, end, text, score=score))
     for file in package.files:
         if file.suffix in (".py", ".pyi", ".js", ".mjs", ".cjs", ".ts") and file.stat().st_size <= MAX_FILE_BYTES:
-            for window in best_windows(read_text(file), query, limit=2):
-                found.append(installed.excerpt(package, file.resolve(), *window))
+            lines = read_text(file).split("\n")
+            for score, start, end in score_windows(lines, query)[:2]:
+                text = "\n".join(lines[start - 1 : end])
+                found.append(installed.excerpt(package, file.resolve(), start, end, text, score=score))
     found.sort(key=lambda e: -(e.score or 0))
     return found[:limit]
 

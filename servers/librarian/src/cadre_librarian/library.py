@@ -13,9 +13,18 @@ from cadre_librarian.sources import Excerpt
 
 
 class Library:
-    def __init__(self, *, github: Any = None, clones: Any = None, web: Any = None, environ: dict | None = None):
+    def __init__(
+        self,
+        *,
+        github: Any = None,
+        clones: Any = None,
+        web: Any = None,
+        environ: dict | None = None,
+        allow_private_urls: bool = False,
+    ):
         self._github, self._clones, self._web = github, clones, web
         self.environ = environ
+        self.allow_private_urls = allow_private_urls
         self._installed: dict[tuple[Path, ...], Installed] = {}
 
     def installed(self, roots: list[Path]) -> Installed:
@@ -28,9 +37,9 @@ class Library:
     @property
     def github(self) -> Any:
         if self._github is None:
-            from cadre_librarian.github import GitHub, token_from_env
+            from cadre_librarian.github import GitHub
 
-            self._github = GitHub(token=token_from_env())
+            self._github = GitHub.from_env(self.environ)
         return self._github
 
     @property
@@ -46,17 +55,19 @@ class Library:
         if self._web is None:
             from cadre_librarian.web import Web
 
-            self._web = Web()
+            self._web = Web(allow_private=self.allow_private_urls)
         return self._web
 
     @property
     def has_github_token(self) -> bool:
-        return bool(getattr(self.github, "token", None))
+        return bool(self.github.has_token)
 
     async def aclose(self) -> None:
         for backend in (self._github, self._web):
             if backend is not None:
                 await backend.aclose()
+        if self._clones is not None:
+            self._clones.close()
 
 
 def release_excerpt(repo: str, release: dict) -> Excerpt:

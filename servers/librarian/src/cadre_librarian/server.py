@@ -22,7 +22,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
     """The librarian server; `library` replaces the default sources (tests pass fakes)."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
     kit: Kit = server.kit  # type: ignore[attr-defined]
-    shelf = _Shelf(library)
+    shelf = _Shelf(kit, library)
 
     @server.tool()
     @tool_errors
@@ -79,15 +79,15 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
 class _Shelf:
     """The server's sources, opened on first use."""
 
-    def __init__(self, library: Any = None):
-        self._library = library
+    def __init__(self, kit: Kit, library: Any = None):
+        self.kit, self._library = kit, library
 
     @property
     def library(self) -> Any:
         if self._library is None:
             from cadre_librarian.library import Library
 
-            self._library = Library()
+            self._library = Library(allow_private_urls=self.kit.config.config.librarian.allow_private_urls)
         return self._library
 
     def desk(self, roots: list[Path]) -> Any:

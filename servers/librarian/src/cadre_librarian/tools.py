@@ -32,7 +32,16 @@ class Desk:
         if not excerpts:
             return empty
         clean = [replace(e, text=redact(e.text, filename=e.path)[0]) for e in excerpts]
-        return "\n\n".join(self.evidence.render(e) for e in clean)
+        return "\n\n".join(self.evidence.render(e) if citable(e) else uncitable(e) for e in clean)
+
+
+def citable(excerpt: Excerpt) -> bool:
+    """False for a code-search fragment that could not be placed in its file (its lines are unknown)."""
+    return excerpt.extra.get("located", True) is not False
+
+
+def uncitable(excerpt: Excerpt) -> str:
+    return f"(not citable: read the file to cite it) {excerpt.package_or_repo} {excerpt.path}\n{excerpt.text}"
 
 
 def _schema(required: list[str], **props: str) -> dict[str, Any]:
@@ -84,11 +93,10 @@ async def github_read(
 
 
 async def github_tree(desk: Desk, repo: str, ref: str | None = None, path: str = "") -> str:
-    tree = await desk.library.github.tree(repo, ref, path)
-    paths = tree.get("paths", [])
-    note = "\n(truncated by GitHub)" if tree.get("truncated") else ""
-    shown = "\n".join(paths[:300]) + (f"\n... {len(paths) - 300} more" if len(paths) > 300 else "")
-    return (shown or "(empty)") + note
+    tree = await desk.library.github.tree(repo, ref, path, limit=400)
+    entries = [e["path"] + ("/" if e.get("type") == "dir" else "") for e in tree.get("entries", [])]
+    note = f"\n(showing {len(entries)} of {tree.get('count')}; pass path to narrow)" if tree.get("truncated") else ""
+    return f"{repo}@{tree.get('ref')}\n" + ("\n".join(entries) or "(empty)") + note
 
 
 async def github_releases(desk: Desk, repo: str) -> str:
@@ -101,7 +109,7 @@ async def github_compare(desk: Desk, repo: str, base: str, head: str) -> str:
     lines = [f"{repo} {base}...{head}: {data.get('ahead_by', '?')} commits ahead"]
     lines += [f"- {c.get('sha', '')[:10]} {c.get('message', '')}" for c in data.get("commits", [])[:40]]
     lines += [
-        f"{f.get('status')} {f.get('filename') or f.get('path')} +{f.get('additions', 0)} -{f.get('deletions', 0)}"
+        f"{f.get('status')} {f.get('filename')} +{f.get('additions', 0)} -{f.get('deletions', 0)}"
         for f in data.get("files", [])[:80]
     ]
     return "\n".join(lines)
