@@ -253,3 +253,75 @@ async def test_judge_rows_are_not_counted_as_the_candidates_spend(tmp_path, keys
     tools = sorted(r["tool"] for r in store.rows())
     store.close()
     assert tools == ["consult_oracle"] * 3 + ["eval_judge"] * 3
+
+
+async def test_librarian_research_through_the_real_server(tmp_path, keys):
+    """`research` with `libraries` (an installed package, so no network): the answer is checked."""
+    path = tmp_path / "lib.toml"
+    path.write_text(
+        textwrap.dedent("""
+        [[tasks]]
+        id = "pydantic-validate"
+        prompt = "In pydantic v2, how do I validate a dict into a model?"
+        args = { libraries = ["pydantic"] }
+        check = { type = "contains", value = "model_validate" }
+    """)
+    )
+
+    def librarian(request, model):
+        body = {"answer": "Call Model.model_validate(data).", "citations": []}
+        return ModelResponse(text=json.dumps(body), usage=Usage(input_tokens=1000, output_tokens=100))
+
+    models = factory({HAIKU: FunctionModel(librarian)})
+    report = await run_eval("librarian", [HAIKU], load_suite(path), config=make_config(),
+                            ledger_path=tmp_path / "l.sqlite", model_factory=models)  # fmt: skip
+    (stats,) = report.models
+    assert (stats.passed, stats.errors) == (1, 0), report.results[0].reason
+    assert stats.total_cost_usd == pytest.approx(1000 * 1e-6 + 100 * 5e-6)
+
+
+async def test_review_role_goes_through_review_change(tmp_path, keys):
+    path = tmp_path / "review.toml"
+    path.write_text(
+        textwrap.dedent("""
+        [[tasks]]
+        id = "sqli"
+        prompt = '''
+        --- a/users.py
+        +++ b/users.py
+        @@ -1,2 +1,2 @@
+        -    cur = conn.execute("SELECT * FROM users WHERE email = ?", (email,))
+        +    cur = conn.execute(f"SELECT * FROM users WHERE email = '{email}'")
+        '''
+        check = [
+          { type = "regex", pattern = "(?i)injection" },
+          { type = "exact", value = "major", on = "findings.0.severity" },
+        ]
+    """)
+    )
+
+    def reviewer(request, model):
+        assert "SELECT * FROM users" in request.messages[0].text
+        finding = {"severity": "major", "path": "users.py", "line": 2, "title": "SQL injection",
+                   "explanation": "email is interpolated", "suggestion": "use a placeholder"}  # fmt: skip
+        body = {"summary": "Reintroduces SQL injection.", "findings": [finding]}
+        return ModelResponse(text=json.dumps(body), usage=Usage(input_tokens=1000, output_tokens=200))
+
+    models = factory({GPT: FunctionModel(reviewer)})
+    report = await run_eval("review", [GPT], load_suite(path), config=make_config(review=[HAIKU]),
+                            ledger_path=tmp_path / "l.sqlite", model_factory=models)  # fmt: skip
+    assert report.models[0].passed == 1, report.results[0].reason
+    assert report.results[0].answer.startswith("Reintroduces SQL injection.\nmajor users.py:2 SQL injection")
+
+
+async def test_a_run_over_the_timeout_fails_and_the_rest_go_on(suite, tmp_path, keys):
+    async def stuck(request, model):
+        if "faster" in request.messages[0].text:
+            await anyio.sleep(30)
+        return answer("Use a lock and a cache.")
+
+    report = await run_eval("oracle", [GPT], suite, config=make_config(), ledger_path=tmp_path / "l.sqlite",
+                            timeout_s=0.5, model_factory=factory({GPT: FunctionModel(stuck)}))  # fmt: skip
+    assert [(r.task, r.passed) for r in report.results] == [("lock", True), ("json", True), ("cache", False)]
+    assert report.results[2].reason == "tool error: no result within 0.5s (--timeout)"
+    assert report.models[0].errors == 1 and report.results[2].latency_s >= 0.5

@@ -271,12 +271,12 @@ async def _run_task(
             result = called.structured_content or {}
     except TimeoutError:
         latency = time.perf_counter() - started
-        error = f"no result within {timeout_s:.0f}s"
+        error = f"no result within {timeout_s:g}s (--timeout)"
     finally:
         await router.aclose()
     text = target.text(result) if result is not None else ""
     verdict = await check(Output(task, text, result, error, cand.model), judge)
-    cost = sum(r.cost_usd or 0.0 for r in tap.rows)
-    off = sum(r.cost_usd or 0.0 for r in tap.rows if r.outcome == "off_rails")
+    cost = sum((r.cost_usd or 0.0 for r in tap.rows), 0.0)
+    off = sum((r.cost_usd or 0.0 for r in tap.rows if r.outcome == "off_rails"), 0.0)
     return TaskResult(cand.model, task.id, number, verdict.passed, verdict.reason, latency, cost, off, error,
                       text[:2000])  # fmt: skip

@@ -72,8 +72,8 @@ def summarize(model: str, results: list[Any], rows: list[dict[str, Any]]) -> Mod
     runs = len(results)
     passed = sum(1 for r in results if r.passed)
     low, high = wilson(passed, runs)
-    total = sum(r["cost_usd"] or 0.0 for r in rows)
-    off = sum(r["cost_usd"] or 0.0 for r in rows if r["outcome"] == "off_rails")
+    total = sum((r["cost_usd"] or 0.0 for r in rows), 0.0)
+    off = sum((r["cost_usd"] or 0.0 for r in rows if r["outcome"] == "off_rails"), 0.0)
     latencies = [r.latency_s for r in results]
     return ModelStats(
         model=model,
