@@ -324,4 +324,4 @@ async def test_a_run_over_the_timeout_fails_and_the_rest_go_on(suite, tmp_path, 
                             timeout_s=0.5, model_factory=factory({GPT: FunctionModel(stuck)}))  # fmt: skip
     assert [(r.task, r.passed) for r in report.results] == [("lock", True), ("json", True), ("cache", False)]
     assert report.results[2].reason == "tool error: no result within 0.5s (--timeout)"
-    assert report.models[0].errors == 1 and report.results[2].latency_s >= 0.5
+    assert report.models[0].errors == 1 and report.results[2].latency_s < 5  # cut off, not left to run 30 s
