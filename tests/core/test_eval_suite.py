@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from cadre_core.evals import SuiteError
+from cadre_core.errors import SuiteError
 from cadre_core.evals.suite import (
     ContainsCheck,
     JsonSchemaCheck,

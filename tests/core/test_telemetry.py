@@ -21,7 +21,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from cadre_core import telemetry
-from cadre_core.config import LoadedConfig
 from cadre_core.errors import ModelNotFoundError, RateLimitError
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, Usage
@@ -61,13 +60,10 @@ def oracle(tmp_path, models: dict, *, retries: int = 2):
     config = make_config(oracle=list(models))
     config.router.retries_per_candidate = retries
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    kit = server.kit
-    kit._config = LoadedConfig(config, {}, [])
-    kit._ledger = ledger
-    kit._threads = ThreadStore(tmp_path / "threads.sqlite")
-    kit._router = Router(
+    router = Router(
         config, ledger, model_factory=lambda cand, cfg: models[cand.model], sleep=lambda s: anyio.lowlevel.checkpoint()
     )
+    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
     return server, ledger
 
 

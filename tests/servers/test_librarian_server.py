@@ -8,7 +8,6 @@ import anyio
 import pytest
 from mcp import Client
 
-from cadre_core.config import LoadedConfig
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
@@ -32,12 +31,9 @@ def env(tmp_path):
 def librarian(root, model, tmp_path, *, library=None):
     server = create_server(root=root, library=library or Library(environ={}))
     config = make_config(librarian=[MODEL])
-    kit = server.kit
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    kit._config = LoadedConfig(config, {}, [])
-    kit._ledger = ledger
-    kit._threads = ThreadStore(tmp_path / "threads.sqlite")
-    kit._router = Router(config, ledger, model_factory=lambda cand, cfg: model)
+    router = Router(config, ledger, model_factory=lambda cand, cfg: model)
+    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
     return server, ledger
 
 

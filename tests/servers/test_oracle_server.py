@@ -8,7 +8,6 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from cadre_core.config import LoadedConfig
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
@@ -46,11 +45,8 @@ def oracle(root, models: dict, tmp_path, *, roles=None, heartbeat_s=5.0):
     config.server.heartbeat_s = heartbeat_s
     config.paths.jobs = tmp_path / "jobs.sqlite"
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    kit = server.kit
-    kit._config = LoadedConfig(config, {}, [])
-    kit._ledger = ledger
-    kit._threads = ThreadStore(tmp_path / "threads.sqlite")
-    kit._router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
+    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
+    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
     return server, ledger
 
 

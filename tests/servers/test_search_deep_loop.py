@@ -3,7 +3,6 @@
 import pytest
 from mcp import Client
 
-from cadre_core.config import LoadedConfig
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
@@ -33,8 +32,7 @@ def search_server(repo, tmp_path, monkeypatch, model):
     server = create_server(root=repo)
     config = make_config(search=["google:gemini-3-flash-preview"])
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    server.kit._config = LoadedConfig(config, {}, [])
-    server.kit._router = Router(config, ledger, model_factory=lambda c, cfg: model)
+    server.kit.use(config=config, router=Router(config, ledger, model_factory=lambda c, cfg: model))
     return server, ledger
 
 

@@ -9,7 +9,6 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from cadre_core.config import LoadedConfig
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
@@ -113,8 +112,7 @@ async def test_deep_mode_runs_parallel_engine_calls_and_answers(repo, tmp_path, 
     config = make_config(search=["google:gemini-3-flash-preview"])
     ledger = Ledger(tmp_path / "ledger.sqlite")
     model = scripted_search_model()
-    server.kit._config = LoadedConfig(config, {}, [])
-    server.kit._router = Router(config, ledger, model_factory=lambda c, cfg: model)
+    server.kit.use(config=config, router=Router(config, ledger, model_factory=lambda c, cfg: model))
     async with Client(server) as client:
         result = await client.call_tool("search_codebase", {"query": "how are retries applied?", "mode": "deep"})
     data = result.structured_content

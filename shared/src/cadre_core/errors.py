@@ -172,3 +172,11 @@ class AllCandidatesFailedError(CadreError):
     def missing_keys(self) -> list[str]:
         """Env vars that would make a skipped candidate usable."""
         return [a.env_var for a in self.attempts if a.outcome == "no_key" and a.env_var]
+
+
+class EvalError(CadreError):
+    """`cadre eval` cannot run as asked; the message says what to change."""
+
+
+class SuiteError(EvalError):
+    """An eval suite file is invalid; the message names the file, the task and the field."""

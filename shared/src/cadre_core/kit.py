@@ -76,6 +76,26 @@ class Kit:
         self.root = Path(root) if root else None
         self._config, self._router, self._ledger, self._threads = config, router, ledger, threads
 
+    def use(
+        self,
+        *,
+        config: Any = None,
+        ledger: Ledger | None = None,
+        router: Router | None = None,
+        threads: ThreadStore | None = None,
+    ) -> Kit:
+        """Give the kit parts of its runtime (evals, tests, embedding); the others still open lazily.
+
+        `config` may be a `CadreConfig` or a `LoadedConfig`."""
+        if config is not None:
+            from cadre_core.config import CadreConfig, LoadedConfig
+
+            self._config = LoadedConfig(config, {}, []) if isinstance(config, CadreConfig) else config
+        self._ledger = ledger if ledger is not None else self._ledger
+        self._router = router if router is not None else self._router
+        self._threads = threads if threads is not None else self._threads
+        return self
+
     @property
     def config(self) -> LoadedConfig:
         if self._config is None:
@@ -120,11 +140,10 @@ class Kit:
         and SDK clients, for work that runs on another event loop (background jobs)."""
         from cadre_core.router import Router
 
-        kit = Kit(self.role, self.server_name, root=self.root, config=self.config, ledger=self.ledger,
-                  threads=self.threads)  # fmt: skip
-        kit._router = Router(self.config.config, self.ledger, model_factory=self.router.model_factory,
-                             budget=self.router.budget)  # fmt: skip
-        return kit
+        router = Router(self.config.config, self.ledger, model_factory=self.router.model_factory,
+                        budget=self.router.budget)  # fmt: skip
+        return Kit(self.role, self.server_name, root=self.root, config=self.config, ledger=self.ledger,
+                   threads=self.threads, router=router)  # fmt: skip
 
     def open_thread(self, thread_id: str | None, tool: str) -> tuple[str, list[Message]]:
         """An existing thread's id and history, or a new thread when `thread_id` is None."""

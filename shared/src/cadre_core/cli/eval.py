@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from cadre_core.config import load_config
-    from cadre_core.evals import EvalError
+    from cadre_core.errors import EvalError
     from cadre_core.evals.runner import run_eval
     from cadre_core.evals.suite import builtin_suite, load_suite
 

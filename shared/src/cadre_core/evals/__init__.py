@@ -5,14 +5,6 @@ server and tool, runner.py runs the tasks, stats.py computes scores and interval
 Nothing here is imported by the servers.
 """
 
-from __future__ import annotations
+from cadre_core.errors import EvalError, SuiteError
 
-from cadre_core.errors import CadreError
-
-
-class EvalError(CadreError):
-    """An eval cannot run as asked; the message says what to change."""
-
-
-class SuiteError(EvalError):
-    """A suite file is invalid; the message names the file, the task and the field."""
+__all__ = ["EvalError", "SuiteError"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core.config import CadreConfig, Candidate, RoleConfig
-from cadre_core.evals import EvalError
+from cadre_core.errors import EvalError
 from cadre_core.evals.runner import EvalReport
 from cadre_core.evals.stats import ModelStats
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cadre_core.evals import EvalError
+from cadre_core.errors import EvalError
 from cadre_core.evals.suite import Task
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from cadre_core.config import CadreConfig, Candidate, RoleConfig
-from cadre_core.evals import EvalError
+from cadre_core.errors import EvalError
 from cadre_core.evals.checkers import Output, check
 from cadre_core.evals.judge import JUDGE_TOOL, Judge
 from cadre_core.evals.roles import RoleTarget, target_for
@@ -248,14 +248,12 @@ async def _run_task(
 ) -> TaskResult:
     from mcp import Client
 
-    from cadre_core.config import LoadedConfig
     from cadre_core.router import Router
 
     server = target.create_server(workspace)
     tap = _Tap(ledger)
     router = Router(config, tap, model_factory=model_factory, budget=budget)  # type: ignore[arg-type]
-    kit = server.kit
-    kit._config, kit._ledger, kit._threads, kit._router = LoadedConfig(config, {}, []), tap, threads, router
+    server.kit.use(config=config, ledger=tap, threads=threads, router=router)  # type: ignore[arg-type]
     result: dict[str, Any] | None = None
     error: str | None = None
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from cadre_core.evals import SuiteError
+from cadre_core.errors import SuiteError
 
 SUITES_DIR = Path(__file__).parent / "suites"
 
