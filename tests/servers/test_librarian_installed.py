@@ -23,10 +23,14 @@ def test_the_workspace_virtualenv_is_found_before_the_interpreter(env):
     assert how.startswith("virtualenv")
 
 
-def test_virtual_env_wins_over_the_workspace_folder(env, tmp_path):
+def test_virtual_env_serves_a_workspace_without_its_own(env, tmp_path):
     other = make_env(tmp_path / "other")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    sites, how = python_site_dirs([bare], environ={"VIRTUAL_ENV": str(other / ".venv")})
+    assert sites == [other / ".venv/lib/python3.11/site-packages"] and str(other) in how
     sites, _ = python_site_dirs([env], environ={"VIRTUAL_ENV": str(other / ".venv")})
-    assert sites == [other / ".venv/lib/python3.11/site-packages"]
+    assert sites == [env / ".venv/lib/python3.11/site-packages"]  # the workspace's own comes first
 
 
 def test_packages_by_distribution_import_and_node_name_with_versions(installed):

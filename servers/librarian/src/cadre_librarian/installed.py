@@ -63,11 +63,11 @@ class Package:
 def python_site_dirs(roots: list[Path], environ: dict[str, str] | None = None) -> tuple[list[Path], str]:
     """The workspace's site-packages folders and how they were found.
 
-    Order: `VIRTUAL_ENV`, a virtualenv folder in a workspace root (`.venv`, `venv`, ...), else the
-    `python3` on PATH."""
+    Order: a virtualenv folder in a workspace root (`.venv`, `venv`, ...), then `VIRTUAL_ENV` (an
+    activated environment kept elsewhere), else the `python3` on PATH."""
     env = os.environ if environ is None else environ
-    venvs = [Path(env["VIRTUAL_ENV"])] if env.get("VIRTUAL_ENV") else []
-    venvs += [root / name for root in roots for name in VENV_DIRS]
+    venvs = [root / name for root in roots for name in VENV_DIRS]
+    venvs += [Path(env["VIRTUAL_ENV"])] if env.get("VIRTUAL_ENV") else []
     for venv in venvs:
         if (venv / "pyvenv.cfg").is_file():
             sites = sorted(venv.glob("lib/python3*/site-packages")) + sorted(venv.glob("Lib/site-packages"))
