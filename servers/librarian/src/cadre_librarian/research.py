@@ -21,7 +21,7 @@ from cadre_librarian.sources import Excerpt, SourceError
 from cadre_librarian.tools import DEFINITIONS, Desk, run_tools
 
 ROLE = "librarian"
-DEFAULT_TOOL_TURNS = 5
+DEFAULT_TOOL_TURNS = 4
 SEED_HITS = 4
 NO_MODEL_HITS = 8
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -164,7 +164,7 @@ async def research(
         return await _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history)
     if tool_turns is None:
         role = kit.config.config.roles.get(ROLE)
-        tool_turns = role.max_tool_turns if role and role.max_tool_turns else DEFAULT_TOOL_TURNS
+        tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
     request = ModelRequest(
         [*history, Message.user(opening(question, names, version, desk, excerpts, notes))],
         system=SYSTEM,
