@@ -303,3 +303,23 @@ async def test_research_over_github_cites_blob_urls_at_the_ref_it_read(env, tmp_
         == f"https://github.com/acme/widgets/blob/main/src/widgets/core.py#L{cite['start_line']}-L{cite['end_line']}"
     )
     assert "self.backoff * 2**n" in CORE_PY.split("\n")[cite["start_line"] - 1]
+
+
+async def test_a_failing_model_still_returns_what_was_read(env, tmp_path, keys):
+    from cadre_core.errors import AuthError
+
+    turns = []
+
+    def reply(request, model):
+        turns.append(request)
+        if len(turns) == 1:
+            read = ToolCall("a", "read_installed", {"package": "fakelib", "path": "fakelib/client.py"})
+            return ModelResponse(tool_calls=[read])
+        raise AuthError("key revoked", provider="openai", model="gpt-5.2", env_var="OPENAI_API_KEY")
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    data, is_error = await call(server, "research", {"question": "How does the client retry?"})
+    assert not is_error, data
+    assert data["answer"] is None
+    assert "fakelib/client.py" in [e["path"] for e in data["evidence"]]
+    assert data["notes"][0].startswith("no synthesised answer") and "key revoked" in data["notes"][0]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from cadre_librarian.sources import Excerpt
 
-MARKER = re.compile(r"(?<![\w\]])\[(\d{1,3})\](?!\()")
+MAX_CITED_LINES = 400
+CODE = re.compile(r"(```[\s\S]*?(?:```|$)|`[^`\n]*`)")
+"""Fenced blocks and inline code: their brackets are code, not citation markers."""
+MARKERS = re.compile(r"(?<![\w\]])((?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)(?![(:])")
+"""A run of markers like [1], [1][2] or [1, 2]; not `x[1]`, a reference link `[text][1]` or `[1](url)`."""
 
 
 def _squash(text: str) -> str:
@@ -69,11 +74,12 @@ class Evidence:
         seen = self._lines.get(_file_key(base), {})
         start, end = min(start_line, end_line), max(start_line, end_line)
         wanted = _squash(quote)
-        span = [seen.get(n) for n in range(start, end + 1)]
-        if span and all(line is not None for line in span) and (not wanted or wanted in _squash("\n".join(span))):
-            return CheckedCitation(base.with_lines(start, end, "\n".join(span)), quote)  # type: ignore[arg-type]
         if not wanted:
             return None
+        if end - start < MAX_CITED_LINES:
+            span = [seen.get(n) for n in range(start, end + 1)]
+            if all(line is not None for line in span) and wanted in _squash("\n".join(span)):  # type: ignore[arg-type]
+                return CheckedCitation(base.with_lines(start, end, "\n".join(span)), quote)  # type: ignore[arg-type]
         found = self._locate(seen, wanted)
         if found is None:
             return None
@@ -83,15 +89,27 @@ class Evidence:
 
     @staticmethod
     def _locate(seen: dict[int, str], wanted: str) -> tuple[int, int] | None:
-        """The shortest run of consecutive seen lines (≤ 40) whose text contains `wanted`."""
-        numbers = sorted(seen)
-        for size in range(1, 41):
-            for i, first in enumerate(numbers):
-                last = first + size - 1
-                if i + size - 1 >= len(numbers) or numbers[i + size - 1] != last:
-                    continue
-                if wanted in _squash("\n".join(seen[n] for n in range(first, last + 1))):
-                    return first, last
+        """The first run of consecutive seen lines whose text (whitespace squashed) contains `wanted`;
+        one pass over each run of lines read."""
+        runs: list[list[int]] = []
+        for n in sorted(seen):
+            if runs and runs[-1][-1] == n - 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        for run in runs:
+            offsets, numbers, parts, pos = [], [], [], 0
+            for n in run:
+                if part := _squash(seen[n]):
+                    offsets.append(pos)
+                    numbers.append(n)
+                    parts.append(part)
+                    pos += len(part) + 1
+            at = " ".join(parts).find(wanted)
+            if at >= 0:
+                first = numbers[bisect_right(offsets, at) - 1]
+                last = numbers[bisect_right(offsets, at + len(wanted) - 1) - 1]
+                return first, last
         return None
 
 
@@ -120,8 +138,20 @@ def check_citations(evidence: Evidence, answer: str, cited: list[dict]) -> tuple
         kept.append(as_dict)
         renumber[number] = len(kept)
 
-    def replace(match: re.Match) -> str:
-        new = renumber.get(int(match.group(1)))
-        return f"[{new}]" if new else ""
+    return renumber_markers(answer, renumber), kept, notes
 
-    return MARKER.sub(replace, answer), kept, notes
+
+def renumber_markers(answer: str, renumber: dict[int, int]) -> str:
+    """`answer` with each citation marker [n] mapped through `renumber`; markers of dropped citations
+    are removed. Code spans and fenced blocks are left as they are."""
+
+    def group(numbers: str) -> str:
+        new = [renumber.get(int(n)) for n in numbers.split(",")]
+        kept = list(dict.fromkeys(n for n in new if n))
+        return f"[{', '.join(map(str, kept))}]" if kept else ""
+
+    def run(match: re.Match) -> str:
+        return "".join(group(g) for g in re.findall(r"\[([^\]]*)\]", match.group(1)))
+
+    pieces = CODE.split(answer)
+    return "".join(piece if i % 2 else MARKERS.sub(run, piece) for i, piece in enumerate(pieces))

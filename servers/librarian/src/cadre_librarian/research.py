@@ -23,6 +23,8 @@ from cadre_librarian.tools import DEFINITIONS, Desk, run_tools
 ROLE = "librarian"
 DEFAULT_TOOL_TURNS = 4
 SEED_HITS = 4
+SEED_SECONDS = 30.0
+REPO_SECONDS = 90.0
 NO_MODEL_HITS = 8
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SYSTEM = """You are the librarian: you research how libraries really work by reading their source, \
@@ -50,7 +52,7 @@ class Cited(_Closed):
     evidence: str = Field(description="Evidence id, e.g. E3")
     start_line: int = Field(ge=1)
     end_line: int = Field(ge=1)
-    quote: str = Field(description="A short verbatim quote from those lines")
+    quote: str = Field(min_length=1, description="A short verbatim quote from those lines")
 
 
 class LibrarianAnswer(_Closed):
@@ -61,32 +63,48 @@ class LibrarianAnswer(_Closed):
 ANSWER_SCHEMA = strict_schema(LibrarianAnswer)
 
 
+# fmt: off
+COMMON_WORDS = frozenset({
+    "api", "apis", "deprecated", "deprecation", "change", "changes", "changed", "version", "versions", "example",
+    "examples", "use", "using", "used", "test", "tests", "types", "type", "python", "node", "library", "libraries",
+    "package", "packages", "between", "does", "this", "that", "what", "when", "where", "which", "with", "from",
+    "into", "about", "default", "config", "client", "server", "request", "response", "error", "errors",
+})
+# fmt: on
+"""English words that are also package names on PyPI or npm; never taken as a library from the question."""
+REPO_MENTION = re.compile(r"github\.com/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)|`([A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+)`")
+"""A repository written as a github.com URL or as `owner/repo` in backticks."""
+
+
 def named_libraries(desk: Desk, question: str, libraries: list[str] | None) -> list[str]:
-    """The libraries asked about: as given, else installed package names that appear in the question."""
+    """The libraries asked about: as given; else installed package names in the question (not common
+    words) and repositories written as a github.com URL or `owner/repo` in backticks."""
     if libraries:
-        return [lib.strip() for lib in libraries if lib and lib.strip()][:6]
+        return [lib.strip() for lib in libraries if isinstance(lib, str) and lib.strip()][:6]
     installed = {normalize(p.name): p.name for p in desk.installed.packages()}
-    words = re.findall(r"[A-Za-z][A-Za-z0-9_.-]{1,}", question)
-    found = [installed[normalize(w)] for w in words if len(w) > 2 and normalize(w) in installed]
-    repos = [w for w in question.split() if REPO_NAME.match(w.strip("`'\".,?"))]
-    return list(dict.fromkeys([*found, *(r.strip("`'\".,?") for r in repos)]))[:4]
+    words = re.findall(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z0-9]", question)
+    found = [installed[normalize(w)] for w in words
+             if len(w) > 2 and w.lower() not in COMMON_WORDS and normalize(w) in installed]  # fmt: skip
+    repos = [(url or quoted).removesuffix(".git") for url, quoted in REPO_MENTION.findall(question)]
+    return list(dict.fromkeys([*found, *repos]))[:4]
 
 
-async def seed(
-    desk: Desk, question: str, libraries: list[str], version: str | None, hits: int
-) -> tuple[list[Excerpt], list[str]]:
-    """Evidence found before the model starts (installed packages searched for the question), and notes
-    on versions and where else to look."""
+def gather(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int):
+    """(libraries, excerpts, notes): the named installed packages searched for the question, with notes on
+    versions and where else to look. Blocking: run it in a worker thread."""
+    names = named_libraries(desk, question, libraries)
     excerpts: list[Excerpt] = []
     notes: list[str] = []
-    for name in libraries:
-        if REPO_NAME.match(name) and not _installed(desk, name):
-            notes.append(f"{name}: a GitHub repository (not installed here); read it with github_* or clone_search")
-            continue
+    if not names:
+        notes.append("no library named; pass libraries=[...] (installed package names or owner/repo)")
+    for name in names:
         try:
             package = desk.installed.find(name)
         except SourceError as exc:
-            notes.append(str(exc))
+            if REPO_NAME.match(name):
+                notes.append(f"{name}: a GitHub repository (not installed here); read it with github_* or clone_search")
+            else:
+                notes.append(str(exc))
             continue
         repo = source_repo(package)
         line = f"{package.name} {package.version} is installed ({package.ecosystem})"
@@ -98,13 +116,39 @@ async def seed(
                 line += f", read {repo} at tag v{version.lstrip('v')} or {version.lstrip('v')} on GitHub"
         notes.append(line)
         try:
-            found = await anyio.to_thread.run_sync(
-                lambda p=package.name: search_package(desk.installed, p, question, hits)
-            )
-        except CadreError as exc:
+            excerpts += search_package(desk.installed, package.name, question, hits)
+        except Exception as exc:  # a broken index or unreadable package costs this library, not the call
             notes.append(f"searching {package.name} failed: {exc}")
-            continue
-        excerpts += found
+    return names, excerpts, notes
+
+
+async def seed(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int):
+    """`gather` in a worker thread under a time limit; on time-out the research goes on without it."""
+    try:
+        with anyio.fail_after(SEED_SECONDS):
+            return await anyio.to_thread.run_sync(
+                lambda: gather(desk, question, libraries, version, hits), abandon_on_cancel=True
+            )
+    except TimeoutError:
+        names = [lib for lib in libraries or [] if isinstance(lib, str)]
+        return names, [], [f"the first search of the installed packages took over {SEED_SECONDS:.0f} s; skipped"]
+
+
+async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tuple[list[Excerpt], list[str]]:
+    """For the no-model path: GitHub repositories named in `libraries`, searched in a shallow clone."""
+    excerpts: list[Excerpt] = []
+    notes: list[str] = []
+    repos = [name for name in libraries if REPO_NAME.match(name)]
+    for name in repos:
+        try:
+            with anyio.fail_after(REPO_SECONDS):
+                if await anyio.to_thread.run_sync(lambda n=name: _installed(desk, n), abandon_on_cancel=True):
+                    continue
+                excerpts += await desk.library.clones.search(name, question, limit=4)
+        except TimeoutError:
+            notes.append(f"reading {name} from GitHub took over {REPO_SECONDS:.0f} s; skipped")
+        except Exception as exc:
+            notes.append(f"could not read {name} from GitHub: {exc}")
     return excerpts, notes
 
 
@@ -114,19 +158,6 @@ def _installed(desk: Desk, name: str) -> bool:
     except SourceError:
         return False
     return True
-
-
-async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tuple[list[Excerpt], list[str]]:
-    """For the no-model path: GitHub repositories named in `libraries`, searched in a shallow clone."""
-    excerpts, notes = [], []
-    for name in libraries:
-        if REPO_NAME.match(name) and not _installed(desk, name):
-            try:
-                with anyio.fail_after(120):
-                    excerpts += await desk.library.clones.search(name, question, limit=4)
-            except (CadreError, TimeoutError) as exc:
-                notes.append(f"could not read {name} from GitHub: {exc or 'timed out'}")
-    return excerpts, notes
 
 
 def opening(
@@ -156,8 +187,7 @@ async def research(
     """Answer `question` from real sources, every claim cited and every citation checked."""
     if not question or not question.strip():
         raise CadreError("the question is empty; ask what you want to know about a library, e.g. how X does Y")
-    names = named_libraries(desk, question, libraries)
-    excerpts, notes = await seed(desk, question, names, version, SEED_HITS)
+    names, excerpts, notes = await seed(desk, question, libraries, version, SEED_HITS)
     thread_id, history = kit.open_thread(thread_id, "research")
     call = kit.new_call("research", thread_id)
     if not kit.keyed(ROLE):
@@ -172,8 +202,14 @@ async def research(
         schema_name="librarian_answer",
         validate=validator(LibrarianAnswer),
     )
-    response, loop_notes = await _tool_loop(kit, ctx, desk, call, request, tool_turns)
-    return _result(kit, desk, call, question, response, [*notes, *loop_notes], thread_id)
+    try:
+        response, loop_notes = await _tool_loop(kit, ctx, desk, call, request, tool_turns)
+    except CadreError as exc:
+        if not desk.evidence.items:
+            raise
+        read = sorted(desk.evidence.items.values(), key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]
+        return evidence_result(desk, call, read, thread_id, [f"no synthesised answer: {exc}", *notes])
+    return await _result(kit, desk, call, question, response, [*notes, *loop_notes], thread_id)
 
 
 async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRequest, turns: int):
@@ -203,10 +239,11 @@ async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRe
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _result(kit, desk, call, question, response, notes, thread_id) -> dict[str, Any]:
+async def _result(kit, desk, call, question, response, notes, thread_id) -> dict[str, Any]:
     answer = LibrarianAnswer.model_validate(response.output)
-    text, citations, citation_notes = check_citations(
-        desk.evidence, answer.answer, [c.model_dump() for c in answer.citations]
+    cited = [c.model_dump() for c in answer.citations]
+    text, citations, citation_notes = await anyio.to_thread.run_sync(
+        lambda: check_citations(desk.evidence, answer.answer, cited)
     )
     notes = [*notes, *citation_notes, *response.warnings]
     kit.save_turn(thread_id, [Message.user(question), Message.assistant(text)], model=response.model)
@@ -234,11 +271,19 @@ async def _without_tools(kit, ctx, desk, call, question, names, version, excerpt
         )
         try:
             response = await kit.call_model(ctx, request, tool="research", call=call)
-            return _result(kit, desk, call, question, response, notes, thread_id)
+            return await _result(kit, desk, call, question, response, notes, thread_id)
         except CadreError as exc:
             why = str(exc)
     else:
         why = "no evidence was found to answer from"
+    notes = [f"no synthesised answer: {why}", *notes]
+    if not kit.keyed(ROLE):
+        notes.append("set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY for full research")
+    return evidence_result(desk, call, excerpts, thread_id, notes)
+
+
+def evidence_result(desk: Desk, call: Any, excerpts: list[Excerpt], thread_id: str, notes: list[str]) -> dict:
+    """The partial result: ranked evidence, each excerpt citable as is, and why there is no answer."""
     cost, tokens = totals(call)
     return {
         "answer": None,
@@ -248,8 +293,7 @@ async def _without_tools(kit, ctx, desk, call, question, names, version, excerpt
         "cost_usd": cost,
         "tokens": tokens,
         "thread_id": thread_id,
-        "notes": [f"no synthesised answer: {why}", *notes]
-        + ([] if kit.keyed(ROLE) else ["set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY for full research"]),
+        "notes": notes,
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import structlog
 
 from cadre_core.errors import CadreError
 from cadre_core.models.base import ToolCall, ToolDefinition
@@ -16,6 +17,7 @@ from cadre_librarian.installed import Installed, search_package, source_repo
 from cadre_librarian.library import Library, release_excerpt
 from cadre_librarian.sources import Excerpt
 
+log = structlog.get_logger("cadre.librarian")
 TOOL_TIMEOUT_S = 60.0
 MAX_RESULT_CHARS = 16_000
 
@@ -63,7 +65,9 @@ async def list_installed(desk: Desk, contains: str = "") -> str:
 
 
 async def search_installed(desk: Desk, package: str, query: str) -> str:
-    found = await anyio.to_thread.run_sync(lambda: search_package(desk.installed, package, query, 6))
+    found = await anyio.to_thread.run_sync(
+        lambda: search_package(desk.installed, package, query, 6), abandon_on_cancel=True
+    )
     info = desk.installed.find(package)
     repo = source_repo(info)
     head = f"{info.name} {info.version} installed" + (f"; source repo {repo}" if repo else "")
@@ -71,7 +75,9 @@ async def search_installed(desk: Desk, package: str, query: str) -> str:
 
 
 async def read_installed(desk: Desk, package: str, path: str, start_line: int = 1, end_line: int | None = None) -> str:
-    excerpt = await anyio.to_thread.run_sync(lambda: desk.installed.read(package, path, start_line, end_line))
+    excerpt = await anyio.to_thread.run_sync(
+        lambda: desk.installed.read(package, path, start_line, end_line), abandon_on_cancel=True
+    )
     return desk.show([excerpt])
 
 
@@ -175,19 +181,49 @@ TOOLS: dict[str, tuple[ToolDefinition, Callable[..., Awaitable[str]]]] = {
 DEFINITIONS = [definition for definition, _ in TOOLS.values()]
 
 
+def coerce(definition: ToolDefinition, arguments: Any) -> dict[str, Any]:
+    """The model's arguments checked against the tool's schema: integer-like strings and floats become
+    ints, empty values are dropped; a wrong type raises ValueError naming the argument."""
+    if not isinstance(arguments, dict):
+        raise ValueError(f"arguments must be an object with {', '.join(definition.parameters['properties'])}")
+    properties = definition.parameters["properties"]
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name not in properties:
+            raise ValueError(f"unknown argument '{name}'; {definition.name} takes {', '.join(properties)}")
+        if value in (None, ""):
+            continue
+        if properties[name]["type"] == "integer":
+            whole = isinstance(value, float) and value.is_integer()
+            if whole or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"argument '{name}' must be an integer, not {value!r}")
+        elif not isinstance(value, str):
+            raise ValueError(f"argument '{name}' must be a string, not {type(value).__name__}")
+        out[name] = value
+    missing = [r for r in definition.parameters["required"] if r not in out]
+    if missing:
+        raise ValueError(f"missing argument {', '.join(missing)} for {definition.name}")
+    return out
+
+
 async def run_tool(desk: Desk, call: ToolCall) -> tuple[str, bool]:
-    """(result text, is_error); failures and time-outs are told to the model, never raised."""
+    """(result text, is_error); bad arguments, failures and time-outs are told to the model, never raised."""
     entry = TOOLS.get(call.name)
     if entry is None:
         return f"unknown tool {call.name}; use one of: {', '.join(TOOLS)}", True
-    arguments = {k: v for k, v in (call.arguments or {}).items() if v not in (None, "")}
     try:
+        arguments = coerce(entry[0], call.arguments)
         with anyio.fail_after(TOOL_TIMEOUT_S):
             text = await entry[1](desk, **arguments)
     except TimeoutError:
         return f"{call.name} timed out after {TOOL_TIMEOUT_S:.0f} s; try a narrower query or another source", True
-    except (CadreError, TypeError, ValueError, OSError) as exc:
+    except (CadreError, ValueError) as exc:
         return f"error: {exc}", True
+    except Exception as exc:  # a source's bug must not end the research
+        log.warning("librarian tool failed", tool=call.name, error=repr(exc))
+        return f"error: {call.name} failed ({type(exc).__name__}: {exc}); try another source", True
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + "\n... (cut; read a narrower range)"
     return redact(text)[0], False
