@@ -90,7 +90,14 @@ class LedgerStore(Protocol):
 
     def summary(self, by: str, since_day: str | None = None) -> list[dict[str, Any]]: ...
 
-    def rows(self, thread_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+    def rows(
+        self,
+        thread_id: str | None = None,
+        limit: int = 1000,
+        *,
+        since_day: str | None = None,
+        role: str | None = None,
+    ) -> list[dict[str, Any]]: ...
 
 
 class SQLiteLedgerStore:
@@ -135,8 +142,19 @@ class SQLiteLedgerStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-    def rows(self, thread_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        where, args = ("WHERE thread_id = ?", [thread_id]) if thread_id else ("", [])
+    def rows(
+        self,
+        thread_id: str | None = None,
+        limit: int = 1000,
+        *,
+        since_day: str | None = None,
+        role: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` attempts, oldest first, of a thread, a role, and on or after a UTC day."""
+        filters = {"thread_id = ?": thread_id, "day >= ?": since_day, "role = ?": role}
+        clauses = [c for c, v in filters.items() if v is not None]
+        args: list[Any] = [v for v in filters.values() if v is not None]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             cur = self._conn.execute(
                 f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?",  # noqa: S608

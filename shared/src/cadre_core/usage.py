@@ -26,6 +26,8 @@ from datetime import date, timedelta
 from typing import Any
 
 ROW_LIMIT = 200_000
+"""Attempts read per report; the period and role filters run in SQL first, so only a period with
+more attempts than this is cut (and says so)."""
 ANSWERED = frozenset({"ok", "off_rails"})
 FAILED = frozenset({"error", "fallback"})
 GROUPS = ("model", "role", "tool")
@@ -56,11 +58,9 @@ class LedgerSlice:
 def read_rows(
     store: Any, *, since_day: str | None = None, role: str | None = None, limit: int = ROW_LIMIT
 ) -> LedgerSlice:
-    """The newest `limit` attempts from `store`, kept if on or after `since_day` (UTC YYYY-MM-DD) and of `role`."""
-    rows = store.rows(limit=limit)
-    truncated = len(rows) >= limit and (since_day is None or rows[0]["day"] >= since_day)
-    kept = [r for r in rows if (since_day is None or r["day"] >= since_day) and (role is None or r["role"] == role)]
-    return LedgerSlice(kept, truncated)
+    """The newest `limit` attempts from `store` on or after `since_day` (UTC YYYY-MM-DD), of `role` if given."""
+    rows = store.rows(limit=limit, since_day=since_day, role=role)
+    return LedgerSlice(rows, truncated=len(rows) >= limit)
 
 
 def group_key(row: dict[str, Any], by: str) -> str:

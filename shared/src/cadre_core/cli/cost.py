@@ -42,7 +42,10 @@ def ledger_slice(store: Any, since: str | None) -> usage.LedgerSlice:
     """The ledger rows of the period; warns on stderr if older rows of the period were left out."""
     data = usage.read_rows(store, since_day=since)
     if data.truncated:
-        print(f"cadre: only the latest {usage.ROW_LIMIT:,} attempts are counted; pass --days N", file=sys.stderr)
+        print(
+            f"cadre: only the latest {usage.ROW_LIMIT:,} attempts of the period are counted; pass a smaller --days",
+            file=sys.stderr,
+        )
     return data
 
 
