@@ -124,6 +124,8 @@ async def test_deep_mode_runs_parallel_engine_calls_and_answers(repo, tmp_path, 
     rows = ledger.store.rows()
     assert [(r["role"], r["tool"], r["outcome"]) for r in rows] == [("search", "search_codebase", "ok")] * 2
     assert all(r["cost_usd"] > 0 for r in rows)
+    assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows))  # both turns
+    assert data["tokens"]["input"] == sum(r["input_tokens"] for r in rows)
     ledger.close()
 
 
@@ -133,6 +135,7 @@ async def test_deep_mode_without_a_model_falls_back_to_fast_and_says_so(repo):
     data = result.structured_content
     assert not result.is_error
     assert data["mode"] == "fast"
+    assert data["cost_usd"] == 0.0 and data["tokens"] == {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0}
     assert data["hits"][0]["path"] == "src/app/router.py"
     assert "deep mode needs a model" in data["notes"][-1] and "GEMINI_API_KEY" in data["notes"][-1]
 

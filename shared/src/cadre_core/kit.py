@@ -24,6 +24,7 @@ from cadre_core import telemetry
 from cadre_core.errors import CadreError, SamplingUnavailableError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
+from cadre_core.results import with_cost
 from cadre_core.workspace import Workspace, roots_from_uris
 
 if TYPE_CHECKING:
@@ -297,13 +298,14 @@ def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
 
 
 def tool_errors(func: F) -> F:
-    """Turn every failure into an `is_error` result with an actionable message, never a traceback."""
+    """Turn every failure into an `is_error` result with an actionable message, never a traceback; every
+    result dict carries `cost_usd` and `tokens`."""
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             with telemetry.tool_span(func.__name__):
-                return await func(*args, **kwargs)
+                return with_cost(await func(*args, **kwargs))
         except ToolError:
             raise
         except CadreError as exc:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from cadre_core.errors import WorkspaceError
 from cadre_core.kit import HostRoots, build_server, tool_errors
+from cadre_core.results import totals
 
 if TYPE_CHECKING:
     from cadre_search.engine import Engine
@@ -72,10 +73,14 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
             return fast.as_dict()
         from cadre_search.deep import deep_search
 
-        async def call_model(request):
-            return await kit.call_model(ctx, request, tool="search_codebase")
+        call = kit.new_call("search_codebase")
 
-        return await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+        async def call_model(request):
+            return await kit.call_model(ctx, request, tool="search_codebase", call=call)
+
+        result = await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+        cost, tokens = totals(call)
+        return {**result, "cost_usd": cost, "tokens": tokens}
 
     @server.tool()
     @tool_errors
