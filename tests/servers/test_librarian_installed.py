@@ -4,7 +4,7 @@ import pytest
 
 from cadre_librarian.installed import Installed, python_site_dirs, search_package, source_repo
 from cadre_librarian.sources import NotFoundError, SourceError
-from tests.servers.librarian_env import make_env
+from tests.servers.librarian_env import make_env, make_tricky_env
 
 
 @pytest.fixture
@@ -83,3 +83,72 @@ def test_search_ranks_the_defining_file_first(installed):
     assert any("def sleep_for" in e.text for e in found if e.path == "fakelib/retry.py")
     single = search_package(installed, "tinymod", "pad_left width", 2)
     assert single[0].path == "tinymod.py" and "rjust" in single[0].text
+
+
+# -- namespace folders, symlink views, editable installs, missing RECORDs -------------------------
+
+
+@pytest.fixture
+def tricky(tmp_path):
+    return Installed([make_tricky_env(tmp_path / "ws")], environ={})
+
+
+def test_distributions_sharing_a_namespace_folder_do_not_mix(tricky):
+    found = search_package(tricky, "nsa-one", "retry deadline tick", 8)
+    assert found and {e.path for e in found} == {"nsa/one/clock.py"}
+    assert {e.package_or_repo for e in found} == {"nsa-one"}
+    two = search_package(tricky, "nsa-two", "retry deadline", 8)
+    assert {e.path for e in two} == {"nsa/two/deadline.py", "nsa/util.py"}
+    assert tricky.find("nsa.two.deadline").name == "nsa-two"  # import paths pick the owning distribution
+    assert tricky.find("nsa.one").name == "nsa-one"
+
+
+def test_a_read_refuses_another_distributions_file_and_names_its_owner(tricky):
+    assert tricky.read("nsa-two", "nsa/util.py").path == "nsa/util.py"
+    with pytest.raises(SourceError, match="belongs to nsa-two 2.0, not nsa-one"):
+        tricky.read("nsa-one", "nsa/two/deadline.py")
+    with pytest.raises(SourceError, match="belongs to nsa-two"):
+        tricky.read("nsa-one", "two/deadline.py")  # relative to the shared folder
+    with pytest.raises(SourceError, match=r"is a folder of nsa-one; pass a file, e.g. one of: one/$"):
+        tricky.read("nsa-one", "nsa")
+
+
+def test_files_linked_into_a_store_are_read_and_cited_by_their_installed_path(tricky, tmp_path):
+    site = tmp_path / "ws/.venv/lib/python3.11/site-packages"
+    excerpt = tricky.read("symlib", "symlib/core.py", 1, 1)
+    assert (excerpt.path, excerpt.text) == ("symlib/core.py", "class Pool:")
+    assert excerpt.url == f"{(site / 'symlib/core.py').as_uri()}#L1-L1"
+    assert tricky.read("symlib", "core.py").path == "symlib/core.py"
+    with pytest.raises(SourceError, match="secret"):
+        tricky.read("symlib", "symlib/creds.pem")
+    with pytest.raises(SourceError, match="outside symlib"):
+        tricky.read("symlib", "symlib/../../../../../store/core.py")
+
+
+def test_editable_installs_read_their_source_folder(tricky, tmp_path):
+    edit = tricky.find("editpkg")
+    assert edit.base == tmp_path / "ws/editsrc/src" and edit.parts == ("editpkg",)
+    excerpt = tricky.read("editpkg", "editpkg/core.py", 2, 2)
+    assert (excerpt.path, excerpt.text, excerpt.version_or_ref) == (
+        "editpkg/core.py",
+        "    return 'live source'",
+        "0.2",
+    )
+    assert tricky.find("editpkg.core").name == "editpkg"
+    assert [e.path for e in search_package(tricky, "editpkg", "live source", 2)] == ["editpkg/core.py"]
+    with pytest.raises(NotFoundError, match=r"e\.g\. editpkg/__init__\.py"):
+        tricky.read("editpkg", "editpkg/missing.py")
+    finder = tricky.find("finderpkg")
+    assert finder.base == tmp_path / "ws/fsrc" and tricky.read("finderpkg", "finderpkg/__init__.py").text.startswith(
+        "def found"
+    )
+
+
+def test_without_record_top_level_names_are_used_and_python_hints_are_real_files(tricky):
+    assert tricky.find("norecord").parts == ("norecord",)
+    assert tricky.read("norecord", "norecord/__init__.py").text == "VALUE = 1"
+    with pytest.raises(NotFoundError) as err:
+        tricky.read("binonly", "binonly/core.py")
+    assert "has no source files here" in str(err.value) and "index.js" not in str(err.value)
+    with pytest.raises(NotFoundError, match=r"e\.g\. fakelib/__init__\.py"):
+        tricky.read("fakelib", "fakelib/nope.py")
