@@ -1,10 +1,13 @@
 """The installed-dependencies backend on a fixture environment (a virtualenv and node_modules)."""
 
+import os
+import threading
+
 import pytest
 
 from cadre_librarian.installed import Installed, python_site_dirs, search_package, source_repo
 from cadre_librarian.sources import NotFoundError, SourceError
-from tests.servers.librarian_env import make_env, make_tricky_env
+from tests.servers.librarian_env import add_dist, make_env, make_tricky_env
 
 
 @pytest.fixture
@@ -152,3 +155,51 @@ def test_without_record_top_level_names_are_used_and_python_hints_are_real_files
     assert "has no source files here" in str(err.value) and "index.js" not in str(err.value)
     with pytest.raises(NotFoundError, match=r"e\.g\. fakelib/__init__\.py"):
         tricky.read("fakelib", "fakelib/nope.py")
+
+
+# -- freshness and the event loop ---------------------------------------------------------------
+
+
+def _bump(folder):
+    """Moves the folder's mtime on, as an install does (some filesystems keep coarse timestamps)."""
+    stamp = folder.stat().st_mtime_ns + 2_000_000_000
+    os.utime(folder, ns=(stamp, stamp))
+
+
+def test_packages_installed_after_the_first_look_are_found(installed, env):
+    with pytest.raises(NotFoundError):
+        installed.find("latecomer")
+    site = env / ".venv/lib/python3.11/site-packages"
+    add_dist(site, "latecomer", "0.9", {"latecomer/__init__.py": "LATE = True\n"})
+    _bump(site)
+    assert installed.find("latecomer").version == "0.9"
+    assert installed.read("latecomer", "latecomer/__init__.py").text == "LATE = True"
+
+    with pytest.raises(NotFoundError):
+        installed.find("right-pad")
+    pkg = env / "node_modules/right-pad"
+    pkg.mkdir()
+    (pkg / "package.json").write_text('{"name": "right-pad", "version": "2.0.0"}')
+    _bump(env / "node_modules")
+    assert installed.find("right-pad").version == "2.0.0"
+
+
+def test_an_unchanged_environment_is_not_scanned_again(installed, monkeypatch):
+    installed.find("fakelib")
+    scans = []
+    monkeypatch.setattr("cadre_librarian.installed.scan_site", lambda site: scans.append(site) or [])
+    installed.find("fakelib")
+    installed.packages()
+    assert scans == []
+
+
+@pytest.mark.anyio
+async def test_ready_scans_in_a_worker_thread(installed, monkeypatch):
+    from cadre_librarian import installed as module
+
+    threads = []
+    real = module.scan_site
+    monkeypatch.setattr(module, "scan_site", lambda site: threads.append(threading.current_thread()) or real(site))
+    assert await installed.ready() is installed
+    assert threads and threading.main_thread() not in threads
+    assert installed.find("fakelib").version == "1.2.0" and len(threads) == 1  # the lookup reuses the scan

@@ -11,7 +11,10 @@ Which files belong to a package:
 Paths are judged before symlinks are resolved: a path belongs to a package when, normalised without
 following links, it is listed in RECORD or lies inside the package's folders; `..` that leaves the
 package is refused. Such a link may point anywhere (Nix, Bazel and Spack views link every file into a
-store), except at a secret file (`.env`, keys, ...)."""
+store), except at a secret file (`.env`, keys, ...).
+
+The package lists are re-read when a site-packages or node_modules folder changes (one stat per folder
+on each lookup); `await Installed.ready()` does the first scan (and any re-scan) in a worker thread."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import posixpath
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -185,6 +189,13 @@ def _interpreter_sites(env) -> list[Path]:
         return [Path(p) for p in json.loads(out.stdout or "[]") if Path(p).is_dir()]
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return [Path(p) for p in sys.path if p.endswith("-packages") and Path(p).is_dir()]
+
+
+def _stamp(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 # -- Python distributions ---------------------------------------------------------------------------
@@ -369,7 +380,22 @@ class Installed:
     def __init__(self, roots: list[Path], *, environ: dict[str, str] | None = None):
         self.roots = [Path(r).resolve() for r in roots]
         self.environ = environ
+        self._lock = threading.RLock()
         self._interpreter: list[Path] | None = None
+        self._python: tuple[tuple, dict[str, Package], str] | None = None
+        self._node: tuple[tuple, dict[str, Package]] | None = None
+
+    async def ready(self) -> Installed:
+        """Scans (or re-scans) in a worker thread, so the lookups that follow do not block the event loop."""
+        import anyio
+
+        await anyio.to_thread.run_sync(self.refresh, abandon_on_cancel=True)
+        return self
+
+    def refresh(self) -> None:
+        """Re-reads the package lists if their folders changed since the last look."""
+        self.python  # noqa: B018
+        self.node  # noqa: B018
 
     def _sites(self) -> tuple[list[Path], str]:
         env = os.environ if self.environ is None else self.environ
@@ -380,20 +406,37 @@ class Installed:
             self._interpreter = _interpreter_sites(env)
         return self._interpreter, "python3 on PATH"
 
-    @cached_property
+    @property
     def python(self) -> tuple[dict[str, Package], str]:
         """Python distributions by normalised name, and how site-packages was found."""
-        sites, how = self._sites()
-        found: dict[str, Package] = {}
-        for site in sites:
-            for package in scan_site(site):
-                found.setdefault(normalize(package.name), package)
-        return found, how
+        with self._lock:
+            sites, how = self._sites()
+            key = (how, tuple((site, _stamp(site)) for site in sites))
+            if self._python is None or self._python[0] != key:
+                found: dict[str, Package] = {}
+                for site in sites:
+                    for package in scan_site(site):
+                        found.setdefault(normalize(package.name), package)
+                self._python = (key, found, how)
+            return self._python[1], self._python[2]
 
-    @cached_property
+    def _node_key(self) -> tuple:
+        stamps = []
+        for root in self.roots:
+            modules = root / "node_modules"
+            stamps += [(modules, _stamp(modules)), (modules, _stamp(modules / ".package-lock.json"))]
+            if stamps[-2][1] is not None:
+                stamps += [(scope, _stamp(scope)) for scope in sorted(modules.glob("@*"))]
+        return tuple(stamps)
+
+    @property
     def node(self) -> dict[str, Package]:
         """node_modules packages by name."""
-        return self._scan_node()
+        with self._lock:
+            key = self._node_key()
+            if self._node is None or self._node[0] != key:
+                self._node = (key, self._scan_node())
+            return self._node[1]
 
     def _scan_node(self) -> dict[str, Package]:
         found: dict[str, Package] = {}
