@@ -204,6 +204,10 @@ async def test_read_source_reads_installed_files_and_other_versions_from_github(
                                                         "start_line": 6, "end_line": 6})  # fmt: skip
     assert not is_error, data
     assert data["text"] == "6  DEFAULT_ATTEMPTS = 3" and data["version_or_ref"] == "1.2.0"
+    total = len((env / ".venv/lib/python3.11/site-packages/fakelib/retry.py").read_text().splitlines())
+    assert data["total_lines"] == total
+    assert data["notes"] == [f"showing lines 6-6 of {total}; pass start_line=7 for more"]
+    assert data["cost_usd"] == 0.0  # no model
 
     data, is_error = await call(server, "read_source", {"target": "fakelib", "path": "fakelib/retry.py",
                                                         "version": "1.0.0"})  # fmt: skip

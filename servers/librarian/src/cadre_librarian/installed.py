@@ -565,8 +565,10 @@ class Installed:
         size = real.stat().st_size
         if size > MAX_FILE_BYTES or not is_text_file(real, size):
             raise SourceError(f"'{path}' is binary or larger than {MAX_FILE_BYTES:,} bytes; pass a source file")
-        start, end, text = slice_lines(read_text(real), start_line, end_line)
-        return self.excerpt(package, real, start, end, text)
+        source = read_text(real)
+        start, end, text = slice_lines(source, start_line, end_line)
+        total = source.count("\n") + (0 if source.endswith("\n") or not source else 1)
+        return replace(self.excerpt(package, real, start, end, text), extra={"total_lines": total})
 
     def excerpt(
         self, package: Package, real: Path, start: int, end: int, text: str, score: float | None = None

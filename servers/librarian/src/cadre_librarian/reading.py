@@ -16,6 +16,12 @@ from cadre_librarian.sources import Excerpt, NotFoundError, SourceError
 def as_result(excerpt: Excerpt, notes: list[str]) -> dict[str, Any]:
     out = {**excerpt.citation(), "url": anchored(excerpt.url, excerpt.source, excerpt.start_line, excerpt.end_line),
            "text": excerpt.numbered()}  # fmt: skip
+    total = excerpt.extra.get("total_lines")
+    if total:
+        out["total_lines"] = total
+        if excerpt.end_line < total:
+            notes = [*notes, f"showing lines {excerpt.start_line}-{excerpt.end_line} of {total}; "
+                             f"pass start_line={excerpt.end_line + 1} for more"]  # fmt: skip
     if notes:
         out["notes"] = notes
     return out

@@ -38,6 +38,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
         from cadre_librarian.research import research as run
 
         desk = shelf.desk(kit.workspace(roots).roots)
+        await desk.installed.ready()
         return await run(kit, ctx, desk, question=question, libraries=libraries, version=version, thread_id=thread_id)
 
     @server.tool()
@@ -54,7 +55,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
         """A file of a package or GitHub repository, with line numbers (no model)."""
         from cadre_librarian.reading import read_source as read
 
-        installed = shelf.library.installed(kit.workspace(roots).roots)
+        installed = await shelf.library.installed(kit.workspace(roots).roots).ready()
         return await read(shelf.library, installed, target=target, path=path, ref=ref, version=version,
                           start_line=start_line, end_line=end_line)  # fmt: skip
 
@@ -69,7 +70,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
         """Usage examples from GitHub code search and installed packages (no model)."""
         from cadre_librarian.examples import find_examples as find
 
-        installed = shelf.library.installed(kit.workspace(roots).roots)
+        installed = await shelf.library.installed(kit.workspace(roots).roots).ready()
         return await find(shelf.library, installed, symbol_or_snippet=symbol_or_snippet, language=language,
                           limit=limit)  # fmt: skip
 
