@@ -212,6 +212,7 @@ async def test_concurrent_checkouts_of_one_key_clone_once(remote_base: Remote, t
     assert calls(log, "clone") == 1
     assert len({r.path for r in results}) == 1
     assert (results[0].path / "src" / "pool.py").is_file()
+    assert not clones._locks, "each key's lock is dropped once nobody holds or waits for it"
 
 
 async def test_racing_instances_both_end_with_one_complete_checkout(remote_base: Remote, tmp_path: Path):
@@ -296,10 +297,14 @@ async def test_paths_are_confined_to_the_checkout(clones: Clones):
             await clones.read("acme/widgets", bad)
     with pytest.raises(SourceError, match="binary"):
         await clones.read("acme/widgets", "assets/logo.png")
-    with pytest.raises(SourceError, match="folder"):
+    with pytest.raises(SourceError, match="folder") as folder:
         await clones.read("acme/widgets", "src")
-    with pytest.raises(NotFoundError, match="nope.py"):
+    with pytest.raises(NotFoundError, match="nope.py") as missing:
         await clones.read("acme/widgets", "src/nope.py")
+    with pytest.raises(SourceError, match="is a file") as file:
+        await clones.list_dir("acme/widgets", "README.md")
+    assert "github_tree" in str(folder.value) and "github_tree" in str(missing.value), "errors name real tools"
+    assert "clone_read" in str(file.value)
     assert await clones.list_dir("acme/widgets") == ["assets/", "src/", "README.md", "escape"]
     assert await clones.list_dir("acme/widgets", "/src") == ["pool.py", "retry.py"]
     with pytest.raises(SourceError, match="outside"):
@@ -312,3 +317,44 @@ def test_repo_names_are_normalized_and_checked():
     for bad in ("encode", "../etc/passwd", "a/b/c", "-x/y"):
         with pytest.raises(SourceError, match="owner/name"):
             normalize_repo(bad)
+
+
+def hanging_git(tmp: Path) -> tuple[str, Path]:
+    """A git that makes the clone's target folder, writes its pid and hangs (as a huge clone would)."""
+    pid_file = tmp / "git.pid"
+    script = tmp / "hanging-git"
+    script.write_text(
+        f'#!/bin/sh\nfor a; do last="$a"; done\nmkdir -p "$last"\necho $$ > "{pid_file}"\nexec sleep 30\n'
+    )
+    script.chmod(0o755)
+    return str(script), pid_file
+
+
+async def test_cancelled_clone_kills_git_and_leaves_no_temp_folder(tmp_path: Path):
+    wrapper, pid_file = hanging_git(tmp_path)
+    clones = Clones(tmp_path / "cache", url_for=lambda r: "file:///nowhere", git=wrapper, timeout=30)
+    started = time.monotonic()
+    with anyio.move_on_after(1.0) as scope:
+        await clones.checkout("acme/widgets")
+    assert scope.cancelled_caught
+    assert time.monotonic() - started < 5
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not list(clones.cache_dir.rglob(".tmp-*")), "a cancelled clone leaves no temp folder"
+    assert not clones._locks, "no lock is kept for a key nobody uses"
+
+
+async def test_slow_search_gives_way_to_the_callers_time_limit(clones: Clones):
+    checkout = await clones.checkout("acme/widgets")
+    engine = clones.engine(checkout)
+
+    def slow_search(query: str, limit: int = 10):
+        time.sleep(3)  # a big tree's first index build
+        raise AssertionError("abandoned")
+
+    engine.search = slow_search  # type: ignore[method-assign]
+    started = time.monotonic()
+    with anyio.move_on_after(0.3):
+        await clones.search("acme/widgets", "anything")
+    assert time.monotonic() - started < 2

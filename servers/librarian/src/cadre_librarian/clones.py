@@ -9,8 +9,11 @@ Layout of the cache (default `platformdirs.user_cache_dir("cadre")/clones`), one
       .tmp-<random>/         a clone in progress (never reused; swept when older than an hour)
 
 A clone is made in a temp folder beside its target and renamed into place, so a crashed clone never
-leaves a half checkout that is used. One clone per key at a time in a process (an anyio lock per key);
-across processes the rename decides: the loser discards its copy and uses the winner's. A branch
+leaves a half checkout that is used. One clone per key at a time in a process (an anyio lock per key,
+dropped when nobody holds or waits for it); across processes the rename decides: the loser discards its
+copy and uses the winner's. A clone cut off by its caller (the librarian's per-tool time limit, say) is
+not kept running: git's whole process group is killed and the temp folder removed, and the next call
+starts over; `timeout` bounds each git step for callers without a limit of their own. A branch
 checkout older than `refresh_after` (a day) is checked with `git ls-remote` and re-cloned when the branch
 moved; tags and SHAs are never re-fetched. The cache keeps the `max_checkouts` most recently used
 checkouts (20) and deletes older ones after each new clone.
@@ -26,9 +29,10 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,8 +134,11 @@ class Clones:
         self.git = git
         self.max_checkouts = max(1, max_checkouts)
         self.refresh_after = refresh_after
-        self._locks: dict[str, anyio.Lock] = {}
+        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+        """key name -> (lock, how many callers hold or wait for it); dropped at zero."""
         self._engines: dict[Path, Engine] = {}
+        self._engine_lock = threading.RLock()
+        """One engine call at a time: a search abandoned by its caller may still be running in its thread."""
 
     # ---- checkouts -------------------------------------------------------------------------------
 
@@ -139,8 +146,7 @@ class Clones:
         """A checkout of `repo` at `ref` (default branch when None): reused, refreshed or cloned."""
         repo, ref = normalize_repo(repo), normalize_ref(ref)
         key_dir = self.cache_dir / _key_name(repo, ref)
-        lock = self._locks.setdefault(key_dir.name, anyio.Lock())
-        async with lock:
+        async with self._key_lock(key_dir.name):
             current = self._current(key_dir)
             if current is not None and not self._stale(current):
                 _touch(key_dir)
@@ -150,8 +156,23 @@ class Clones:
                 if refreshed is not None:
                     return refreshed
             made = await self._clone(repo, ref, key_dir)
-        await anyio.to_thread.run_sync(self._evict, key_dir)
+        await anyio.to_thread.run_sync(self._evict, key_dir, frozenset(self._locks))
         return made
+
+    @contextlib.asynccontextmanager
+    async def _key_lock(self, name: str) -> AsyncIterator[None]:
+        """The lock of one key, created on first use and dropped when no caller holds or waits for it."""
+        lock, users = self._locks.get(name, (anyio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users <= 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
 
     def _current(self, key_dir: Path) -> Checkout | None:
         try:
@@ -206,7 +227,8 @@ class Clones:
             checkout = Checkout(key_dir / commit, repo, name, commit, kind, time.time())
             await anyio.to_thread.run_sync(self._install, tmp, checkout, key_dir)
         finally:
-            if tmp.exists():
+            # shielded: a cancelled caller's scope would cancel this await at once and leave the folder
+            with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(tmp, ignore_errors=True))
         log.info("cloned", repo=repo, ref=name, commit=commit, kind=kind)
         return checkout
@@ -229,22 +251,22 @@ class Clones:
                 self._drop(old)
 
     def _drop(self, path: Path) -> None:
-        engine = self._engines.pop(path, None)
-        if engine is not None and engine._index is not None:
-            engine._index.close()
+        with self._engine_lock:
+            engine = self._engines.pop(path, None)
+            if engine is not None and engine._index is not None:
+                engine._index.close()
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
 
-    def _evict(self, keep: Path) -> None:
-        """Delete all but the `max_checkouts` most recently used checkouts, and stale temp folders."""
+    def _evict(self, keep: Path, busy: frozenset[str]) -> None:
+        """Delete all but the `max_checkouts` most recently used checkouts (not `busy` keys), and stale temps."""
         try:
             keys = [p for p in self.cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
         except OSError:
             return
         keys.sort(key=_mtime, reverse=True)
-        busy = {name for name, lock in self._locks.items() if lock.locked()}
         for key_dir in keys[self.max_checkouts :]:
             if key_dir == keep or key_dir.name in busy:
                 continue
@@ -253,8 +275,9 @@ class Clones:
                 os.rename(key_dir, trash)
             except OSError:
                 continue
-            for engine_path in [p for p in self._engines if p.parent == key_dir]:
-                self._drop(engine_path)
+            with self._engine_lock:
+                for engine_path in [p for p in self._engines if p.parent == key_dir]:
+                    self._drop(engine_path)
             shutil.rmtree(trash, ignore_errors=True)
             log.info("clone_evicted", key=key_dir.name)
         cutoff = time.time() - _SWEEP_AFTER
@@ -301,8 +324,8 @@ class Clones:
                 await proc.aclose()
         if timed_out:
             raise SourceError(
-                f"cloning {what} timed out after {self.timeout:g} s; try a narrower question "
-                "(a single file via the GitHub API) or raise the clone timeout"
+                f"cloning {what} timed out after {self.timeout:g} s; read single files over the GitHub API "
+                "instead (github_read / github_tree, or read_source with a path)"
             )
         if check and proc.returncode != 0:
             raise _git_error(what, err.decode("utf-8", "replace"))
@@ -326,10 +349,12 @@ class Clones:
         engine = self.engine(checkout)
 
         def run() -> list[Excerpt]:
-            result = engine.search(query, limit=limit)
+            with self._engine_lock:
+                result = engine.search(query, limit=limit)
             return [self._hit_excerpt(checkout, hit) for hit in result.hits]
 
-        return await anyio.to_thread.run_sync(run)
+        # the first search builds the index (slow for a big tree); a caller's time limit must still apply
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     def _hit_excerpt(self, checkout: Checkout, hit: Any) -> Excerpt:
         lines = read_text(checkout.path / hit.path).split("\n")
@@ -363,12 +388,20 @@ class Clones:
         def run() -> Excerpt:
             real, rel = _confined(checkout, path)
             if real.is_dir():
-                raise SourceError(f"'{rel}' is a folder in {checkout.repo}; list it with list_dir or pass a file")
+                raise SourceError(
+                    f"'{rel}' is a folder in {checkout.repo}; pass the path of a file inside it "
+                    "(github_tree lists the repository's files)"
+                )
             if not real.is_file():
-                raise NotFoundError(f"'{rel}' does not exist in {checkout.repo}@{checkout.ref}; list the folder first")
+                raise NotFoundError(
+                    f"'{rel}' does not exist in {checkout.repo}@{checkout.ref}; check the path "
+                    "(github_tree lists the repository's files, clone_search finds them by content)"
+                )
             size = real.stat().st_size
             if size > MAX_READ_BYTES:
-                raise SourceError(f"'{rel}' is {size:,} bytes, too large to read; search it instead")
+                raise SourceError(
+                    f"'{rel}' is {size:,} bytes, too large to read; find the part you need with clone_search"
+                )
             if not is_text_file(real, size):
                 raise SourceError(f"'{rel}' is a binary file; only text files can be read")
             start, end, text = slice_lines(read_text(real), start_line, end_line)
@@ -394,7 +427,7 @@ class Clones:
             real, rel = _confined(checkout, path)
             if not real.is_dir():
                 if real.exists():
-                    raise SourceError(f"'{rel}' is a file in {checkout.repo}; read it instead")
+                    raise SourceError(f"'{rel}' is a file in {checkout.repo}; read it with clone_read")
                 raise NotFoundError(f"'{rel}' does not exist in {checkout.repo}@{checkout.ref}")
             entries = [(e.is_dir(follow_symlinks=False), e.name) for e in os.scandir(real)]
             return [f"{name}/" for is_dir, name in sorted(entries) if is_dir] + sorted(
