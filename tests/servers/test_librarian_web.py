@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import anyio
 import pytest
 
-from cadre_librarian.sources import NotFoundError, SourceError
-from cadre_librarian.web import Web, collapse_blank_lines, html_to_markdown
+import cadre_librarian.web as web_module
+from cadre_librarian.sources import NetworkError, NotFoundError, SourceError
+from cadre_librarian.web import Web, collapse_blank_lines, html_to_markdown, is_public_address
 from cadre_librarian.windows import sections
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, "text/plain; charset=iso-8859-1", "café\n\n\n\nend\n".encode("latin-1"))
         elif path == "/notes.md":
             self.send(200, "text/markdown", b"# Notes\n\nkeep *this* as is\n")
+        elif path == "/broken":
+            self.send(503, "text/plain", b"down for maintenance")
         elif path == "/paper.pdf":
             self.send(200, "application/pdf", b"%PDF-1.7 binary")
         elif path == "/huge":
@@ -176,6 +183,7 @@ async def test_redirect_is_followed_and_the_final_url_reported(web: Web, base: s
     again = await web.read(f"{base}/docs/guide.html", 1, 1)
     assert again.text == "# Widgets guide"
     assert server.requests == ["/old", "/docs/guide.html"], "the final address is cached too"
+    assert not web._locks, "a URL's lock is dropped once nobody holds or waits for it"
     with pytest.raises(SourceError, match="redirects more than 5 times"):
         await web.fetch(f"{base}/loop")
     assert server.requests.count("/loop") == 6
@@ -195,7 +203,7 @@ async def test_huge_body_is_cut_at_max_bytes(base: str):
 async def test_slow_page_hits_the_overall_deadline(base: str):
     async with Web(allow_private=True, timeout=1.0) as web:
         started = time.monotonic()
-        with pytest.raises(SourceError, match=r"took over 1 s"):
+        with pytest.raises(NetworkError, match=r"took over 1 s"):
             await web.fetch(f"{base}/slow")
         elapsed = time.monotonic() - started
     assert 0.9 < elapsed < 2.5
@@ -315,3 +323,99 @@ def test_page_without_main_drops_header_and_footer():
     )
     assert title is None
     assert text == "## Only\n\nbody [link](https://docs.example/a/x.html)"
+
+
+async def test_slow_conversion_runs_off_the_event_loop_within_the_deadline(base: str, monkeypatch):
+    def slow_convert(html: str, base_url: str):
+        time.sleep(3)  # BeautifulSoup on a very large page
+        return None, "late"
+
+    monkeypatch.setattr(web_module, "html_to_markdown", slow_convert)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.05)
+            ticks += 1
+
+    async with Web(allow_private=True, timeout=0.5) as web, anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match=r"took over 0.5 s"):
+            await web.fetch(f"{base}/docs/guide.html")
+        assert time.monotonic() - started < 2
+        assert ticks >= 5, "the event loop kept running during the conversion"
+        tg.cancel_scope.cancel()
+
+
+async def test_network_trouble_is_a_network_error(base: str, web: Web):
+    with pytest.raises(NetworkError, match="HTTP 503"):
+        await web.fetch(f"{base}/broken")
+    with socket_closed() as port, pytest.raises(NetworkError, match="cannot fetch"):
+        await web.fetch(f"http://127.0.0.1:{port}/docs")
+    with pytest.raises(NotFoundError) as missing:
+        await web.fetch(f"{base}/nothing-here")
+    assert not isinstance(missing.value, NetworkError)
+
+
+@contextlib.contextmanager
+def socket_closed() -> Iterator[int]:
+    """A loopback port nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    yield port
+
+
+def test_only_globally_routable_addresses_are_public():
+    refused = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.100.100.200",  # CGNAT (cloud metadata on some providers)
+        "0.0.0.0",  # noqa: S104
+        "224.0.0.1",
+        "::1",
+        "::",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",  # IPv4-compatible
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "ff02::1",
+    ]
+    allowed = ["93.184.216.34", "8.8.8.8", "2606:4700::6810:84e5", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+    assert [a for a in refused if is_public_address(ipaddress.ip_address(a))] == []
+    assert [a for a in allowed if not is_public_address(ipaddress.ip_address(a))] == []
+
+
+async def test_connection_goes_to_the_checked_address_only(server, monkeypatch):
+    """The name is resolved once, at connect time, and the checked address is the one connected to."""
+    port = server.server_address[1]
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]  # docs.example.test "rebinds" to loopback
+
+    monkeypatch.setattr(web_module, "_resolve", resolve)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # an environment proxy would bypass the check
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    async with Web() as web:
+        with pytest.raises(SourceError, match=r"docs.example.test: it is a local or private address \(127.0.0.1\)"):
+            await web.fetch(f"http://docs.example.test:{port}/llms.txt")
+    assert server.requests == []
+    assert lookups == ["docs.example.test"]
+    monkeypatch.setattr(web_module, "is_public_address", lambda address: True)
+    async with Web() as web:
+        page = await web.fetch(f"http://docs.example.test:{port}/llms.txt")
+    assert page.text == LLMS.rstrip("\n"), "fetched from the address our resolver gave, with no proxy"
+    assert server.requests == ["/llms.txt"]

@@ -18,6 +18,10 @@ class NotFoundError(SourceError):
     """The package, repository, file, ref or page does not exist (or is not visible)."""
 
 
+class NetworkError(SourceError):
+    """The network failed: a timeout, a refused or dropped connection, or a server error (5xx) after a retry."""
+
+
 class RateLimitedError(SourceError):
     """GitHub's rate limit is spent; `reset_at` is when it refills (epoch seconds)."""
 

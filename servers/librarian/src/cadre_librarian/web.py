@@ -5,23 +5,32 @@ styles, navigation, sidebars, footers and images; headings and code blocks are k
 absolute. Plain text and Markdown pass through; PDFs, images and other binaries are refused. Every fetch
 has one overall deadline (`timeout`), the body stops at `max_bytes` and the text at `max_chars` (the page
 says `truncated`). Pages are kept in memory per `Web` instance, so checking a citation does not refetch.
-By default hosts that resolve to loopback, private or link-local addresses are refused (`allow_private`).
+The HTML conversion runs in a worker thread, so the deadline also bounds it.
+
+By default only public addresses are read (`allow_private=False`): the client's own connection backend
+resolves each host, refuses it when any address is not globally routable (loopback, private, link-local,
+CGNAT, multicast, and IPv6 forms that embed such an IPv4 address: mapped, 6to4, Teredo, NAT64), and
+connects to the address it checked (TLS still verifies the host name), so a DNS answer that changes
+between check and connect cannot reach an internal host. Proxies from the environment are not used then
+(`trust_env=False`), since a proxy would connect on our behalf unchecked.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ipaddress
 import re
 import socket
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
 
-from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
+from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 from cadre_librarian.windows import FENCE, HEADING, score_windows
 
 if TYPE_CHECKING:
@@ -34,6 +43,8 @@ ACCEPT = "text/markdown, text/html;q=0.9, text/plain;q=0.8, */*;q=0.1"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-yaml")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _STRIP_TAGS = (
     "script",
     "style",
@@ -56,6 +67,10 @@ _STRIP_TAGS = (
 
 class _StatusError(SourceError):
     """The server answered with an error status (other than 404/410)."""
+
+
+class _ServerError(_StatusError, NetworkError):
+    """The server failed (5xx)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,8 @@ class Web:
         self._client = client
         self._owns_client = client is None
         self._pages: OrderedDict[str, Page] = OrderedDict()
-        self._locks: dict[str, anyio.Lock] = {}
+        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+        """url -> (lock, how many callers hold or wait for it); dropped at zero."""
 
     async def __aenter__(self) -> Web:
         return self
@@ -110,8 +126,14 @@ class Web:
         if self._client is None:
             import httpx2
 
+            options: dict[str, Any] = {}
+            if not self.allow_private:
+                options = {"transport": _public_transport(), "trust_env": False}
             self._client = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(self.timeout), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+                timeout=httpx2.Timeout(self.timeout),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+                **options,
             )
         return self._client
 
@@ -122,19 +144,33 @@ class Web:
         url = check_url(url)
         if (page := self._cached(url)) is not None:
             return page
-        async with self._locks.setdefault(url, anyio.Lock()):
+        async with self._url_lock(url):
             if (page := self._cached(url)) is not None:
                 return page
             try:
                 with anyio.fail_after(self.timeout):
                     page = await self._fetch(url)
             except TimeoutError:
-                raise SourceError(
-                    f"fetching {url} took over {self.timeout:g} s; try another page of these docs "
-                    "(or its llms.txt), or raise the web timeout"
+                raise NetworkError(
+                    f"fetching {url} took over {self.timeout:g} s; try another page of these docs (or its llms.txt)"
                 ) from None
             self._remember(url, page)
         return page
+
+    @contextlib.asynccontextmanager
+    async def _url_lock(self, url: str) -> AsyncIterator[None]:
+        """One fetch per URL at a time; the lock is dropped when no caller holds or waits for it."""
+        lock, users = self._locks.get(url, (anyio.Lock(), 0))
+        self._locks[url] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[url]
+            if users <= 1:
+                del self._locks[url]
+            else:
+                self._locks[url] = (lock, users - 1)
 
     def _cached(self, url: str) -> Page | None:
         page = self._pages.get(url)
@@ -172,8 +208,13 @@ class Web:
             except httpx2.TimeoutException:
                 raise TimeoutError from None
             except httpx2.HTTPError as exc:
-                raise SourceError(f"cannot fetch {current}: {exc or type(exc).__name__}; check the URL") from exc
-            return self._page(url, final, mime, body, charset, truncated)
+                raise NetworkError(
+                    f"cannot fetch {current}: {exc or type(exc).__name__}; check the URL and the network"
+                ) from exc
+            # BeautifulSoup on a 2 MB page takes seconds: off the event loop, and the deadline can cut it off
+            return await anyio.to_thread.run_sync(
+                self._page, url, final, mime, body, charset, truncated, abandon_on_cancel=True
+            )
         raise SourceError(f"{url} redirects more than {MAX_REDIRECTS} times; pass the page's final address")
 
     async def _read_body(self, response: Any) -> tuple[bytes, bool]:
@@ -185,24 +226,18 @@ class Web:
         return bytes(body), False
 
     async def _check_host(self, url: str) -> None:
-        """Refuse hosts on loopback, private or link-local addresses unless `allow_private`."""
-        if self.allow_private:
+        """For a client passed in (whose connections we do not make): refuse non-public hosts up front.
+
+        Our own client checks at connect time instead (see `_public_transport`), which also holds against
+        a DNS answer that changes between this check and the connection.
+        """
+        if self.allow_private or self._owns_client:
             return
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
         try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-            except OSError:
-                return  # unresolvable: the request itself will say so
-            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        for address in addresses:
-            if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
-                raise SourceError(
-                    f"refusing to fetch {url}: {host} is a local or private address ({address}); "
-                    "only public documentation pages are read"
-                )
+            await public_addresses(parts.hostname or "", parts.port or 443)
+        except OSError:
+            return  # unresolvable: the request itself will say so
 
     def _page(self, url: str, final: str, mime: str, body: bytes, charset: str | None, truncated: bool) -> Page:
         notes = []
@@ -265,6 +300,108 @@ class Web:
         return None
 
 
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for a globally routable unicast address, IPv4 addresses embedded in IPv6 forms included."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded: list[ipaddress.IPv4Address] = []
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            embedded.append(address.sixtofour)
+        if address.teredo is not None:
+            embedded.extend(address.teredo)
+        if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if not all(is_public_address(v4) for v4 in embedded):
+            return False
+    return address.is_global and not address.is_multicast
+
+
+async def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, when all are public; a SourceError naming the first that is not.
+
+    OSError when the name does not resolve.
+    """
+    addresses = await _resolve(host, port)
+    for text in addresses:
+        if not is_public_address(ipaddress.ip_address(text)):
+            raise SourceError(
+                f"refusing to fetch from {host}: it is a local or private address ({text}); "
+                "only public documentation pages are read"
+            )
+    return addresses
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    """IP addresses of `host` (itself when it is one), in the resolver's order, without duplicates."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = [str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos]
+    if not found:
+        raise OSError(f"{host} has no address")
+    return list(dict.fromkeys(found))
+
+
+class _PublicOnlyBackend:
+    """An httpcore network backend that connects only to public addresses, to the very address it checked."""
+
+    def __init__(self) -> None:
+        import httpcore2
+
+        self._inner = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> Any:
+        import httpcore2
+
+        try:
+            addresses = await public_addresses(host, port)
+        except OSError as exc:
+            raise httpcore2.ConnectError(f"cannot resolve {host} ({exc})") from exc
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore2.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:  # noqa: ASYNC109
+        raise SourceError("refusing to fetch over a Unix socket; only public documentation pages are read")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _public_transport() -> httpx2.AsyncHTTPTransport:
+    """An httpx transport whose connections go through `_PublicOnlyBackend` (no proxies, no env settings)."""
+    import httpcore2
+    import httpx2
+
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    # httpx2 takes no network backend, so its pool is replaced by an equal one that uses ours
+    transport._pool = httpcore2.AsyncConnectionPool(
+        ssl_context=httpx2.create_ssl_context(trust_env=False),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=_PublicOnlyBackend(),  # type: ignore[arg-type]
+    )
+    return transport
+
+
 def check_url(url: str) -> str:
     """`url` without its fragment if it is an http(s) URL with a host; otherwise a SourceError."""
     text = (url or "").strip()
@@ -283,6 +420,8 @@ def _check_status(status: int, url: str) -> None:
         raise _StatusError(f"{url} refused access (HTTP {status}); it may need a login; try a public page")
     if status == 429:
         raise _StatusError(f"{url} is rate limited (HTTP 429); wait a minute or read another page")
+    if status >= 500:
+        raise _ServerError(f"{url} answered HTTP {status}; try again later or read another page")
     if status >= 400:
         raise _StatusError(f"{url} answered HTTP {status}; try again later or read another page")
 
