@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from cadre_librarian.github import GitHub, check_repo, locate, token_from_env
-from cadre_librarian.github_cache import is_immutable
+from cadre_librarian.github_cache import ResponseCache, is_immutable
 from cadre_librarian.github_http import GitHubHTTP
-from cadre_librarian.sources import NotFoundError, RateLimitedError, SourceError
+from cadre_librarian.sources import NetworkError, NotFoundError, RateLimitedError, SourceError
 
 pytestmark = pytest.mark.anyio
 
@@ -186,6 +186,8 @@ class Handler(BaseHTTPRequestHandler):
         resource = (
             "code_search" if path.startswith("/search/code") else "search" if path.startswith("/search") else "core"
         )
+        if path == "/repos/acme/widgets/contents/data/endless.txt":
+            return self.endless()
         if fake.script.get(path):
             status, headers, body = fake.script[path].pop(0)
             return self.reply(status, body, resource, headers)
@@ -238,6 +240,19 @@ class Handler(BaseHTTPRequestHandler):
                 return 401, {"message": "Requires authentication", "status": "401"}, {}
             return 200, self.code_hits(), {}
         return not_found
+
+    def endless(self) -> None:
+        """A 200 MB body without Content-Length (ended by closing the connection)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.end_headers()
+        chunk = b"y" * 1_000_000
+        for _ in range(200):
+            try:
+                self.wfile.write(chunk)
+            except OSError:
+                return
+        self.server.endless_done = True  # type: ignore[attr-defined]
 
     def code_hits(self) -> dict[str, Any]:
         fragment = 'class RetryPolicy:\n    """How often to retry a widget call."""\n'
@@ -454,12 +469,23 @@ async def test_cache_is_per_token_and_never_stores_the_token(fake: FakeGitHub, t
 
 async def test_directory_binary_and_large_files_are_refused_clearly(fake: FakeGitHub, tmp_path: Path) -> None:
     async with client(fake, tmp_path) as gh:
-        with pytest.raises(SourceError, match="is a directory; list it with tree"):
+        with pytest.raises(SourceError, match="is a directory; list it with github_tree"):
             await gh.read_file("acme/widgets", "src/widgets")
         with pytest.raises(SourceError, match="binary"):
             await gh.read_file("acme/widgets", "assets/logo.png")
-        with pytest.raises(SourceError, match=r"1\.1 MB, over the 1 MB"):
+        with pytest.raises(SourceError, match=r"1\.1 MB, over the 1 MB .* clone_read"):
             await gh.read_file("acme/widgets", "data/big.txt")
+        with pytest.raises(SourceError, match="pass the path of a file in the repository; github_tree lists them"):
+            await gh.read_file("acme/widgets", "")
+
+
+async def test_a_large_body_is_not_read_past_the_limit(fake: FakeGitHub, tmp_path: Path) -> None:
+    async with client(fake, tmp_path) as gh:
+        began = time.monotonic()
+        with pytest.raises(SourceError, match=r"'data/endless.txt' at 'main' .* is larger than 1 MB, over the 1 MB"):
+            await gh.read_file("acme/widgets", "data/endless.txt")
+        assert time.monotonic() - began < 5
+    assert not getattr(fake, "endless_done", False), "the client stopped reading, so the server never finished"
 
 
 async def test_tree_lists_paths_under_a_prefix(fake: FakeGitHub, tmp_path: Path) -> None:
@@ -474,7 +500,7 @@ async def test_tree_lists_paths_under_a_prefix(fake: FakeGitHub, tmp_path: Path)
         assert listing["ref"] == "main" and listing["truncated"] is False
         cut = await gh.tree("acme/widgets", ref="main", limit=2)
         assert len(cut["entries"]) == 2 and cut["truncated"] is True and cut["count"] > 2
-        with pytest.raises(SourceError, match="is a file; read it with read_file"):
+        with pytest.raises(SourceError, match="is a file; read it with github_read"):
             await gh.tree("acme/widgets", path="README.md")
         with pytest.raises(NotFoundError, match="no folder 'nope'"):
             await gh.tree("acme/widgets", path="nope")
@@ -511,7 +537,7 @@ async def test_server_error_is_retried_once_then_reported(fake: FakeGitHub, tmp_
         assert (await gh.repo_info("acme/widgets"))["full_name"] == "acme/widgets"
         assert gh.requests_made == 2
         fake.script["/repos/acme/widgets/releases"] = [boom, boom, boom]
-        with pytest.raises(SourceError, match="failed twice with 502 while reading releases of acme/widgets"):
+        with pytest.raises(NetworkError, match="failed twice with 502 while reading releases of acme/widgets"):
             await gh.releases("acme/widgets")
         assert gh.requests_made == 4 and len(fake.script["/repos/acme/widgets/releases"]) == 1
 
@@ -560,7 +586,7 @@ async def test_timeout_is_a_clear_error_within_the_limit(fake: FakeGitHub, tmp_p
     fake.delay = 2.0
     async with client(fake, tmp_path, timeout=0.3) as gh:
         began = time.monotonic()
-        with pytest.raises(SourceError, match=r"did not answer within 0\.3 s while reading repository acme/widgets"):
+        with pytest.raises(NetworkError, match=r"did not answer within 0\.3 s while reading repository acme/widgets"):
             await gh.repo_info("acme/widgets")
         assert time.monotonic() - began < 1.5
 
@@ -684,3 +710,34 @@ async def test_renamed_repository_redirect_is_followed(fake: FakeGitHub, tmp_pat
         assert (await gh.repo_info("acme/old-widgets"))["full_name"] == "acme/widgets"
     assert fake.paths() == ["/repos/acme/old-widgets", "/repos/acme/widgets"]
     assert fake.requests[1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_network_failures_are_network_errors_and_limits_are_not(tmp_path: Path) -> None:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    async with GitHub(base_url=f"http://127.0.0.1:{port}", cache_dir=tmp_path / "cache") as gh:
+        with pytest.raises(NetworkError, match="could not reach GitHub"):
+            await gh.repo_info("acme/widgets")
+    assert not issubclass(RateLimitedError, NetworkError) and not issubclass(NotFoundError, NetworkError)
+
+
+async def test_the_cache_is_used_off_the_event_loop(fake: FakeGitHub, tmp_path: Path, monkeypatch) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, bool]] = []
+    for name in ("get", "put", "touch", "close"):
+        original = getattr(ResponseCache, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            seen.append((_name, threading.get_ident() == loop_thread))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ResponseCache, name, spy)
+    async with client(fake, tmp_path, fresh_for=0) as gh:
+        await gh.repo_info("acme/widgets")
+        await gh.repo_info("acme/widgets")  # revalidated: 304 -> touch
+    assert {name for name, _ in seen} == {"get", "put", "touch", "close"}
+    assert [name for name, on_loop in seen if on_loop] == []

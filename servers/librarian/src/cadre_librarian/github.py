@@ -18,7 +18,7 @@ from urllib.parse import quote
 import anyio
 import httpx2
 
-from cadre_librarian.github_http import AUTH_FIX, JSON, RAW, TEXT_MATCH, GitHubHTTP, discover_token
+from cadre_librarian.github_http import AUTH_FIX, JSON, RAW, TEXT_MATCH, GitHubHTTP, ReplyTooLarge, discover_token
 from cadre_librarian.github_shapes import check_repo, clean_path, clip, commit_summary, hit_ref, iso_date, locate
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
 
@@ -159,23 +159,32 @@ class GitHub:
 
     async def _file_text(self, repo: str, path: str, ref: str) -> str:
         where = f"'{path}' at '{ref}' in {repo}"
-        reply = await self.http.get(
-            f"/repos/{repo}/contents/{quote(path, safe='/')}", {"ref": ref}, accept=RAW, what=f"file {where}"
-        )
+        try:
+            reply = await self.http.get(
+                f"/repos/{repo}/contents/{quote(path, safe='/')}",
+                {"ref": ref},
+                accept=RAW,
+                what=f"file {where}",
+                max_bytes=MAX_FILE_BYTES,
+            )
+        except ReplyTooLarge as exc:
+            size = f"{exc.size / 1e6:.1f} MB" if exc.size is not None else "larger than 1 MB"
+            raise SourceError(
+                f"{where} is {size}, over the 1 MB the GitHub API source reads; read it from a clone with "
+                "clone_read, or find the part you need with clone_search"
+            ) from None
         body = reply.body
         if reply.headers.get("content-type", "").startswith("application/json"):
             data = _json_or_none(body)
             if isinstance(data, list) and all(isinstance(e, dict) and "path" in e and "type" in e for e in data):
-                raise SourceError(f"{where} is a directory; list it with tree() and read one of its files")
+                raise SourceError(
+                    f"{where} is a directory; list it with github_tree and read one of its files "
+                    "(github_read, or read_source with that file's path)"
+                )
             if isinstance(data, dict) and data.get("type") == "submodule":
                 raise SourceError(
                     f"{where} is a submodule of {data.get('submodule_git_url') or 'another repository'}; read it there"
                 )
-        if len(body) > MAX_FILE_BYTES:
-            raise SourceError(
-                f"{where} is {len(body) / 1e6:.1f} MB, over the 1 MB the GitHub source reads; "
-                "clone the repository to read it"
-            )
         if b"\0" in body[:8192]:
             raise SourceError(f"{where} is a binary file; only text files can be read")
         return body.decode("utf-8", errors="replace")
@@ -186,7 +195,7 @@ class GitHub:
         """Lines of one file at `ref` (default: the default branch); at most 400 lines per call."""
         repo, path = check_repo(repo), clean_path(path)
         if not path:
-            raise SourceError("read_file needs a file path; list the repository with tree() first")
+            raise SourceError("pass the path of a file in the repository; github_tree lists them")
         ref = await self._ref(repo, ref)
         text = await self._file_text(repo, path, ref)
         start, end, lines = slice_lines(text, start_line, end_line)
@@ -220,7 +229,9 @@ class GitHub:
         ]
         if prefix and not entries:
             if any(e.get("path") == prefix for e in data.get("tree") or []):
-                raise SourceError(f"'{prefix}' at '{ref}' in {repo} is a file; read it with read_file()")
+                raise SourceError(
+                    f"'{prefix}' at '{ref}' in {repo} is a file; read it with github_read (or read_source)"
+                )
             if not data.get("truncated"):
                 raise NotFoundError(f"GitHub has no folder '{prefix}' at '{ref}' in {repo}; check the path")
         return {

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,16 @@ class Cached:
 
 
 class ResponseCache:
-    """SQLite (WAL) store of GitHub responses; a broken cache degrades to no cache, never to an error."""
+    """SQLite (WAL) store of GitHub responses; a broken cache degrades to no cache, never to an error.
+
+    Safe to call from worker threads: one connection (opened with check_same_thread=False) used under a lock.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._broken = False
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(url: str, accept: str, identity: str) -> str:
@@ -113,6 +118,25 @@ class ResponseCache:
         return self._conn
 
     def get(self, key: str) -> Cached | None:
+        with self._lock:
+            return self._get(key)
+
+    def put(self, key: str, url: str, accept: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        with self._lock:
+            self._put(key, url, accept, status, headers, body)
+
+    def touch(self, key: str, headers: dict[str, str]) -> None:
+        """A 304 confirmed the entry: restart its freshness window and keep the newer headers."""
+        with self._lock:
+            self._touch(key, headers)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _get(self, key: str) -> Cached | None:
         db = self._db()
         if db is None:
             return None
@@ -128,7 +152,7 @@ class ResponseCache:
         status, headers, body, etag, stored_at, immutable = row
         return Cached(status, json.loads(headers), bytes(body), etag, stored_at, bool(immutable))
 
-    def put(self, key: str, url: str, accept: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _put(self, key: str, url: str, accept: str, status: int, headers: dict[str, str], body: bytes) -> None:
         db = self._db()
         if db is None or len(body) > MAX_BODY_BYTES:
             return
@@ -151,8 +175,7 @@ class ResponseCache:
         except sqlite3.Error as exc:
             log.warning("github cache write failed", error=str(exc))
 
-    def touch(self, key: str, headers: dict[str, str]) -> None:
-        """A 304 confirmed the entry: restart its freshness window and keep the newer headers."""
+    def _touch(self, key: str, headers: dict[str, str]) -> None:
         db = self._db()
         if db is None:
             return
@@ -166,8 +189,3 @@ class ResponseCache:
             )
         except sqlite3.Error as exc:
             log.warning("github cache write failed", error=str(exc))
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

@@ -1,7 +1,9 @@
 """GitHub REST transport: token discovery, rate limits, the on-disk cache, retries, errors, pagination.
 
 Every request goes through `GitHubHTTP.get`. The token goes only into the Authorization header of
-requests to `base_url`; it never appears in logs, errors or the cache.
+requests to `base_url`; it never appears in logs, errors or the cache. Bodies are streamed and cut off
+at `max_bytes` (`ReplyTooLarge`), and the SQLite cache is used from worker threads, never the event loop.
+Timeouts, connection failures and 5xx after the retry raise `NetworkError`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import httpx2
 import structlog
 
 from cadre_librarian.github_cache import Cached, ResponseCache, token_identity
-from cadre_librarian.sources import NotFoundError, RateLimitedError, SourceError
+from cadre_librarian.sources import NetworkError, NotFoundError, RateLimitedError, SourceError
 
 log = structlog.get_logger("cadre.librarian.github")
 
@@ -34,6 +36,34 @@ AUTH_FIX = "set GITHUB_TOKEN (or GH_TOKEN) or run `gh auth login`"
 KEPT_HEADERS = ("content-type", "etag", "link", "last-modified")
 MAX_SECONDARY_WAIT_S = 5.0
 NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+MAX_REPLY_BYTES = 32_000_000
+"""The largest reply read at all (a recursive tree of a huge repository is ~7 MB)."""
+MAX_ERROR_BYTES = 64_000
+
+
+class ReplyTooLarge(SourceError):
+    """The reply's body is over the caller's `max_bytes`; `size` is its length when the server said it."""
+
+    def __init__(self, message: str, *, limit: int, size: int | None):
+        self.limit = limit
+        self.size = size
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Status, headers and (capped) body of one response."""
+
+    status_code: int
+    headers: httpx2.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
 
 
 def discover_token(env: Mapping[str, str] | None = None, home: Path | None = None) -> tuple[str | None, str]:
@@ -167,7 +197,7 @@ class GitHubHTTP:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
-        self.cache.close()
+        await anyio.to_thread.run_sync(self.cache.close)
 
     def _http(self) -> httpx2.AsyncClient:
         if self._client is None:
@@ -205,15 +235,26 @@ class GitHubHTTP:
     # -- requests ----------------------------------------------------------------------------
 
     async def get(
-        self, path_or_url: str, params: Mapping[str, Any] | None = None, *, accept: str = JSON, what: str
+        self,
+        path_or_url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        accept: str = JSON,
+        what: str,
+        max_bytes: int = MAX_REPLY_BYTES,
     ) -> Reply:
-        """GET one resource; `what` names it for errors ("file 'x.py' at 'main' in owner/repo")."""
+        """GET one resource; `what` names it for errors ("file 'x.py' at 'main' in owner/repo").
+
+        A body over `max_bytes` is not read past the limit: `ReplyTooLarge`.
+        """
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.url(path_or_url, params)
         if not url.startswith(self.base_url + "/"):
             raise SourceError(f"refusing to follow a link off the GitHub API ({urlsplit(url).netloc})")
         path = urlsplit(url).path[len(urlsplit(self.base_url).path) :]
         key = self.cache.key(url, accept, self._identity)
-        cached = self.cache.get(key)
+        cached = await anyio.to_thread.run_sync(self.cache.get, key, abandon_on_cancel=True)
+        if cached is not None and len(cached.body) > max_bytes:
+            raise _too_large(what, max_bytes, len(cached.body))
         if cached is not None and cached.fresh(self.fresh_for):
             return self._from_cache(url, cached)
         resource = resource_of(path)
@@ -229,26 +270,26 @@ class GitHubHTTP:
             headers["Authorization"] = f"Bearer {self._token}"
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
-        response = await self._send(url, headers, resource, what)
+        response = await self._send(url, headers, resource, what, max_bytes)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
         kept.update({k.lower(): v for k, v in response.headers.items() if k.lower().startswith("x-ratelimit")})
         if response.status_code == 304:
             if cached is None:
                 raise SourceError(f"GitHub answered 304 Not Modified for {what} without a cached copy; retry")
-            self.cache.touch(key, kept)
+            await anyio.to_thread.run_sync(self.cache.touch, key, kept)
             return self._from_cache(url, cached)
-        self.cache.put(key, url, accept, response.status_code, kept, response.content)
+        await anyio.to_thread.run_sync(self.cache.put, key, url, accept, response.status_code, kept, response.content)
         return Reply(url, response.status_code, kept, response.content)
 
     @staticmethod
     def _from_cache(url: str, cached: Cached) -> Reply:
         return Reply(url, cached.status, cached.headers, cached.body, from_cache=True)
 
-    async def _send(self, url: str, headers: dict[str, str], resource: str, what: str) -> httpx2.Response:
+    async def _send(self, url: str, headers: dict[str, str], resource: str, what: str, max_bytes: int) -> Answer:
         """Send with one retry for 5xx and one short wait for a secondary limit; errors for everything else."""
         server_retry = secondary_retry = True
         while True:
-            response = await self._once(url, headers, what)
+            response = await self._once(url, headers, what, max_bytes)
             status = response.status_code
             limit = self._record_limit(response.headers, resource)
             if status in (200, 304):
@@ -275,22 +316,32 @@ class GitHubHTTP:
                     )
             raise self._error(response, what)
 
-    async def _once(self, url: str, headers: dict[str, str], what: str) -> httpx2.Response:
+    async def _once(self, url: str, headers: dict[str, str], what: str, max_bytes: int) -> Answer:
+        """One GET, its body streamed up to `max_bytes` (error bodies up to 64 KB), all within `timeout`."""
         self.requests_made += 1
         try:
             with anyio.fail_after(self.timeout):
-                return await self._http().get(url, headers=headers, timeout=self.timeout, follow_redirects=True)
+                async with self._http().stream(
+                    "GET", url, headers=headers, timeout=self.timeout, follow_redirects=True
+                ) as response:
+                    ok = response.status_code == 200
+                    body = await _read_capped(response, max_bytes if ok else MAX_ERROR_BYTES)
+                    if body is None:
+                        if ok:
+                            raise _too_large(what, max_bytes, _content_length(response))
+                        body = b""
+                    return Answer(response.status_code, response.headers, body)
         except (TimeoutError, httpx2.TimeoutException) as exc:
-            raise SourceError(
+            raise NetworkError(
                 f"GitHub did not answer within {self.timeout:g} s while reading {what}; retry later, "
                 "or check the network"
             ) from exc
         except httpx2.HTTPError as exc:
-            raise SourceError(
+            raise NetworkError(
                 f"could not reach GitHub while reading {what} ({type(exc).__name__}); check the network"
             ) from exc
 
-    def _error(self, response: httpx2.Response, what: str) -> SourceError:
+    def _error(self, response: Answer, what: str) -> SourceError:
         status, message = response.status_code, _message(response)
         if status == 404:
             hint = "" if self.has_token else f"; if it is a private repository, {AUTH_FIX}"
@@ -306,7 +357,7 @@ class GitHubHTTP:
             fix = f"; {AUTH_FIX}" if not self.has_token else "; check the token's scopes and SSO authorisation"
             return SourceError(f"GitHub refused access to {what} (403 {message}){fix}")
         if status >= 500:
-            return SourceError(f"GitHub failed twice with {status} while reading {what}; retry later")
+            return NetworkError(f"GitHub failed twice with {status} while reading {what}; retry later")
         return SourceError(f"GitHub could not serve {what} ({status} {message}); check the request")
 
 
@@ -317,7 +368,36 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _message(response: httpx2.Response) -> str:
+async def _read_capped(response: httpx2.Response, max_bytes: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over `max_bytes` (by Content-Length or while reading)."""
+    length = _content_length(response)
+    if length is not None and length > max_bytes:
+        return None
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)
+
+
+def _content_length(response: httpx2.Response) -> int | None:
+    if response.headers.get("content-encoding"):
+        return None  # the header counts compressed bytes
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _too_large(what: str, limit: int, size: int | None) -> ReplyTooLarge:
+    said = f"{size / 1e6:.1f} MB" if size is not None else f"larger than {limit / 1e6:g} MB"
+    return ReplyTooLarge(
+        f"GitHub's reply for {what} is {said}, over the {limit / 1e6:g} MB read at once", limit=limit, size=size
+    )
+
+
+def _message(response: Answer) -> str:
     try:
         data = response.json()
     except ValueError:
