@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from cadre_librarian.clones import Clones, normalize_repo
-from cadre_librarian.sources import NotFoundError, SourceError
+from cadre_librarian.sources import NetworkError, NotFoundError, SourceError
 
 pytestmark = pytest.mark.anyio
 
@@ -280,7 +280,7 @@ async def test_timeout_kills_git_and_says_what_to_change(tmp_path: Path):
     script.chmod(0o755)
     clones = Clones(tmp_path / "cache", url_for=lambda r: "file:///nowhere", git=str(script), timeout=0.5)
     started = time.monotonic()
-    with pytest.raises(SourceError, match=r"cloning acme/widgets timed out after 0.5 s"):
+    with pytest.raises(NetworkError, match=r"cloning acme/widgets timed out after 0.5 s; read single files"):
         await clones.checkout("acme/widgets")
     assert time.monotonic() - started < 5
 

@@ -42,7 +42,7 @@ import anyio
 import structlog
 
 from cadre_core.files import is_text_file, read_text
-from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
+from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 
 if TYPE_CHECKING:
     from cadre_search.engine import Engine
@@ -323,7 +323,7 @@ class Clones:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await proc.aclose()
         if timed_out:
-            raise SourceError(
+            raise NetworkError(
                 f"cloning {what} timed out after {self.timeout:g} s; read single files over the GitHub API "
                 "instead (github_read / github_tree, or read_source with a path)"
             )
@@ -488,7 +488,7 @@ def _git_error(what: Any, stderr: str) -> SourceError:
     ):
         return NotFoundError(f"repository {what.repo} was not found (or is private); check the owner/name")
     if "could not resolve host" in low or "unable to access" in low or "connection" in low:
-        return SourceError(f"cannot reach the git server for {what.repo}: {tail}; check the network and retry")
+        return NetworkError(f"cannot reach the git server for {what.repo}: {tail}; check the network and retry")
     return SourceError(f"git failed for {what}: {tail}")
 
 
