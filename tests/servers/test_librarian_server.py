@@ -15,7 +15,7 @@ from cadre_core.router import Router
 from cadre_core.threads import ThreadStore
 from cadre_librarian.library import Library
 from cadre_librarian.server import create_server
-from cadre_librarian.sources import Excerpt, NotFoundError
+from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, RateLimitedError, SourceError, TooLargeError
 from tests.core.conftest import make_config
 from tests.servers.librarian_env import make_env
 
@@ -327,3 +327,50 @@ async def test_a_failing_model_still_returns_what_was_read(env, tmp_path, keys):
     assert data["answer"] is None
     assert "fakelib/client.py" in [e["path"] for e in data["evidence"]]
     assert data["notes"][0].startswith("no synthesised answer") and "key revoked" in data["notes"][0]
+
+
+class DownGitHub:
+    has_token = False
+
+    def __init__(self, error):
+        self.error = error
+
+    async def read_file(self, repo, path, ref=None, start_line=1, end_line=None):
+        raise self.error
+
+    async def aclose(self):
+        pass
+
+
+class FakeClones:
+    def __init__(self):
+        self.reads = []
+
+    async def read(self, repo, path, *, ref=None, start_line=1, end_line=None):
+        self.reads.append((repo, path, ref))
+        return Excerpt("github", repo, ref or "main", path, 1, 1, "x = 1", f"https://github.com/{repo}/blob/abc/{path}")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "falls_back"),
+    [
+        (NetworkError("api.github.com timed out after 15 s"), True),
+        (RateLimitedError("rate limit spent until 10:00 UTC"), True),
+        (TooLargeError("'big.py' is 2.0 MB"), True),
+        (SourceError("'src' is a folder; list it with github_tree"), False),
+    ],
+)
+async def test_read_source_uses_a_clone_only_when_the_api_cannot_serve_the_file(env, tmp_path, error, falls_back):
+    clones = FakeClones()
+    library = Library(github=DownGitHub(error), clones=clones, environ={})
+    server, _ = librarian(env, None, tmp_path, library=library)
+    data, is_error = await call(server, "read_source", {"target": "acme/widgets", "path": "src/w.py"})
+    if falls_back:
+        assert not is_error and data["text"] == "1  x = 1"
+        assert clones.reads == [("acme/widgets", "src/w.py", None)]
+        assert "read from a shallow clone" in data["notes"][-1]
+    else:
+        assert is_error and "is a folder" in data and clones.reads == []

@@ -20,7 +20,7 @@ import httpx2
 
 from cadre_librarian.github_http import AUTH_FIX, JSON, RAW, TEXT_MATCH, GitHubHTTP, ReplyTooLarge, discover_token
 from cadre_librarian.github_shapes import check_repo, clean_path, clip, commit_summary, hit_ref, iso_date, locate
-from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
+from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, TooLargeError, slice_lines
 
 __all__ = ["GitHub", "check_repo", "locate", "token_from_env"]
 
@@ -169,7 +169,7 @@ class GitHub:
             )
         except ReplyTooLarge as exc:
             size = f"{exc.size / 1e6:.1f} MB" if exc.size is not None else "larger than 1 MB"
-            raise SourceError(
+            raise TooLargeError(
                 f"{where} is {size}, over the 1 MB the GitHub API source reads; read it from a clone with "
                 "clone_read, or find the part you need with clone_search"
             ) from None

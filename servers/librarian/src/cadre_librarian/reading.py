@@ -10,7 +10,14 @@ from cadre_librarian.evidence import anchored
 from cadre_librarian.installed import Installed, source_repo
 from cadre_librarian.library import Library
 from cadre_librarian.research import REPO_NAME
-from cadre_librarian.sources import Excerpt, NotFoundError, SourceError
+from cadre_librarian.sources import (
+    Excerpt,
+    NetworkError,
+    NotFoundError,
+    RateLimitedError,
+    SourceError,
+    TooLargeError,
+)
 
 
 def as_result(excerpt: Excerpt, notes: list[str]) -> dict[str, Any]:
@@ -74,11 +81,9 @@ def _is_installed(installed: Installed, name: str) -> bool:
 
 
 async def _from_github(library, repo, path, ref, start, end, notes) -> dict[str, Any]:
-    """GitHub's API first; a shallow clone when the API is rate-limited or unreachable."""
+    """GitHub's API first; a shallow clone when the API is rate-limited, unreachable or the file too large."""
     try:
         return as_result(await library.github.read_file(repo, path, ref, start, end), notes)
-    except NotFoundError:
-        raise
-    except SourceError as exc:
+    except (NetworkError, RateLimitedError, TooLargeError) as exc:
         excerpt = await library.clones.read(repo, path, ref=ref, start_line=start, end_line=end)
         return as_result(excerpt, [*notes, f"read from a shallow clone: the GitHub API failed ({exc})"])

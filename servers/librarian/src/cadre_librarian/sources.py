@@ -22,6 +22,10 @@ class NetworkError(SourceError):
     """The network failed: a timeout, a refused or dropped connection, or a server error (5xx) after a retry."""
 
 
+class TooLargeError(SourceError):
+    """The file is over what the source reads in one reply (a clone can still read it)."""
+
+
 class RateLimitedError(SourceError):
     """GitHub's rate limit is spent; `reset_at` is when it refills (epoch seconds)."""
 
