@@ -298,14 +298,18 @@ def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
 
 
 def tool_errors(func: F) -> F:
-    """Turn every failure into an `is_error` result with an actionable message, never a traceback; every
-    result dict carries `cost_usd` and `tokens`."""
+    """Turn every failure into an `is_error` result with an actionable message, never a traceback; a
+    `dict[str, Any]` result always carries `cost_usd` and `tokens`."""
+
+    signature = inspect.signature(func, eval_str=True)
+    costed = signature.return_annotation == dict[str, Any]  # results of narrower types are left as they are
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             with telemetry.tool_span(func.__name__):
-                return with_cost(await func(*args, **kwargs))
+                result = await func(*args, **kwargs)
+                return with_cost(result) if costed else result
         except ToolError:
             raise
         except CadreError as exc:
@@ -323,7 +327,7 @@ def tool_errors(func: F) -> F:
                 "the server log on stderr has the details."
             ) from exc
 
-    wrapper.__signature__ = inspect.signature(func, eval_str=True)  # type: ignore[attr-defined]
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
