@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from _common import REPO_ROOT, RESULTS_DIR, environment_info, markdown_table
 
