@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from cadre_librarian.installed import Installed, python_site_dirs, search_package, source_repo
+from cadre_librarian.environments import python_site_dirs
+from cadre_librarian.installed import Installed, search_package, source_repo
 from cadre_librarian.sources import NotFoundError, SourceError
 from tests.servers.librarian_env import add_dist, make_env, make_tricky_env
 
