@@ -15,8 +15,8 @@ from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest, ToolCall
 from cadre_core.results import shown_model, totals
 from cadre_core.structured import strict_schema, validator
-from cadre_librarian.evidence import check_citations
 from cadre_librarian.environments import normalize
+from cadre_librarian.evidence import check_citations
 from cadre_librarian.installed import search_package, source_repo
 from cadre_librarian.sources import Excerpt, SourceError
 from cadre_librarian.tools import DEFINITIONS, Desk, run_tools
