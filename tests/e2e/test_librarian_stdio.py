@@ -4,13 +4,13 @@ a fixture virtualenv, no network."""
 import json
 import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 from mcp import Client, StdioServerParameters
 
+from tests.e2e.loopback import send_json, serving
 from tests.servers.librarian_env import RETRY_PY, make_env
 
 pytestmark = pytest.mark.anyio
@@ -47,12 +47,7 @@ class FakeResponses(BaseHTTPRequestHandler):
             }
             item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
                     "content": [{"type": "output_text", "text": json.dumps(answer), "annotations": []}]}  # fmt: skip
-        data = json.dumps(response(body, item)).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, response(body, item))
 
     def log_message(self, *args):
         return
@@ -60,12 +55,9 @@ class FakeResponses(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_openai():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeResponses)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakeResponses.bodies = []
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(FakeResponses) as url:
+        yield url
 
 
 def params(tmp_path, ws, **extra):

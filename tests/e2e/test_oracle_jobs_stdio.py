@@ -4,12 +4,14 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+
+from tests.e2e.loopback import send_json, serving
 
 pytestmark = pytest.mark.anyio
 ANSWER = {"answer": "Add the tenant to the cache key.", "key_points": ["tenant"], "risks": [], "next_steps": [],
@@ -34,12 +36,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             "usage": {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 0},
                       "output_tokens": 80, "output_tokens_details": {"reasoning_tokens": 40}, "total_tokens": 1280},
         }  # fmt: skip
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, payload)
 
     def log_message(self, *args):
         return
@@ -47,13 +44,10 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_openai():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakeOpenAI.calls = []
     FakeOpenAI.received = threading.Event()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(FakeOpenAI) as url:
+        yield url
 
 
 async def test_a_background_consult_survives_a_server_restart(tmp_path, fake_openai):

@@ -32,7 +32,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ import anyio
 import structlog
 
 from cadre_core.files import is_text_file, read_text
+from cadre_librarian.locks import KeyedLocks
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class Clones:
         self.git = git
         self.max_checkouts = max(1, max_checkouts)
         self.refresh_after = refresh_after
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+        self._locks = KeyedLocks()
         """key name -> (lock, how many callers hold or wait for it); dropped at zero."""
         self._engines: dict[Path, Engine] = {}
         self._engine_lock = threading.RLock()
@@ -146,7 +147,7 @@ class Clones:
         """A checkout of `repo` at `ref` (default branch when None): reused, refreshed or cloned."""
         repo, ref = normalize_repo(repo), normalize_ref(ref)
         key_dir = self.cache_dir / _key_name(repo, ref)
-        async with self._key_lock(key_dir.name):
+        async with self._locks.hold(key_dir.name):
             current = self._current(key_dir)
             if current is not None and not self._stale(current):
                 _touch(key_dir)
@@ -156,23 +157,8 @@ class Clones:
                 if refreshed is not None:
                     return refreshed
             made = await self._clone(repo, ref, key_dir)
-        await anyio.to_thread.run_sync(self._evict, key_dir, frozenset(self._locks))
+        await anyio.to_thread.run_sync(self._evict, key_dir, self._locks.busy())
         return made
-
-    @contextlib.asynccontextmanager
-    async def _key_lock(self, name: str) -> AsyncIterator[None]:
-        """The lock of one key, created on first use and dropped when no caller holds or waits for it."""
-        lock, users = self._locks.get(name, (anyio.Lock(), 0))
-        self._locks[name] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[name]
-            if users <= 1:
-                del self._locks[name]
-            else:
-                self._locks[name] = (lock, users - 1)
 
     def _current(self, key_dir: Path) -> Checkout | None:
         try:

@@ -18,18 +18,17 @@ between check and connect cannot reach an internal host. Proxies from the enviro
 from __future__ import annotations
 
 import codecs
-import contextlib
 import ipaddress
 import re
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
 
+from cadre_librarian.locks import KeyedLocks
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 from cadre_librarian.windows import FENCE, HEADING, score_windows
 
@@ -107,7 +106,7 @@ class Web:
         self._client = client
         self._owns_client = client is None
         self._pages: OrderedDict[str, Page] = OrderedDict()
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+        self._locks = KeyedLocks()
         """url -> (lock, how many callers hold or wait for it); dropped at zero."""
 
     async def __aenter__(self) -> Web:
@@ -144,7 +143,7 @@ class Web:
         url = check_url(url)
         if (page := self._cached(url)) is not None:
             return page
-        async with self._url_lock(url):
+        async with self._locks.hold(url):
             if (page := self._cached(url)) is not None:
                 return page
             try:
@@ -156,21 +155,6 @@ class Web:
                 ) from None
             self._remember(url, page)
         return page
-
-    @contextlib.asynccontextmanager
-    async def _url_lock(self, url: str) -> AsyncIterator[None]:
-        """One fetch per URL at a time; the lock is dropped when no caller holds or waits for it."""
-        lock, users = self._locks.get(url, (anyio.Lock(), 0))
-        self._locks[url] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[url]
-            if users <= 1:
-                del self._locks[url]
-            else:
-                self._locks[url] = (lock, users - 1)
 
     def _cached(self, url: str) -> Page | None:
         page = self._pages.get(url)
