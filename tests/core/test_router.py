@@ -2,7 +2,7 @@ import anyio
 import pytest
 
 from cadre_core import errors
-from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolDefinition, Usage
+from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition, Usage
 from cadre_core.models.sampling import SamplingModel
 from cadre_core.models.test import FunctionModel, TestModel
 from cadre_core.router import CallInfo, Router
@@ -338,3 +338,61 @@ async def test_the_fallback_policy_moves_a_flagged_answer_to_the_next_candidate(
         ("a", "off_rails", "leaked_thinking"),
         ("b", "ok", None),
     ]
+
+
+async def test_a_flagged_answer_is_kept_when_no_later_candidate_can_answer(keys, ledger, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    config.roles["oracle"].off_rails = "fallback"
+    leaky = TestModel("<thinking>hmm</thinking> lock it", model_name="a")
+    router = make_router(config, ledger, **{"openai:a": leaky, "anthropic:b": TestModel("never asked")})
+    response = await router.request("oracle", REQUEST)
+    assert response.text.endswith("lock it")
+    assert "leaked_thinking" in response.warnings[0] and "kept" in response.warnings[-1]
+    assert [(r["outcome"], r["detector"]) for r in ledger_rows(ledger)] == [("off_rails", "leaked_thinking")]
+
+
+def tool_turn(*calls):
+    return ModelResponse(tool_calls=[ToolCall(f"c{i}", name, args) for i, (name, args) in enumerate(calls)])
+
+
+async def test_tool_call_loops_and_runaway_turns_are_recorded_off_rails(keys, ledger):
+    config = make_config(oracle=["openai:a"])
+    grep = ("grep", {"pattern": "cache"})
+    model = FunctionModel(lambda request, m: tool_turn(grep), model_name="a")
+    router = make_router(config, ledger, **{"openai:a": model})
+    history = [Message.user("why?"), Message.assistant("", [ToolCall("x", *grep)]),
+               Message.assistant("", [ToolCall("y", *grep)])]  # fmt: skip
+    tools = [ToolDefinition("grep", "search", {"type": "object", "properties": {}})]
+    looping = await router.request("oracle", ModelRequest(history, tools=tools))
+    assert "tool_call_loop" in looping.warnings[0]
+    fresh = await router.request("oracle", ModelRequest([Message.user("why?")], tools=tools))
+    assert fresh.warnings == []
+    runaway = await router.request("oracle", ModelRequest([Message.user("why?")], tools=tools, tools_allowed=False))
+    assert "runaway_turns" in runaway.warnings[0]
+    assert [(r["outcome"], r["detector"]) for r in ledger_rows(ledger)] == [
+        ("off_rails", "tool_call_loop"), ("ok", None), ("off_rails", "runaway_turns")]  # fmt: skip
+
+
+async def test_a_timed_out_attempt_keeps_its_reservation_and_an_answered_one_settles(keys, ledger, tmp_path):
+    import sqlite3
+
+    from cadre_core.budget import Budget
+
+    config = make_config(oracle=[{"model": "openai:gpt-5.2", "timeout_s": 0.05}, "anthropic:claude-sonnet-4-5"])
+    config.router.retries_per_candidate = 0
+    config.budget.per_day_usd = 100.0
+    fast = TestModel("fast", usage=Usage(input_tokens=10, output_tokens=5))
+    router = make_router(
+        config, ledger, **{"openai:gpt-5.2": TestModel(delay_s=5), "anthropic:claude-sonnet-4-5": fast}
+    )
+    router.budget = Budget(tmp_path / "budget.sqlite")
+    request = ModelRequest([Message.user("x" * 3500)], max_output_tokens=1000)
+    assert (await router.request("oracle", request)).text == "fast"
+    amounts = [
+        a for (a,) in sqlite3.connect(tmp_path / "budget.sqlite").execute("SELECT amount FROM spend ORDER BY id")
+    ]
+    # gpt-5.2 ($1.75/M in, $14/M out): (1000 x 1.5 + 1 input tokens, 1000 output) x 1.25, held since it may be billed
+    worst = ((int((3500 / 3.5 + 8) * 1.5) + 1) * 1.75e-6 + 1000 * 14e-6) * 1.25
+    assert amounts[0] == pytest.approx(worst)
+    assert amounts[1] == pytest.approx(10 * 3e-6 + 5 * 15e-6)  # claude-sonnet-4-5 answered: its real cost

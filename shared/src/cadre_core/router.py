@@ -20,7 +20,7 @@ import structlog
 from cadre_core import telemetry
 from cadre_core.budget import Budget, BudgetExceededError, Caps
 from cadre_core.config import CadreConfig, Candidate
-from cadre_core.detectors import first_problem
+from cadre_core.detectors import first_problem, tool_call_loop
 from cadre_core.errors import (
     AllCandidatesFailedError,
     Attempt,
@@ -83,6 +83,7 @@ class Router:
         self._clock = clock
         self._models: dict[str, Model] = {}
         self._cooldown_until: dict[str, float] = {}
+        self._unpriced_warned: set[str] = set()
 
     def model(self, role: str, call: CallInfo | None = None, candidates: list[Candidate] | None = None) -> RoutedModel:
         """The role's route as one `Model`; `candidates` narrows it (e.g. to one vendor)."""
@@ -135,6 +136,22 @@ class Router:
             await model.aclose()
 
 
+RESERVE_INPUT_FACTOR = 1.5
+RESERVE_PRICE_FACTOR = 1.25
+
+
+def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, str] | None:
+    """A tool-calling reply that is off the rails: the same call repeated across the conversation
+    (tool_call_loop), or tool calls on a turn that had to answer (runaway_turns)."""
+    if not response.tool_calls:
+        return None
+    if not request.tools_allowed:
+        return "runaway_turns", "called tools on the turn that had to answer"
+    earlier = [c for m in request.messages for c in m.tool_calls]
+    reason = tool_call_loop([*earlier, *response.tool_calls])
+    return ("tool_call_loop", reason) if reason else None
+
+
 class RoutedModel(Model):
     """Fallback across a role's candidates, behind the plain `Model` interface."""
 
@@ -144,6 +161,8 @@ class RoutedModel(Model):
         super().__init__(role)
         self.router, self.role, self.call = router, role, call
         self.only = candidates
+        self._flagged: ModelResponse | None = None
+        """A flagged answer set aside to try the next candidate; returned if no later candidate answers."""
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         router, cfg = self.router, self.router.config
@@ -185,6 +204,9 @@ class RoutedModel(Model):
             response = await self._try_candidate(model, candidate, sized, attempts, last)
             if response is not None:
                 return response
+        if self._flagged is not None:  # paid for and usable: better than failing the call
+            self._flagged.warnings.append("no later candidate answered, so the flagged answer is kept")
+            return self._flagged
         hint = ""
         keyed = [a for a in attempts if not a.model.startswith("sampling:")]
         if keyed and all(a.outcome == "no_key" for a in keyed):
@@ -208,13 +230,16 @@ class RoutedModel(Model):
             started = time.perf_counter()
             reservation = self._reserve(candidate, request, number)
             response = None
+            billed_unknown = False  # the provider may bill an attempt we stopped waiting for
             try:
                 with anyio.fail_after(timeout):
                     response = await model.request(request)
             except anyio.get_cancelled_exc_class():
+                billed_unknown = True
                 self._record(candidate, number, "cancelled", started, error_class="Cancelled")
                 raise
             except TimeoutError:
+                billed_unknown = True
                 exc: ModelError = ModelTimeoutError(
                     f"no answer within {timeout:.0f}s", provider=provider, model=parse_model_ref(candidate.model)[1]
                 )
@@ -226,11 +251,11 @@ class RoutedModel(Model):
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise
             finally:
-                self._settle_budget(reservation, candidate, response)
+                self._settle_budget(reservation, candidate, response, keep=billed_unknown)
             if response is not None:
                 problem = self._invalid(request, response)
                 if problem is None:
-                    return self._accept(candidate, number, started, response, attempts, last)
+                    return self._accept(candidate, number, started, request, response, attempts, last)
                 self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
                 repaired = await self._repair(model, candidate, request, response, problem, number + 1)
                 if repaired is not None:
@@ -275,8 +300,12 @@ class RoutedModel(Model):
             return None
         return None
 
-    def _reserve(self, candidate: Candidate, request: ModelRequest, number: int) -> int | None:
-        """Hold the attempt's worst-case cost against the caps; refuse it (and record why) if it does not fit."""
+    def _reserve(self, candidate: Candidate, request: ModelRequest, number: int) -> tuple[int, float] | None:
+        """Hold the attempt's worst-case cost against the caps; refuse it (and record why) if it does not fit.
+
+        Worst case: the input estimate x RESERVE_INPUT_FACTOR (the estimate counts characters, a tokenizer may
+        count more) plus the full output limit, priced, x RESERVE_PRICE_FACTOR (cache-write premiums and
+        long-context tiers). A model with no known price reserves nothing, and a warning says so."""
         budget = self.router.budget
         if budget is None:
             return None
@@ -285,33 +314,44 @@ class RoutedModel(Model):
         if not caps.any:
             return None
         provider, name = parse_model_ref(candidate.model)
-        worst = Usage(input_tokens=request.estimated_input_tokens(), output_tokens=request.output_limit)
-        amount = price(worst, provider, name)[0] or 0.0
+        worst_input = int(request.estimated_input_tokens() * RESERVE_INPUT_FACTOR) + 1
+        worst = Usage(input_tokens=worst_input, output_tokens=request.output_limit)
+        priced = price(worst, provider, name)[0]
+        if priced is None and candidate.model not in self.router._unpriced_warned:
+            self.router._unpriced_warned.add(candidate.model)
+            log.warning("no price known; budget caps cannot limit this model", model=candidate.model)
+        amount = (priced or 0.0) * RESERVE_PRICE_FACTOR
         try:
-            return budget.reserve(caps, amount, role=self.role, thread_id=self.call.thread_id)
+            return budget.reserve(caps, amount, role=self.role, thread_id=self.call.thread_id), amount
         except BudgetExceededError:
             self._record(candidate, number, "budget_refused", time.perf_counter(), error_class="BudgetExceededError")
             raise
 
-    def _settle_budget(self, reservation: int | None, candidate: Candidate, response: ModelResponse | None) -> None:
+    def _settle_budget(
+        self, reservation: tuple[int, float] | None, candidate: Candidate, response: ModelResponse | None, keep: bool
+    ) -> None:
+        """Settle to the real cost; an attempt cut off by a time-out or cancellation keeps its reservation,
+        since the provider may still bill it."""
         if reservation is None or self.router.budget is None:
             return
+        held, amount = reservation
         cost = None
         if response is not None:
             cost = price(response.usage, *parse_model_ref(candidate.model))[0]
-        self.router.budget.settle(reservation, cost or 0.0)
+        self.router.budget.settle(held, amount if keep and response is None else (cost or 0.0))
 
     def _accept(
         self,
         candidate: Candidate,
         number: int,
         started: float,
+        request: ModelRequest,
         response: ModelResponse,
         attempts: list[Attempt],
         last: bool,
     ) -> ModelResponse | None:
         """Record a valid answer; if a detector flags it, keep it with a warning or fall back, per role policy."""
-        flagged = first_problem(response)
+        flagged = first_problem(response) or tool_problem(request, response)
         if flagged is None:
             self._settle(candidate, number, "ok", started, response)
             return response
@@ -320,6 +360,8 @@ class RoutedModel(Model):
         role_cfg = self.router.config.roles.get(self.role)  # type: ignore[call-overload]
         if role_cfg is not None and role_cfg.off_rails == "fallback" and not last:
             attempts.append(Attempt(candidate.model, "off_rails", f"{name}: {reason}"))
+            response.warnings.append(f"{candidate.model} answer flagged by {name}: {reason}")
+            self._flagged = self._flagged or response
             return None
         response.warnings.append(f"{candidate.model} answer flagged by {name}: {reason}")
         return response
@@ -359,17 +401,20 @@ class RoutedModel(Model):
         except BudgetExceededError:
             return None
         response = None
+        billed_unknown = False
         try:
             with anyio.fail_after(candidate.timeout_s or _provider_timeout(self.router.config, model.provider)):
                 response = await model.request(fix)
         except anyio.get_cancelled_exc_class():
+            billed_unknown = True
             self._record(candidate, number, "cancelled", started, error_class="Cancelled")
             raise
         except (ModelError, TimeoutError) as exc:
+            billed_unknown = isinstance(exc, TimeoutError)
             self._record(candidate, number, "error", started, error_class=type(exc).__name__)
             return None
         finally:
-            self._settle_budget(reservation, candidate, response)
+            self._settle_budget(reservation, candidate, response, keep=billed_unknown)
         again = self._invalid(request, response)
         if again is None:
             self._settle(candidate, number, "ok", started, response)
