@@ -110,6 +110,32 @@ async def test_python_checkers_by_module_and_by_file(tmp_path):
     assert boom == Verdict(False, "checks.py:explodes raised RuntimeError: bad checker")
 
 
+async def test_async_python_checkers_are_awaited(tmp_path):
+    """`async def` checkers: the awaited result is the verdict, not the (always truthy) coroutine."""
+    (tmp_path / "achecks.py").write_text(
+        textwrap.dedent("""
+        async def never(output):
+            return False
+
+        async def says_lock(output):
+            return ("lock" in output.text, "async looked")
+
+        async def explodes(output):
+            raise ValueError("async boom")
+    """)
+    )
+    rows = "".join(
+        f'[[tasks]]\nid = "{name}"\nprompt = "p"\ncheck = {{ type = "python", function = "achecks.py:{name}" }}\n'
+        for name in ("never", "says_lock", "explodes")
+    )
+    (tmp_path / "s.toml").write_text(rows)
+    never, says_lock, explodes = load_suite(tmp_path / "s.toml").tasks
+    assert await check(output(never)) == Verdict(False, "achecks.py:never returned False")
+    assert await check(output(says_lock)) == Verdict(True, "async looked")
+    assert not (await check(output(says_lock, text="no"))).passed
+    assert await check(output(explodes)) == Verdict(False, "achecks.py:explodes raised ValueError: async boom")
+
+
 async def test_all_checks_must_pass_and_a_tool_error_fails_without_checking():
     t = task({"type": "contains", "value": "lock"}, {"type": "regex", "pattern": "mutex"})
     verdict = await check(output(t))

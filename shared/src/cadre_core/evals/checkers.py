@@ -4,7 +4,8 @@
 - regex: `pattern` is found anywhere (re.search; `ignore_case` optional).
 - contains: every string of `value` appears.
 - json_schema: the target (default: the whole tool result; a JSON string is parsed) validates.
-- python: `function(output)` returns a bool or (bool, reason); an exception is a failure with its message.
+- python: `function(output)` returns a bool or (bool, reason), or an awaitable of one (`async def` is awaited);
+  an exception is a failure with its message.
 - judge: a named model grades the text against `criteria` (judge.py).
 
 `on` picks what is checked: a dotted path into the tool result (`answer`, `hits.*.path`,
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -110,7 +112,7 @@ async def run_checker(spec: Any, output: Output, judge: Judge | None) -> Verdict
     if isinstance(spec, JsonSchemaCheck):
         return _json_schema(spec, output)
     if isinstance(spec, PythonCheck):
-        return _python(spec, output)
+        return await _python(spec, output)
     value = target(output, spec.on)
     if value is _MISSING:
         return Verdict(False, f"the result has no '{spec.on}'")
@@ -160,12 +162,14 @@ def _json_schema(spec: JsonSchemaCheck, output: Output) -> Verdict:
     return Verdict(True, "matches the JSON schema")
 
 
-def _python(spec: PythonCheck, output: Output) -> Verdict:
+async def _python(spec: PythonCheck, output: Output) -> Verdict:
     func = spec._callable
     if func is None:
         return Verdict(False, f"python checker {spec.function} was not loaded")
     try:
         got = func(output)
+        if inspect.isawaitable(got):  # an `async def` checker: its result, not the coroutine, is the verdict
+            got = await got
     except Exception as exc:
         return Verdict(False, f"{spec.function} raised {type(exc).__name__}: {exc}")
     if isinstance(got, Verdict):
