@@ -283,7 +283,7 @@ async def test_second_opinions_asks_vendors_in_parallel_and_synthesises(workspac
     gpt = FunctionModel(lambda r, m: answer("Use Redis."))
     claude = FunctionModel(lambda r, m: answer("Use Postgres.") if r.output_schema else "Agreement: both cache.")
     models = {"openai:gpt-5.2": gpt, "anthropic:claude-sonnet-4-5": claude}
-    server, _ = oracle(workspace, models, tmp_path)
+    server, ledger = oracle(workspace, models, tmp_path)
     async with Client(server) as client:
         result = await client.call_tool("second_opinions", {"question": "Which store?", "n": 2})
         too_many = await client.call_tool("second_opinions", {"question": "Which store?", "n": 3})
@@ -295,6 +295,11 @@ async def test_second_opinions_asks_vendors_in_parallel_and_synthesises(workspac
     assert all(a["cost_usd"] > 0 for a in data["answers"])
     assert data["synthesis"]
     assert data["cost_usd"] >= sum(a["cost_usd"] for a in data["answers"])
+    ledger.flush()
+    rows = [r for r in ledger.store.rows() if r["tool"] == "second_opinions"]
+    assert {r["thread_id"] for r in rows} == {data["thread_id"]}  # `cadre trace` sees all three calls
+    assert data["tokens"]["input"] == sum(r["input_tokens"] for r in rows)
+    assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows))
     assert too_many.is_error and "needs 3 vendors" in too_many.content[0].text
 
 

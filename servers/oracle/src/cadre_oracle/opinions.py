@@ -10,7 +10,7 @@ from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.refs import parse_model_ref
-from cadre_core.results import shown_model, totals
+from cadre_core.results import NO_TOKENS, shown_model, totals
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer
 from cadre_oracle.consult import first_request
@@ -46,9 +46,12 @@ async def second_opinions(
     candidates = pick_candidates(kit, n)
     request, notes = first_request(ws, question=question, files=files, context=None, mode="ask", effort=None)
     answers: list[dict[str, Any] | None] = [None] * len(candidates)
+    thread_id = kit.threads.create("oracle", "second_opinions")  # one thread: `cadre trace` shows every answer
+    calls: list[Any] = []
 
     async def ask(index: int, candidate) -> None:
-        call = kit.new_call("second_opinions")
+        call = kit.new_call("second_opinions", thread_id)
+        calls.append(call)
         try:
             response = await kit.call_model(ctx, request, tool="second_opinions", candidates=[candidate], call=call)
         except CadreError as exc:  # one vendor failing must not lose the others' answers
@@ -72,7 +75,8 @@ async def second_opinions(
     if len(done) >= 2:
         listing = "\n\n".join(f"## {a['model']}\n{a['answer']}" for a in done)
         synth = ModelRequest([Message.user(f"Question:\n{question}\n\n{listing}")], system=SYNTHESIS, effort="low")
-        call = kit.new_call("second_opinions")
+        call = kit.new_call("second_opinions", thread_id)
+        calls.append(call)
         response = await kit.call_model(ctx, synth, tool="second_opinions", call=call)
         spend_total += totals(call)[0] or 0.0
         synthesis = response.text.strip()
@@ -82,5 +86,7 @@ async def second_opinions(
         "answers": [a for a in answers if a is not None],
         "synthesis": synthesis,
         "cost_usd": round(spend_total, 6),
+        "tokens": {key: sum(totals(c)[1][key] for c in calls) for key in NO_TOKENS},
+        "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }

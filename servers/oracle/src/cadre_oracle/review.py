@@ -62,7 +62,8 @@ async def review_change(
         schema_name="review",
         validate=validator(Review),
     )
-    call = kit.new_call("review_change")
+    thread_id = kit.threads.create("review", "review_change")  # so `cadre trace` can show its attempts
+    call = kit.new_call("review_change", thread_id)
     response = await kit.call_model(ctx, request, tool="review_change", role="review", call=call)
     cost, tokens = totals(call)
     review = Review.model_validate(response.output)
@@ -74,5 +75,6 @@ async def review_change(
         "model": shown_model(response.model),
         "cost_usd": cost,
         "tokens": tokens,
+        "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }
