@@ -134,9 +134,12 @@ class _Jobs:
         from cadre_core.workspace import Workspace
         from cadre_oracle.consult import consult
 
+        from cadre_core import telemetry
+
         kit = self.kit.sibling()
         ws = Workspace([Path(r) for r in args.pop("roots")])
-        return await consult(kit, None, ws, **args)
+        with telemetry.tool_span("consult_oracle"):  # the job's attempts get a parent span of their own
+            return await consult(kit, None, ws, **args)
 
     async def start(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         job_id = await self._open().start(tool, args)
