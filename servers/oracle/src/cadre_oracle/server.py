@@ -131,10 +131,9 @@ class _Jobs:
 
     async def _run_consult(self, args: dict[str, Any]) -> dict[str, Any]:
         """Runs on the jobs' own event loop, so it gets its own router and SDK clients."""
+        from cadre_core import telemetry
         from cadre_core.workspace import Workspace
         from cadre_oracle.consult import consult
-
-        from cadre_core import telemetry
 
         kit = self.kit.sibling()
         ws = Workspace([Path(r) for r in args.pop("roots")])
