@@ -1,7 +1,7 @@
 import anyio
 import pytest
 
-from cadre_core.budget import Budget, BudgetExceededError, Caps
+from cadre_core.budget import Budget, BudgetExceededError, BudgetStoreError, Caps
 from cadre_core.models.base import Message, ModelRequest, Usage
 from cadre_core.models.test import TestModel
 from cadre_core.router import CallInfo, Router
@@ -72,3 +72,10 @@ def test_settling_replaces_the_reservation_with_the_real_cost(tmp_path):
     budget.settle(reservation, 0.1)
     budget.reserve(caps, 0.2, role="oracle", thread_id=None)
     assert budget.remaining(caps, {})[0]["remaining_usd"] == pytest.approx(0.7)
+
+
+def test_an_unusable_store_path_names_the_file_and_the_setting(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(BudgetStoreError, match=r"budget store at .*afile/sub/b\.sqlite cannot be opened") as info:
+        Budget(tmp_path / "afile" / "sub" / "b.sqlite")
+    assert "[paths] budget" in str(info.value)

@@ -147,6 +147,16 @@ def test_cost_shows_what_is_left_of_each_budget(capsys, tmp_path, monkeypatch):
     assert "Budgets" in capsys.readouterr().out
 
 
+def test_cost_with_an_unusable_budget_path_says_what_to_fix(capsys, tmp_path):
+    (tmp_path / "afile").write_text("")
+    unusable = tmp_path / "afile" / "sub" / "budget.sqlite"
+    (tmp_path / ".cadre.toml").write_text(f'[budget]\nper_day_usd = 2.0\n[paths]\nbudget = "{unusable}"\n')
+    assert main(["--root", str(tmp_path), "cost"]) == 2
+    err = capsys.readouterr().err
+    assert f"the budget store at {unusable} cannot be opened" in err
+    assert "set [paths] budget" in err and "Traceback" not in err
+
+
 def test_trace_shows_each_attempt_of_a_thread(capsys, spent, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     ledger = Ledger(spent / "ledger.sqlite")

@@ -6,6 +6,7 @@ cannot together overshoot a cap.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,13 @@ class BudgetExceededError(CadreError):
     """A call would go over a spending cap."""
 
 
+class BudgetStoreError(CadreError):
+    """The spend store cannot be opened, read or written."""
+
+
+_guarded = db.guarded(BudgetStoreError, "budget store", "[paths] budget")
+
+
 @dataclass(frozen=True)
 class Caps:
     per_call: float | None = None
@@ -52,10 +60,19 @@ class Budget:
     """Reservations and settled spend in SQLite."""
 
     def __init__(self, path: Path | str):
+        """Open (creating if needed) the store; raise `BudgetStoreError` naming the file if that fails."""
         self.path = path
-        self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
+        try:
+            self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BudgetStoreError(
+                f"the budget store at {path} cannot be opened ({reason}); fix that path or set [paths] budget "
+                "in cadre.toml to a writable file"
+            ) from exc
         self._lock = threading.Lock()
 
+    @_guarded
     def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None) -> int:
         """Hold `amount` USD against every cap, or raise `BudgetExceededError` naming the cap and what is left."""
         now = datetime.now(UTC)
@@ -96,11 +113,13 @@ class Budget:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    @_guarded
     def settle(self, reservation: int, actual: float) -> None:
         """Replace a reservation by what the call really cost."""
         with self._lock:
             self._conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
 
+    @_guarded
     def remaining(self, caps: Caps, roles: dict[str, float | None]) -> list[dict]:
         """What is left of each configured cap today / this month."""
         now = datetime.now(UTC)
