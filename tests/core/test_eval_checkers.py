@@ -166,7 +166,7 @@ async def test_judge_grades_through_the_router_and_records_its_rows(tmp_path, ke
 
     judge_model = FunctionModel(judge_reply)
     router = Router(make_config(), ledger, model_factory=lambda cand, cfg: judge_model)
-    judge = Judge(router, "oracle")
+    judge = Judge(router)
     spec = {"type": "judge", "model": "openai:gpt-5.2", "criteria": "Recommends a lock.", "reference": "Lock put()."}
     t = task(spec)
     good = await check(output(t), judge)
@@ -191,9 +191,15 @@ async def test_a_failing_judge_fails_the_task_with_the_reason(keys, ledger):
 
     router = Router(make_config(), ledger, model_factory=lambda cand, cfg: FunctionModel(broken))
     t = task({"type": "judge", "model": "openai:gpt-5.2", "criteria": "c"})
-    verdict = await check(output(t), Judge(router, "oracle"))
-    assert not verdict.passed
+    verdict = await check(output(t), Judge(router))
+    assert not verdict.passed and verdict.ungraded  # not the evaluated model's failure
     assert verdict.reason.startswith("judge openai:gpt-5.2 failed: openai:gpt-5.2: authentication failed")
+    assert {r["role"] for r in ledger_rows(ledger)} == {"judge"}
+    # another checker that fails still fails the run: the answer is wrong whatever the judge says
+    both = task({"type": "judge", "model": "openai:gpt-5.2", "criteria": "c"}, {"type": "contains", "value": "mutex"})
+    failed = await check(output(both), Judge(router))
+    assert not failed.passed and not failed.ungraded and failed.reason.startswith("missing 'mutex'")
+    assert (await check(output(t))).ungraded  # no judge at all: ungraded too
 
 
 def test_wilson_interval_matches_hand_computed_values():

@@ -1,14 +1,17 @@
 """The eval runner through the real oracle and search servers, with scripted models and hand-computed numbers."""
 
 import json
+import sqlite3
 import textwrap
 
 import anyio
 import pytest
 
+from cadre_core.config import RoleConfig
 from cadre_core.evals import EvalError
 from cadre_core.evals.roles import TARGETS, RoleTarget
 from cadre_core.evals.runner import _require_tool, run_eval
+from cadre_core.evals.stats import wilson
 from cadre_core.evals.suite import builtin_suite, load_suite
 from cadre_core.ledger import SQLiteLedgerStore
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
@@ -325,3 +328,45 @@ async def test_a_run_over_the_timeout_fails_and_the_rest_go_on(suite, tmp_path, 
     assert [(r.task, r.passed) for r in report.results] == [("lock", True), ("json", True), ("cache", False)]
     assert report.results[2].reason == "tool error: no result within 0.5s (--timeout)"
     assert report.models[0].errors == 1 and report.results[2].latency_s < 5  # cut off, not left to run 30 s
+
+
+async def test_a_failing_judge_leaves_runs_ungraded_and_spends_its_own_role_budget(tmp_path, keys, capsys):
+    """A judge that cannot grade (bad output here) is not the candidate's failure: the run is left out of the
+    score and CI, counted per model and explained in a note; the judge's spend is not the oracle's."""
+    path = tmp_path / "judged.toml"
+    judge = '{ type = "judge", model = "openai:gpt-5.2", criteria = "Recommends a lock." }'
+    path.write_text(f'[[tasks]]\nid = "a"\nprompt = "Is Store thread-safe?"\ncheck = {judge}\n\n'
+                    f'[[tasks]]\nid = "b"\nprompt = "Is Cache thread-safe?"\ncheck = {judge}\n')  # fmt: skip
+
+    def both(request, model):
+        if request.schema_name != "verdict":
+            return gpt_reply(request, model)
+        if "Is Cache thread-safe?" in request.messages[0].text:  # the judge never answers in JSON here
+            return ModelResponse(text="It is fine I guess", usage=Usage(input_tokens=500))
+        return ModelResponse(text=json.dumps({"pass": True, "reason": "r"}), usage=Usage(input_tokens=500))
+
+    config = make_config()
+    config.roles["oracle"] = RoleConfig(budget_per_day_usd=50.0)
+    config.budget.per_day_usd = 100.0
+    config.paths.budget = tmp_path / "budget.sqlite"
+    report = await run_eval("oracle", [GPT], load_suite(path), config=config, ledger_path=tmp_path / "l.sqlite",
+                            repeat=2, model_factory=factory({GPT: FunctionModel(both)}))  # fmt: skip
+    (stats,) = report.models
+    assert (stats.passed, stats.runs, stats.ungraded, stats.score) == (2, 2, 2, 1.0)
+    assert (stats.ci_low, stats.ci_high) == wilson(2, 2)
+    assert stats.avg_cost_usd == pytest.approx(0.00455)  # the candidate's spend over all 4 runs
+    assert [(r.task, r.passed, r.ungraded) for r in report.results] == [
+        ("a", True, False), ("a", True, False), ("b", False, True), ("b", False, True)]  # fmt: skip
+    assert report.results[2].reason.startswith("judge openai:gpt-5.2 failed: ")
+    (note,) = report.notes
+    assert note.startswith(f"{GPT}: 2 run(s) ungraded and left out of its score and CI, because the judge")
+    assert report.as_dict()["models"][0]["ungraded"] == 2 and report.as_dict()["notes"] == [note]
+    from cadre_core.cli.eval import print_table
+
+    print_table(report)
+    printed = capsys.readouterr().out
+    assert "100% (2/2, 2 ungraded)" in printed and f"note: {note}" in " ".join(printed.split())
+    with sqlite3.connect(tmp_path / "budget.sqlite") as conn:
+        spent = dict(conn.execute("SELECT role, SUM(amount) FROM spend GROUP BY role").fetchall())
+    assert spent["oracle"] == pytest.approx(4 * 0.00455)  # the judge's calls are not charged to the oracle
+    assert spent["judge"] == pytest.approx(2 * 0.000875 + 2 * 2 * 0.000875)  # 2 graded + 2 x (try + repair)

@@ -128,7 +128,7 @@ class _progress:
         return self.advance
 
     def advance(self, result: Any) -> None:
-        mark = "pass" if result.passed else "fail"
+        mark = "ungraded" if result.ungraded else "pass" if result.passed else "fail"
         self.bar.update(self.task, advance=1, description=f"{result.model} {result.task}: {mark}")
 
     def __exit__(self, *exc: object) -> None:
@@ -142,7 +142,8 @@ def print_table(report: Any) -> None:
     table = Table(
         title=f"{report.role} on {report.suite}: {report.tasks} tasks x {report.repeat}",
         title_justify="left",
-        caption="score = passed / runs (a tool error fails); 95% CI = Wilson score interval; "
+        caption="score = passed / graded runs (a tool error fails; a run the judge could not grade is left out); "
+        "95% CI = Wilson score interval; "
         "off-rails = share of spend on attempts flagged off_rails; latency per tool call",
         caption_justify="left",
     )
@@ -152,7 +153,7 @@ def print_table(report: Any) -> None:
         cost = f"${m.avg_cost_usd:.4f}" + (f" (+{m.unpriced_attempts} unpriced)" if m.unpriced_attempts else "")
         table.add_row(
             m.model,
-            f"{m.score:.0%} ({m.passed}/{m.runs})",
+            f"{m.score:.0%} ({m.passed}/{m.runs}" + (f", {m.ungraded} ungraded)" if m.ungraded else ")"),
             f"{m.ci_low:.0%}-{m.ci_high:.0%}",
             cost,
             f"{m.off_rails_pct:.1f}%",
@@ -162,6 +163,8 @@ def print_table(report: Any) -> None:
         )
     console = Console() if sys.stdout.isatty() else Console(width=200)  # piped: never wrap the columns
     console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"ledger: {report.ledger}")
 
 

@@ -54,6 +54,9 @@ class Output:
 class Verdict:
     passed: bool
     reason: str
+    ungraded: bool = False
+    """The answer could not be graded (the judge failed: rate limit, missing key, budget, bad output).
+    Such a run is neither a pass nor a fail of the evaluated model."""
 
 
 def target(output: Output, on: str | None, default_result: bool = False) -> Any:
@@ -96,16 +99,21 @@ def as_text(value: Any) -> str:
 
 
 async def check(output: Output, judge: Judge | None = None) -> Verdict:
-    """Run every checker of the task; the first failure's reason, or all reasons when it passes."""
+    """Run every checker of the task; the first failure's reason, or all reasons when it passes.
+
+    A checker that could not grade (a failed judge) makes the run ungraded, unless another checker fails it."""
     if output.result is None:
         return Verdict(False, f"tool error: {output.error or 'no result'}")
-    reasons = []
+    reasons, ungraded = [], None
     for spec in output.task.check:
         verdict = await run_checker(spec, output, judge)
-        if not verdict.passed:
+        if verdict.ungraded:
+            ungraded = ungraded or verdict
+        elif not verdict.passed:
             return verdict
-        reasons.append(verdict.reason)
-    return Verdict(True, "; ".join(reasons))
+        else:
+            reasons.append(verdict.reason)
+    return ungraded or Verdict(True, "; ".join(reasons))
 
 
 async def run_checker(spec: Any, output: Output, judge: Judge | None) -> Verdict:
@@ -136,7 +144,7 @@ async def run_checker(spec: Any, output: Output, judge: Judge | None) -> Verdict
         return Verdict(True, f"contains {', '.join(map(repr, wanted))}{where}")
     if isinstance(spec, JudgeCheck):
         if judge is None:
-            return Verdict(False, "no judge is available for this run")
+            return Verdict(False, "no judge is available for this run", ungraded=True)
         return await judge.grade(spec, output, text)
     return Verdict(False, f"unknown checker {type(spec).__name__}")
 

@@ -1,7 +1,10 @@
 """The LLM judge: a named model grades an answer against criteria, through the router.
 
-The judge's calls go through `Router`, so keys, budgets and the run's ledger apply; its ledger rows
-carry tool `eval_judge` and are left out of the candidates' cost and off-the-rails numbers.
+The judge's calls go through `Router`, so keys, the global budget caps and the run's ledger apply. They
+run under the role name `judge` (JUDGE_ROLE), so they never spend the evaluated role's
+`budget_per_day_usd`; their ledger rows carry tool `eval_judge` and are left out of the candidates' cost
+and off-the-rails numbers. A judge that fails (rate limit, missing key, budget refusal, bad output)
+leaves the run ungraded rather than failed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from cadre_core.router import Router
 
 JUDGE_TOOL = "eval_judge"
+JUDGE_ROLE = "judge"
+"""Not a configured role: the router then uses only the candidates it is given and no per-role cap."""
 JUDGE_SERVER = "cadre-eval"
 SCHEMA = {
     "type": "object",
@@ -35,9 +40,9 @@ def _valid(response: ModelResponse) -> None:
 
 
 class Judge:
-    """Grades answers for one eval run with the router it is given."""
+    """Grades answers for one eval run with the router it is given, as role `role` (default JUDGE_ROLE)."""
 
-    def __init__(self, router: Router, role: str):
+    def __init__(self, router: Router, role: str = JUDGE_ROLE):
         self.router, self.role = router, role
 
     def request(self, spec: JudgeCheck, output: Output, text: str) -> ModelRequest:
@@ -57,6 +62,6 @@ class Judge:
         try:
             response = await model.request(self.request(spec, output, text))
         except CadreError as exc:
-            return Verdict(False, f"judge {spec.model} failed: {exc}")
+            return Verdict(False, f"judge {spec.model} failed: {exc}", ungraded=True)
         verdict: dict[str, Any] = response.output
         return Verdict(verdict["pass"], f"judge {spec.model}: {verdict['reason']}")

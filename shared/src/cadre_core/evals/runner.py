@@ -41,6 +41,8 @@ class TaskResult:
     off_rails_cost_usd: float
     error: str | None = None
     answer: str = ""
+    ungraded: bool = False
+    """The judge could not grade the answer; the run is left out of the score (see `reason`)."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class EvalReport:
     ledger: str
     models: list[ModelStats]
     results: list[TaskResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things a reader of the table must know, e.g. why some runs are ungraded."""
 
     def stats(self, model: str) -> ModelStats | None:
         return next((m for m in self.models if m.model == model), None)
@@ -67,6 +71,7 @@ class EvalReport:
             "ledger": self.ledger,
             "models": [m.as_dict() for m in self.models],
             "results": [asdict(r) for r in self.results],
+            "notes": self.notes,
         }
 
 
@@ -195,7 +200,7 @@ async def run_eval(
         budget = open_budget(config)
         configs = {c.model: route_config(config, role, c, ledger_path, scratch) for c in candidates}
         judge_router = Router(config, ledger, model_factory=model_factory, budget=budget)
-        judge = Judge(judge_router, role)
+        judge = Judge(judge_router)  # role "judge": never charged to the evaluated role's budget
         limiter = anyio.CapacityLimiter(concurrency)
         results: list[TaskResult] = []
 
@@ -229,7 +234,20 @@ async def run_eval(
         ref = "{}:{}".format(*parse_model_ref(cand.model))
         own = [r for r in rows if _row_key(r) == ref and r["tool"] != JUDGE_TOOL]
         stats.append(summarize(cand.model, [r for r in results if r.model == cand.model], own))
-    return EvalReport(role, suite.name, str(suite.path), len(suite.tasks), repeat, str(ledger_path), stats, results)
+    notes = ungraded_notes(results)
+    return EvalReport(role, suite.name, str(suite.path), len(suite.tasks), repeat, str(ledger_path), stats, results,
+                      notes)  # fmt: skip
+
+
+def ungraded_notes(results: list[TaskResult]) -> list[str]:
+    """One note per model with ungraded runs: how many, left out of the score, and the first reason."""
+    notes = []
+    for model in dict.fromkeys(r.model for r in results):
+        skipped = [r for r in results if r.model == model and r.ungraded]
+        if skipped:
+            notes.append(f"{model}: {len(skipped)} run(s) ungraded and left out of its score and CI, "
+                         f"because the judge could not grade them ({' '.join(skipped[0].reason.split())})")  # fmt: skip
+    return notes
 
 
 async def _run_task(
@@ -277,4 +295,4 @@ async def _run_task(
     cost = sum((r.cost_usd or 0.0 for r in tap.rows), 0.0)
     off = sum((r.cost_usd or 0.0 for r in tap.rows if r.outcome == "off_rails"), 0.0)
     return TaskResult(cand.model, task.id, number, verdict.passed, verdict.reason, latency, cost, off, error,
-                      text[:2000])  # fmt: skip
+                      text[:2000], verdict.ungraded)  # fmt: skip

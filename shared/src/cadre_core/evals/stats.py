@@ -1,10 +1,12 @@
 """Scores and summaries for an eval run.
 
-- score: passed runs / all runs (tasks x repeats); a tool error counts as a failed run.
+- score: passed runs / graded runs (tasks x repeats, less the ungraded ones); a tool error counts as a
+  failed run. A run whose judge failed (rate limit, missing key, budget, bad output) is ungraded: it is
+  left out of the score and the interval, and counted in `ungraded`.
 - 95% interval: Wilson score interval, z = 1.959964. Unlike the normal approximation it stays
   inside [0, 1] and is not zero-width at 0% or 100%, which matters for suites of 5-50 tasks.
 - cost: the sum of `cost_usd` over the run's ledger rows of that model (every attempt: failed,
-  repaired and off-the-rails ones too; judge rows excluded), divided by its number of runs.
+  repaired and off-the-rails ones too; judge rows excluded), divided by its number of runs (ungraded too).
 - off-the-rails %: spend on rows with outcome `off_rails` / all spend of that model, x 100.
 - latency: wall-clock seconds of each tool call; p50 and p95 by linear interpolation between
   closest ranks (numpy's default, "type 7").
@@ -62,15 +64,18 @@ class ModelStats:
     unpriced_attempts: int
     p50_latency_s: float | None
     p95_latency_s: float | None
+    ungraded: int = 0
+    """Runs left out of `runs`, `passed` and the score because the judge could not grade them."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def summarize(model: str, results: list[Any], rows: list[dict[str, Any]]) -> ModelStats:
-    """Stats for `model` from its task results (`.passed`, `.error`, `.latency_s`) and ledger rows."""
-    runs = len(results)
-    passed = sum(1 for r in results if r.passed)
+    """Stats for `model` from its task results (`.passed`, `.ungraded`, `.error`, `.latency_s`) and ledger rows."""
+    graded = [r for r in results if not getattr(r, "ungraded", False)]
+    runs = len(graded)
+    passed = sum(1 for r in graded if r.passed)
     low, high = wilson(passed, runs)
     total = sum((r["cost_usd"] or 0.0 for r in rows), 0.0)
     off = sum((r["cost_usd"] or 0.0 for r in rows if r["outcome"] == "off_rails"), 0.0)
@@ -84,11 +89,12 @@ def summarize(model: str, results: list[Any], rows: list[dict[str, Any]]) -> Mod
         ci_low=low,
         ci_high=high,
         total_cost_usd=total,
-        avg_cost_usd=total / runs if runs else 0.0,
+        avg_cost_usd=total / len(results) if results else 0.0,
         off_rails_cost_usd=off,
         off_rails_pct=100 * off / total if total > 0 else 0.0,
         off_rails_attempts=sum(1 for r in rows if r["outcome"] == "off_rails"),
         unpriced_attempts=sum(1 for r in rows if r["cost_usd"] is None and r["outcome"] in ("ok", "off_rails")),
         p50_latency_s=percentile(latencies, 50),
         p95_latency_s=percentile(latencies, 95),
+        ungraded=len(results) - runs,
     )
