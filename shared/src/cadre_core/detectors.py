@@ -6,30 +6,64 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 from cadre_core.models.base import ModelResponse, ToolCall
 
-_THINKING = re.compile(r"<(think|thinking|reasoning|scratchpad)>|^\s*(Thinking|Reasoning):", re.IGNORECASE | re.M)
+_THINKING_TAG = re.compile(r"</?(?:think|thinking|reasoning|scratchpad)>", re.IGNORECASE)
+_THINKING_PREAMBLE = re.compile(r"\A\s*(?:Thinking|Reasoning)\s*:", re.IGNORECASE)
+_CODE = re.compile(r"^\s*(```|~~~).*?^\s*\1[^\n]*$|`[^`\n]+`", re.DOTALL | re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _REFUSAL = re.compile(
-    r"^\s*(I'?m sorry|I am sorry|I can(?:no|')t (?:help|assist)|I'?m (?:unable|not able) to (?:help|assist))",
+    r"^\s*(?:(?:I['’]?m|I am) sorry|Sorry|Unfortunately|I apologi[sz]e)?[,.!]?\s*(?:but\s+)?"
+    r"(?:I\s+(?:can(?:no|['’])t|cannot|won['’]?t|will not|am unable to|am not able to)"
+    r"|I['’]?m\s+(?:unable|not able) to)\s+"
+    r"(?:help|assist|comply|answer|provide|do that|fulfil|support|engage)",
     re.IGNORECASE,
 )
+_REFUSAL_MAX_CHARS = 300
+_REFUSAL_MAX_AFTER = 150
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
+_GOES_ON = re.compile(r"\b(?:but|however|instead|though)\b", re.IGNORECASE)
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$|^\s*(?:```|~~~).*$", re.MULTILINE)
 
 
 def repetition_loop(response: ModelResponse, *, n: int = 8, repeats: int = 4) -> str | None:
-    """The same run of `n` words appears `repeats` times or more."""
-    words = response.text.split()
-    if len(words) < n * repeats:
+    """A run of words repeated back to back `repeats` times or more, covering at least `n * repeats` words.
+
+    Only consecutive, non-overlapping copies count, so periodic but varied text (lists, tables) stays
+    quiet; markdown table rules and code-fence lines are left out first.
+    """
+    words = _TABLE_RULE.sub(" ", response.text).split()
+    least = n * repeats
+    if len(words) < least:
         return None
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
-    return f"the phrase {' '.join(gram)!r} repeats {count} times" if count >= repeats else None
+    # Any such run repeats some n-gram `repeats` times at the run's period, so the gaps between
+    # the occurrences of frequent n-grams are the only periods worth checking.
+    positions: dict[tuple[str, ...], list[int]] = {}
+    for i in range(len(words) - n + 1):
+        positions.setdefault(tuple(words[i : i + n]), []).append(i)
+    periods = sorted({b - a for found in positions.values() if len(found) >= repeats for a, b in pairwise(found)})
+    for period in periods:
+        run = 0
+        for i in range(len(words) - period + 1):
+            if i < len(words) - period and words[i] == words[i + period]:
+                run += 1
+                continue
+            if run // period + 1 >= repeats and run + period >= least:
+                unit = " ".join(words[i - run : i - run + period])
+                return f"the phrase {_short(unit)!r} repeats {run // period + 1} times in a row"
+            run = 0
+    return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def leaked_thinking(response: ModelResponse) -> str | None:
-    """Reasoning markup or a 'Thinking:' preamble in the visible answer."""
-    match = _THINKING.search(response.text)
+    """Reasoning tags (<think>, <thinking>, ...) outside code, or a 'Thinking:' preamble opening the answer."""
+    match = _THINKING_PREAMBLE.search(response.text) or _THINKING_TAG.search(_CODE.sub(" ", response.text))
     return f"reasoning text leaked into the answer ({match.group(0).strip()!r})" if match else None
 
 
@@ -41,12 +75,24 @@ def garbage_characters(response: ModelResponse, *, limit: float = 0.01) -> str |
 
 
 def empty_or_refusal(response: ModelResponse) -> str | None:
-    """No answer at all, or a refusal instead of one."""
-    if response.finish_reason == "refusal" or _REFUSAL.search(response.text):
+    """No answer at all, or a short answer that is a refusal ('I'm sorry, but I can't help with that.')."""
+    text = response.text.strip()
+    if response.finish_reason == "refusal" or _is_refusal(text):
         return "the model refused"
-    if not response.text.strip() and not response.tool_calls and response.output is None:
+    if not text and not response.tool_calls and response.output is None:
         return "the answer is empty"
     return None
+
+
+def _is_refusal(text: str) -> bool:
+    """Opens with a refusal and says little else: short, no 'but ...' in that sentence, little after it."""
+    match = _REFUSAL.match(text)
+    if match is None or len(text) > _REFUSAL_MAX_CHARS:
+        return False
+    end = _SENTENCE_END.search(text, match.end())
+    sentence_rest = text[match.end() : end.start() if end else len(text)]
+    after = text[end.end() :] if end else ""
+    return not _GOES_ON.search(sentence_rest) and len(after.strip()) <= _REFUSAL_MAX_AFTER
 
 
 def truncated(response: ModelResponse) -> str | None:
