@@ -29,8 +29,10 @@ cooldown_s = 5
 """
 
 
-def stats(model, score, off=0.0, cost=0.01):
-    return ModelStats(model, 10, round(score * 10), 0, score, 0.0, 1.0, cost * 10, cost, 0.0, off, 0, 0, 1.0, 2.0)
+def stats(model, score, off=0.0, cost=0.01, flagged=0):
+    """10 runs, 20 answered attempts of which `flagged` were off the rails; `off=None`: no priced spend."""
+    return ModelStats(model, 10, round(score * 10), 0, score, 0.0, 1.0, cost * 10, cost, 0.0, off, flagged, 0, 1.0,
+                      2.0, answered_attempts=20, flagged_pct=100 * flagged / 20)  # fmt: skip
 
 
 def report(*models):
@@ -54,6 +56,54 @@ def test_decide(models, incumbent, promoted, reason):
     decision = decide(report(*models), incumbent, 0.05)
     assert decision.promoted is promoted
     assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("models", "promoted", "reason"),
+    [
+        # an unpriced model has no spend share: both are compared on flagged attempts by count
+        (
+            (stats("a:x", 0.6, off=0.0, flagged=1), stats("b:y", 0.9, off=None, flagged=4)),
+            False,
+            "goes off the rails more (flagged attempts 20.0% vs 5.0% (compared by count: b:y had no priced spend",
+        ),
+        (
+            (stats("a:x", 0.6, off=None, flagged=4), stats("b:y", 0.9, off=None, flagged=4)),
+            True,
+            "flagged attempts 20.0% vs 20.0% (compared by count: b:y and a:x had no priced spend",
+        ),
+        (
+            (stats("a:x", 0.6, off=None, flagged=3), stats("b:y", 0.9, off=5.0, flagged=1)),
+            True,
+            "flagged attempts 5.0% vs 15.0% (compared by count: a:x had no priced spend",
+        ),
+    ],
+)
+def test_unpriced_models_are_compared_on_flagged_attempts(models, promoted, reason):
+    decision = decide(report(*models), "a:x", 0.05)
+    assert decision.promoted is promoted
+    assert reason in decision.reason
+
+
+def test_unpriced_stats_say_n_a_not_zero(capsys):
+    from cadre_core.cli.eval import print_table
+    from cadre_core.evals.stats import summarize
+
+    class Run:
+        passed, ungraded, error, latency_s = True, False, None, 1.0
+
+    rows = [{"cost_usd": None, "outcome": "ok"}, {"cost_usd": None, "outcome": "off_rails"},
+            {"cost_usd": None, "outcome": "error"}, {"cost_usd": None, "outcome": "ok"}]  # fmt: skip
+    free = summarize("openai_compatible:local", [Run(), Run()], rows)
+    assert free.off_rails_pct is None and free.total_cost_usd == 0.0
+    assert (free.off_rails_attempts, free.answered_attempts, free.flagged_pct) == (1, 3, pytest.approx(100 / 3))
+    priced = summarize(
+        "a:x", [Run()], [{"cost_usd": 0.02, "outcome": "ok"}, {"cost_usd": 0.01, "outcome": "off_rails"}]
+    )
+    assert priced.off_rails_pct == pytest.approx(100 / 3) and priced.flagged_pct == 50.0
+    print_table(report(free, priced))
+    line = next(x for x in capsys.readouterr().out.splitlines() if "openai_compatible:local" in x)
+    assert "n/a" in line and "1/3" in line and "0.0%" not in line
 
 
 def test_ties_on_score_go_to_fewer_off_rails_then_lower_cost():

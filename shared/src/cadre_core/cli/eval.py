@@ -144,10 +144,11 @@ def print_table(report: Any) -> None:
         title_justify="left",
         caption="score = passed / graded runs (a tool error fails; a run the judge could not grade is left out); "
         "95% CI = Wilson score interval; "
-        "off-rails = share of spend on attempts flagged off_rails; latency per tool call",
+        "off-rails = share of spend on attempts flagged off_rails (n/a: no priced spend); "
+        "flagged = flagged / answered attempts, by count; latency per tool call",
         caption_justify="left",
     )
-    for col in ("model", "score", "95% CI", "avg cost/task", "off-rails %", "p50", "p95", "errors"):
+    for col in ("model", "score", "95% CI", "avg cost/task", "off-rails %", "flagged", "p50", "p95", "errors"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in sorted(report.models, key=lambda m: -m.score):
         cost = f"${m.avg_cost_usd:.4f}" + (f" (+{m.unpriced_attempts} unpriced)" if m.unpriced_attempts else "")
@@ -156,7 +157,8 @@ def print_table(report: Any) -> None:
             f"{m.score:.0%} ({m.passed}/{m.runs}" + (f", {m.ungraded} ungraded)" if m.ungraded else ")"),
             f"{m.ci_low:.0%}-{m.ci_high:.0%}",
             cost,
-            f"{m.off_rails_pct:.1f}%",
+            "n/a" if m.off_rails_pct is None else f"{m.off_rails_pct:.1f}%",
+            f"{m.off_rails_attempts}/{m.answered_attempts}",
             _seconds(m.p50_latency_s),
             _seconds(m.p95_latency_s),
             str(m.errors),

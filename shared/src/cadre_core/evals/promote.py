@@ -2,7 +2,9 @@
 
 The winner is the best score (ties: lower off-the-rails %, then lower cost). It is promoted only when
 the incumbent (the route's current first candidate) was evaluated too, the winner's score is at least
-`margin` above the incumbent's, and its off-the-rails % is no worse. The config file is edited with
+`margin` above the incumbent's, and its off-the-rails % is no worse. Off-the-rails % is the share of
+spend on flagged attempts; when either model has no priced spend (its share is None) both are compared
+on the share of flagged attempts by count instead, and the reason says so. The config file is edited with
 tomlkit, so comments, formatting and other keys survive; the rest of the route keeps its order.
 """
 
@@ -34,8 +36,20 @@ class Decision:
                 "incumbent": self.incumbent, "path": self.path}  # fmt: skip
 
 
+def by_spend(*models: ModelStats) -> bool:
+    """Whether off-the-rails can be compared by spend: every model has priced spend."""
+    return all(m.off_rails_pct is not None for m in models)
+
+
+def rails(model: ModelStats, spend: bool) -> float:
+    """The off-the-rails share compared: of spend, or of answered attempts by count (0 when none)."""
+    value = model.off_rails_pct if spend else model.flagged_pct
+    return value or 0.0
+
+
 def winner(report: EvalReport) -> ModelStats:
-    return min(report.models, key=lambda m: (-m.score, m.off_rails_pct, m.avg_cost_usd))
+    spend = by_spend(*report.models)
+    return min(report.models, key=lambda m: (-m.score, rails(m, spend), m.avg_cost_usd))
 
 
 def decide(report: EvalReport, incumbent: str | None, margin: float) -> Decision:
@@ -55,10 +69,17 @@ def decide(report: EvalReport, incumbent: str | None, margin: float) -> Decision
     versus = f"{best.model} scores {best.score:.2f} vs {inc.score:.2f} for {incumbent}"
     if gain + EPSILON < margin:
         return Decision(False, f"{versus}: +{gain:.2f} is below the margin {margin:.2f}", best.model, incumbent)
-    rails = f"off-the-rails spend {best.off_rails_pct:.1f}% vs {inc.off_rails_pct:.1f}%"
-    if best.off_rails_pct > inc.off_rails_pct + EPSILON:
-        return Decision(False, f"{versus} (+{gain:.2f}) but goes off the rails more ({rails})", best.model, incumbent)
-    return Decision(True, f"{versus} (+{gain:.2f} >= margin {margin:.2f}), {rails}", best.model, incumbent)
+    spend = by_spend(best, inc)
+    mine, theirs = rails(best, spend), rails(inc, spend)
+    if spend:
+        said = f"off-the-rails spend {mine:.1f}% vs {theirs:.1f}%"
+    else:
+        unpriced = " and ".join(m.model for m in (best, inc) if m.off_rails_pct is None)
+        said = (f"flagged attempts {mine:.1f}% vs {theirs:.1f}% (compared by count: "
+                f"{unpriced} had no priced spend, so its off-the-rails spend % is n/a)")  # fmt: skip
+    if mine > theirs + EPSILON:
+        return Decision(False, f"{versus} (+{gain:.2f}) but goes off the rails more ({said})", best.model, incumbent)
+    return Decision(True, f"{versus} (+{gain:.2f} >= margin {margin:.2f}), {said}", best.model, incumbent)
 
 
 def file_route(path: Path, role: str) -> list[Candidate] | None:

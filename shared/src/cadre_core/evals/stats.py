@@ -7,7 +7,10 @@
   inside [0, 1] and is not zero-width at 0% or 100%, which matters for suites of 5-50 tasks.
 - cost: the sum of `cost_usd` over the run's ledger rows of that model (every attempt: failed,
   repaired and off-the-rails ones too; judge rows excluded), divided by its number of runs (ungraded too).
-- off-the-rails %: spend on rows with outcome `off_rails` / all spend of that model, x 100.
+- off-the-rails %: spend on rows with outcome `off_rails` / all spend of that model, x 100; None when the
+  model has no priced spend (nothing to divide: an unpriced or free model), never a misleading 0.0.
+- flagged %: attempts with outcome `off_rails` / attempts that returned an answer (`ok` or `off_rails`),
+  x 100, by count; it needs no prices, so it stands in for the spend share when that is None.
 - latency: wall-clock seconds of each tool call; p50 and p95 by linear interpolation between
   closest ranks (numpy's default, "type 7").
 """
@@ -59,13 +62,17 @@ class ModelStats:
     total_cost_usd: float
     avg_cost_usd: float
     off_rails_cost_usd: float
-    off_rails_pct: float
+    off_rails_pct: float | None
     off_rails_attempts: int
     unpriced_attempts: int
     p50_latency_s: float | None
     p95_latency_s: float | None
     ungraded: int = 0
     """Runs left out of `runs`, `passed` and the score because the judge could not grade them."""
+    answered_attempts: int = 0
+    """Attempts that returned an answer (ledger outcome `ok` or `off_rails`)."""
+    flagged_pct: float | None = None
+    """off_rails_attempts / answered_attempts x 100; None when nothing was answered."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +87,8 @@ def summarize(model: str, results: list[Any], rows: list[dict[str, Any]]) -> Mod
     total = sum((r["cost_usd"] or 0.0 for r in rows), 0.0)
     off = sum((r["cost_usd"] or 0.0 for r in rows if r["outcome"] == "off_rails"), 0.0)
     latencies = [r.latency_s for r in results]
+    flagged = sum(1 for r in rows if r["outcome"] == "off_rails")
+    answered = sum(1 for r in rows if r["outcome"] in ("ok", "off_rails"))
     return ModelStats(
         model=model,
         runs=runs,
@@ -91,10 +100,12 @@ def summarize(model: str, results: list[Any], rows: list[dict[str, Any]]) -> Mod
         total_cost_usd=total,
         avg_cost_usd=total / len(results) if results else 0.0,
         off_rails_cost_usd=off,
-        off_rails_pct=100 * off / total if total > 0 else 0.0,
-        off_rails_attempts=sum(1 for r in rows if r["outcome"] == "off_rails"),
+        off_rails_pct=100 * off / total if total > 0 else None,
+        off_rails_attempts=flagged,
         unpriced_attempts=sum(1 for r in rows if r["cost_usd"] is None and r["outcome"] in ("ok", "off_rails")),
         p50_latency_s=percentile(latencies, 50),
         p95_latency_s=percentile(latencies, 95),
         ungraded=len(results) - runs,
+        answered_attempts=answered,
+        flagged_pct=100 * flagged / answered if answered else None,
     )
