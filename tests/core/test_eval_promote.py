@@ -249,3 +249,21 @@ def test_cli_bad_suite_is_a_clear_error(project, tmp_path, keys, monkeypatch, ca
     assert f"cadre: suite {tmp_path / 'suite.toml'}, task 'lock' (#1): field 'check.0.pattern': required" in err
     code, _, err = run_cli(monkeypatch, capsys, {}, "eval", "review", "--models", GPT)
     assert code == 2 and "no starter suite for 'review'; pass --suite FILE" in err
+
+
+def test_provider_aliases_are_one_model_for_the_incumbent_and_the_route(tmp_path):
+    """`gemini:x` and `google:x` are the same model: found as the incumbent, moved (not duplicated) in the file."""
+    from cadre_core.evals.promote import file_route, promote
+    from tests.core.conftest import make_config
+
+    path = tmp_path / ".cadre.toml"
+    path.write_text('[roles.oracle]\ncandidates = [\n  { model = "openai:gpt-5.2" },\n'
+                    '  { model = "google:gemini-2.5-flash", effort = "high" },\n]\n')  # fmt: skip
+    same = decide(report(stats("gemini:gemini-2.5-flash", 0.9), stats("openai:gpt-5.2", 0.6)),
+                  "google:gemini-2.5-flash", 0.05)  # fmt: skip
+    assert not same.promoted and "the incumbent google:gemini-2.5-flash (0.90) is already the best" in same.reason
+    won = promote(report(stats("gemini:gemini-2.5-flash", 0.9), stats("openai:gpt-5.2", 0.6)), path=path,
+                  effective=make_config(), margin=0.05)  # fmt: skip
+    assert won.promoted and won.incumbent == "openai:gpt-5.2"
+    route = file_route(path, "oracle")
+    assert [(c.model, c.effort) for c in route] == [("google:gemini-2.5-flash", "high"), ("openai:gpt-5.2", None)]

@@ -197,6 +197,9 @@ async def test_bad_models_and_missing_keys_stop_before_any_call(suite, tmp_path,
     config = make_config()
     with pytest.raises(EvalError, match="listed twice"):
         await run_eval("oracle", [GPT, GPT], suite, config=config, ledger_path=tmp_path / "a.sqlite")
+    with pytest.raises(EvalError, match="gemini:gemini-2.5-flash and google:gemini-2.5-flash are both google:gem"):
+        await run_eval("oracle", ["gemini:gemini-2.5-flash", "google:gemini-2.5-flash"], suite, config=config,
+                       ledger_path=tmp_path / "a.sqlite")  # fmt: skip
     with pytest.raises(EvalError, match="'gpt-5' is not a model reference"):
         await run_eval("oracle", ["gpt-5"], suite, config=config, ledger_path=tmp_path / "a.sqlite")
     with pytest.raises(EvalError, match="host's model cannot be evaluated"):
@@ -217,6 +220,14 @@ async def test_bad_models_and_missing_keys_stop_before_any_call(suite, tmp_path,
     with pytest.raises(EvalError, match="already exists; each eval run needs a new ledger file"):
         await run_eval("oracle", [GPT], suite, config=config, ledger_path=tmp_path / "used.sqlite")
     assert not (tmp_path / "a.sqlite").exists()
+
+
+def test_a_models_settings_are_found_under_any_provider_alias():
+    from cadre_core.evals.runner import candidate_for
+
+    config = make_config(oracle=[{"model": "google:gemini-2.5-flash", "effort": "high"}])
+    assert candidate_for(config, "oracle", "gemini:gemini-2.5-flash").effort == "high"
+    assert candidate_for(config, "oracle", "openai:gpt-5.2").effort is None
 
 
 async def test_a_server_without_the_roles_tool_says_so(tmp_path):

@@ -17,7 +17,7 @@ from typing import Any
 
 from cadre_core.config import CadreConfig, Candidate, RoleConfig
 from cadre_core.errors import EvalError
-from cadre_core.evals.runner import EvalReport
+from cadre_core.evals.runner import EvalReport, model_key
 from cadre_core.evals.stats import ModelStats
 
 EPSILON = 1e-9
@@ -61,7 +61,7 @@ def decide(report: EvalReport, incumbent: str | None, margin: float) -> Decision
     if inc is None:
         why = f"the incumbent {incumbent} was not evaluated; add it to --models to compare"
         return Decision(False, why, best.model, incumbent)
-    if best.model == incumbent or best.score <= inc.score + EPSILON:
+    if model_key(best.model) == model_key(incumbent) or best.score <= inc.score + EPSILON:
         return Decision(
             False, f"the incumbent {incumbent} ({inc.score:.2f}) is already the best", best.model, incumbent
         )
@@ -117,6 +117,11 @@ def _inline(candidate: Candidate) -> Any:
     return tomlkit.parse(f"x = {{ {body} }}")["x"]
 
 
+def _same(entry: Any, candidate: Candidate) -> bool:
+    """Whether a route entry of the file is `candidate` (provider aliases are one provider)."""
+    return isinstance(entry, dict) and model_key(str(entry.get("model", ""))) == model_key(candidate.model)
+
+
 def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
     """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
     import tomlkit
@@ -132,12 +137,12 @@ def write_route(path: Path, role: str, first: Candidate, route: list[Candidate])
     if existing is None:
         items = tomlkit.array()
         items.multiline(True)
-        for cand in [first, *(c for c in route if c.model != first.model)]:
+        for cand in [first, *(c for c in route if model_key(c.model) != model_key(first.model))]:
             items.append(_inline(cand))
         table["candidates"] = items
     elif isinstance(existing, tomlkit.items.AoT):
         entries = list(existing)
-        index = next((i for i, e in enumerate(entries) if e.get("model") == first.model), None)
+        index = next((i for i, e in enumerate(entries) if _same(e, first)), None)
         if index is not None:
             head = entries.pop(index)
         else:
@@ -148,7 +153,7 @@ def write_route(path: Path, role: str, first: Candidate, route: list[Candidate])
             rebuilt.append(entry)
         table["candidates"] = rebuilt
     else:
-        index = next((i for i, e in enumerate(existing) if e.get("model") == first.model), None)
+        index = next((i for i, e in enumerate(existing) if _same(e, first)), None)
         head = existing[index] if index is not None else _inline(first)
         if "\n" in existing.as_string():  # one entry a line: move it, keeping each line's comment
             if index is not None:
@@ -177,7 +182,7 @@ def promote(report: EvalReport, *, path: Path, effective: CadreConfig, margin: f
     if decision.promoted and decision.winner:
         from cadre_core.evals.runner import candidate_for
 
-        chosen = next((c for c in route if c.model == decision.winner), None)
+        chosen = next((c for c in route if model_key(c.model) == model_key(decision.winner)), None)
         write_route(path, report.role, chosen or candidate_for(effective, report.role, decision.winner), route)
         decision.reason += f"; wrote {path}"
     return decision

@@ -59,7 +59,8 @@ class EvalReport:
     """Things a reader of the table must know, e.g. why some runs are ungraded."""
 
     def stats(self, model: str) -> ModelStats | None:
-        return next((m for m in self.models if m.model == model), None)
+        """The stats of `model`, however its provider is spelled (`gemini:x` is `google:x`)."""
+        return next((m for m in self.models if model_key(m.model) == model_key(model)), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +91,19 @@ class _Tap:
         return getattr(self.ledger, name)
 
 
+def model_key(ref: str) -> str:
+    """`ref` normalised to `provider:model` (`gemini:x` and `google:x` are one model); unparsable refs as given."""
+    try:
+        return "{}:{}".format(*parse_model_ref(ref))
+    except ValueError:
+        return ref.strip()
+
+
 def candidate_for(config: CadreConfig, role: str, ref: str) -> Candidate:
-    """The role's own settings for `ref` when it is already a candidate, else a plain candidate."""
+    """The role's own settings for `ref` when it is already a candidate (any provider alias), else a plain one."""
     role_cfg = config.roles.get(role)  # type: ignore[call-overload]
     for cand in role_cfg.candidates if role_cfg else []:
-        if cand.model == ref:
+        if model_key(cand.model) == model_key(ref):
             return cand
     try:
         return Candidate(model=ref)
@@ -170,8 +179,11 @@ async def run_eval(
     target = target_for(role)
     if not models:
         raise EvalError("no models to evaluate; pass --models provider:model,provider:model")
-    if len(set(models)) != len(models):
-        raise EvalError(f"a model is listed twice in --models ({', '.join(models)}); list each once")
+    keys = [model_key(m) for m in models]
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        spelled = " and ".join(dict.fromkeys(m for m in models if model_key(m) == twice))
+        raise EvalError(f"a model is listed twice in --models ({spelled} are both {twice}); list each once")
     if repeat < 1 or concurrency < 1:
         raise EvalError("--repeat and --concurrency must be 1 or more")
     if suite.role and suite.role != role:
@@ -231,8 +243,7 @@ async def run_eval(
     results.sort(key=lambda r: (model_index[r.model], task_index[r.task], r.repeat))
     stats = []
     for cand in candidates:
-        ref = "{}:{}".format(*parse_model_ref(cand.model))
-        own = [r for r in rows if _row_key(r) == ref and r["tool"] != JUDGE_TOOL]
+        own = [r for r in rows if _row_key(r) == model_key(cand.model) and r["tool"] != JUDGE_TOOL]
         stats.append(summarize(cand.model, [r for r in results if r.model == cand.model], own))
     notes = ungraded_notes(results)
     return EvalReport(role, suite.name, str(suite.path), len(suite.tasks), repeat, str(ledger_path), stats, results,
