@@ -147,6 +147,32 @@ def test_cost_shows_what_is_left_of_each_budget(capsys, tmp_path, monkeypatch):
     assert "Budgets" in capsys.readouterr().out
 
 
+def test_cost_lists_the_per_call_cap_and_the_busiest_threads(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    budget_file = tmp_path / "budget.sqlite"
+    (tmp_path / ".cadre.toml").write_text(
+        f'[budget]\nper_call_usd = 0.5\nper_thread_usd = 1.0\n[paths]\nbudget = "{budget_file}"\n'
+    )
+    from cadre_core.budget import Budget, Caps
+
+    budget, caps = Budget(budget_file), Caps(per_call=0.5, per_thread=1.0)
+    for n in range(7):  # thread t0 holds 0.01, ..., t5 0.06; t6 is settled at 0.3
+        held = budget.reserve(caps, 0.01 * (n + 1), role="oracle", thread_id=f"t{n}")
+    budget.settle(held, 0.3)
+    budget.reserve(caps, 0.2, role="oracle", thread_id=None)  # no thread: not listed
+    assert main(["--root", str(tmp_path), "cost", "--json"]) == 0
+    rows = {row["cap"]: row for row in json.loads(capsys.readouterr().out)["budgets"]}
+    assert rows["per_call_usd"] == {"cap": "per_call_usd", "limit_usd": 0.5, "spent_usd": None, "remaining_usd": None}
+    threads = rows["per_thread_usd"]["threads"]
+    assert [t["thread_id"] for t in threads] == ["t6", "t5", "t4", "t3", "t2"]
+    assert threads[0]["spent_usd"] == pytest.approx(0.3) and threads[0]["remaining_usd"] == pytest.approx(0.7)
+    assert rows["per_thread_usd"]["remaining_usd"] == pytest.approx(0.7)  # the busiest thread's
+    assert main(["--root", str(tmp_path), "cost"]) == 0
+    out = capsys.readouterr().out
+    assert "per call: $0.5000 cap" in out
+    assert "thread t6" in out and "thread t2" in out and "thread t1" not in out
+
+
 def test_cost_with_an_unusable_budget_path_says_what_to_fix(capsys, tmp_path):
     (tmp_path / "afile").write_text("")
     unusable = tmp_path / "afile" / "sub" / "budget.sqlite"

@@ -120,11 +120,15 @@ class Budget:
             self._conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
 
     @_guarded
-    def remaining(self, caps: Caps, roles: dict[str, float | None]) -> list[dict]:
-        """What is left of each configured cap today / this month."""
+    def remaining(self, caps: Caps, roles: dict[str, float | None], *, threads: int = 5) -> list[dict]:
+        """What is left of each configured cap: today, this month, per role today; the per-call cap as is
+        (spent and remaining None); the per-thread cap with the `threads` busiest threads under `threads`
+        (its own spent/remaining are the busiest thread's)."""
         now = datetime.now(UTC)
         day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
-        rows = []
+        rows: list[dict] = []
+        if caps.per_call is not None:
+            rows.append({"cap": "per_call_usd", "limit_usd": caps.per_call, "spent_usd": None, "remaining_usd": None})
         with self._lock:
             for name, cap, where, args in [
                 ("per_day_usd", caps.per_day, "day = ?", [day]),
@@ -134,10 +138,25 @@ class Budget:
                 if cap is None:
                     continue
                 spent = self._conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
-                used = spent.fetchone()[0]
-                rows.append({"cap": name, "limit_usd": cap, "spent_usd": round(used, 6),
-                             "remaining_usd": round(max(0.0, cap - used), 6)})  # fmt: skip
+                rows.append(_left(name, cap, spent.fetchone()[0]))
+            if caps.per_thread is not None:
+                busiest = self._conn.execute(
+                    "SELECT thread_id, SUM(amount) AS used FROM spend WHERE thread_id IS NOT NULL "
+                    "GROUP BY thread_id ORDER BY used DESC, thread_id LIMIT ?",
+                    (threads,),
+                ).fetchall()
+                cap = caps.per_thread
+                rows.append(
+                    _left("per_thread_usd", cap, busiest[0][1] if busiest else 0.0)
+                    | {"threads": [{"thread_id": t} | _left("", cap, used) for t, used in busiest]}
+                )
         return rows
+
+
+def _left(name: str, cap: float, used: float) -> dict:
+    """A cap's row; `name` empty for a thread's row under the per-thread cap (only spent and remaining)."""
+    left = {"spent_usd": round(used, 6), "remaining_usd": round(max(0.0, cap - used), 6)}
+    return {"cap": name, "limit_usd": cap} | left if name else left
 
 
 def default_budget_path() -> Path:

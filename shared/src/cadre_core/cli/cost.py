@@ -1,4 +1,5 @@
-"""`cadre cost`: spend from the ledger by role, model, tool, day and thread; `--html` writes a report.
+"""`cadre cost`: what is left of each budget, then spend from the ledger by role, model, tool, day and thread;
+`--html` writes a report.
 
 The model and tool groupings are the usage table of `cadre_core.usage` (calls, spend, average thread
 cost, off-the-rails %, p50/p95 latency, failure rate); role, day and thread are the store's SQL sums.
@@ -21,7 +22,8 @@ USAGE_GROUPS = ("model", "tool")
 
 
 def budgets(cfg: Any) -> list[dict[str, Any]]:
-    """What is left of each configured cap (empty when no cap is set)."""
+    """What is left of each configured cap (empty when no cap is set): per day, month and role, the per-call
+    cap, and the per-thread cap with the spend of the 5 busiest threads in the budget store."""
     from cadre_core.budget import Caps
     from cadre_core.kit import open_budget
 
@@ -103,25 +105,46 @@ def run(args: Any) -> int:
         print(json.dumps(data, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     caps = data.pop("budgets")
     if caps:
-        table = Table(title="Budgets (UTC day / month)", title_justify="left")
-        for col in ("cap", "limit USD", "spent or held USD", "left USD"):
-            table.add_column(col, justify="left" if col == "cap" else "right")
-        for row in caps:
-            table.add_row(
-                row["cap"], f"{row['limit_usd']:.2f}", f"{row['spent_usd']:.4f}", f"{row['remaining_usd']:.4f}"
-            )
-        console.print(table)
+        console.print(budgets_table(caps))
     if not any(data.values()):
         console.print("No model calls recorded yet.")
         return 0
     for by, groups in data.items():
         console.print(usage_table(by, groups) if by in USAGE_GROUPS else sums_table(by, groups))
     return 0
+
+
+def budgets_table(caps: list[dict[str, Any]]) -> Any:
+    """What is left of each cap; the per-call cap as 'per call: $X cap'; the busiest threads under per_thread_usd."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Budgets (UTC day / month)", title_justify="left")
+    for col in ("cap", "limit USD", "spent or held USD", "left USD"):
+        table.add_column(col, justify="left" if col == "cap" else "right")
+    for row in caps:
+        if row["cap"] == "per_call_usd":
+            table.add_row(row["cap"], f"{row['limit_usd']:.2f}", f"per call: ${row['limit_usd']:.4f} cap", "")
+            continue
+        threads = row.get("threads")
+        if threads is None:
+            table.add_row(
+                row["cap"], f"{row['limit_usd']:.2f}", f"{row['spent_usd']:.4f}", f"{row['remaining_usd']:.4f}"
+            )
+            continue
+        table.add_row(row["cap"], f"{row['limit_usd']:.2f}", "busiest threads:" if threads else "no thread yet", "")
+        for thread in threads:
+            table.add_row(
+                Text(f"  thread {thread['thread_id']}"),
+                "",
+                f"{thread['spent_usd']:.4f}",
+                f"{thread['remaining_usd']:.4f}",
+            )
+    return table
 
 
 def usage_table(by: str, groups: list[dict[str, Any]]) -> Any:
