@@ -35,8 +35,9 @@ FIXTURE = [
     LedgerRow(**FLASH, outcome="ok", cost_usd=0.03, latency_ms=400, ts=ts(2)),
     LedgerRow(**FLASH, outcome="off_rails", detector="garbage", cost_usd=0.04, latency_ms=900, ts=ts(2)),
     LedgerRow(**FLASH, outcome="cancelled", error_class="Cancelled", latency_ms=100, ts=ts(2)),
-    # anthropic:claude-sonnet-4-5: never answered
+    # anthropic:claude-sonnet-4-5: never answered; one call failed, one was cancelled by the caller
     LedgerRow(**CLAUDE, outcome="error", error_class="ModelAuthError", latency_ms=100, ts=ts(3)),
+    LedgerRow(**CLAUDE, outcome="cancelled", error_class="Cancelled", latency_ms=50, ts=ts(3)),
     # ollama:llama3: twenty answers 100 ms .. 2000 ms, 0.001 USD each
     *(LedgerRow(**LLAMA, outcome="ok", cost_usd=0.001, latency_ms=100 * i, ts=ts(3)) for i in range(1, 21)),
 ]
@@ -81,7 +82,7 @@ def test_model_table_json_equals_the_hand_computation(capsys, ledger_root):
     assert (flash["calls"], flash["failures"], flash["cancelled"]) == (4, 0, 1)
     assert flash["cost_usd"] == pytest.approx(0.08)
     assert flash["off_rails_pct"] == pytest.approx(50.0)  # 0.04 of 0.08
-    assert flash["failure_rate"] == 0
+    assert flash["failure_rate"] == 0  # 0 failures / (4 calls - 1 cancelled)
     assert flash["threads"] == 0 and flash["avg_thread_cost_usd"] is None
     assert (flash["p50_latency_ms"], flash["p95_latency_ms"]) == (400, 900)  # ranks 2 and 3 of 200, 400, 900
 
@@ -89,7 +90,9 @@ def test_model_table_json_equals_the_hand_computation(capsys, ledger_root):
     assert (llama["calls"], llama["p50_latency_ms"], llama["p95_latency_ms"]) == (20, 1000, 1900)
     assert llama["cost_usd"] == pytest.approx(0.02) and llama["off_rails_pct"] == 0
 
-    assert claude["calls"] == 1 and claude["cost_usd"] == 0 and claude["failure_rate"] == 1
+    # failure rate leaves cancelled calls out: 1 error / (2 calls - 1 cancelled), not 1 / 2
+    assert (claude["calls"], claude["failures"], claude["cancelled"]) == (2, 1, 1)
+    assert claude["cost_usd"] == 0 and claude["failure_rate"] == 1
     assert claude["off_rails_pct"] is None and claude["p50_latency_ms"] is None
 
 
@@ -102,7 +105,7 @@ def test_model_table_prints_the_same_numbers(capsys, ledger_root, monkeypatch):
     assert lines["openai:gpt-5.2"] == ["7", "1.0000 (+1 unpriced)", "0.2333", "10.0%", "3.0s", "5.0s", "28.6%"]
     assert lines["google:gemini-3-flash-preview"] == ["4", "0.0800", "-", "50.0%", "0.4s", "0.9s", "0.0%"]
     assert lines["ollama:llama3"] == ["20", "0.0200", "-", "0.0%", "1.0s", "1.9s", "0.0%"]
-    assert lines["anthropic:claude-sonnet-4-5"] == ["1", "0.0000", "-", "-", "-", "-", "100.0%"]
+    assert lines["anthropic:claude-sonnet-4-5"] == ["2", "0.0000", "-", "-", "-", "-", "100.0%"]
     assert "Spend by model" in out
 
 
@@ -119,7 +122,16 @@ def test_tool_grouping_and_the_default_tables(capsys, ledger_root):
     assert main(["--root", str(ledger_root), "cost", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"role", "model", "day", "thread", "budgets"}
-    assert {g["key"]: g["attempts"] for g in data["day"]} == {"2026-03-01": 3, "2026-03-02": 5, "2026-03-03": 25}
+    assert {g["key"]: g["attempts"] for g in data["day"]} == {"2026-03-01": 3, "2026-03-02": 5, "2026-03-03": 26}
+
+
+def test_a_model_whose_calls_were_all_cancelled_has_no_failure_rate():
+    row = {"provider": "x", "model": "m", "role": "r", "tool": "", "outcome": "cancelled", "cost_usd": None,
+           "thread_id": None, "latency_ms": 10.0, "input_tokens": 0, "output_tokens": 0,
+           "day": "2026-03-01"}  # fmt: skip
+    (stats,) = usage.stats([row, row], "model")
+    assert (stats.calls, stats.cancelled, stats.failure_rate) == (2, 2, None)
+    assert stats.cells()[-1] == "-"
 
 
 def test_unpriced_only_model_says_so(tmp_path):
@@ -141,7 +153,7 @@ def test_rows_of_a_period_and_role(ledger_root):
         assert usage.stats(recent.rows)[0].cost_usd == pytest.approx(0.40)  # 0.10 + 0.30
         cut = usage.read_rows(store, limit=10)
         assert cut.truncated and len(cut.rows) == 10
-        assert not usage.read_rows(store, since_day="2026-03-03", limit=30).truncated  # 25 rows that day
+        assert not usage.read_rows(store, since_day="2026-03-03", limit=30).truncated  # 26 rows that day
     finally:
         store.close()
 

@@ -9,8 +9,9 @@ Plain functions over the row dicts a `LedgerStore` returns. Definitions, over on
 - off-the-rails %: spend on `off_rails` rows (answers a detector or validator flagged) / spend x 100;
   None when spend is 0.
 - failure rate: calls that ended without an answer, outcome `error` or `fallback` (an error after which the
-  route moved on) / calls. `off_rails` is reported separately above; `cancelled` (the caller gave up) is
-  neither a failure nor a success.
+  route moved on) / (calls - cancelled). `off_rails` is reported separately above; `cancelled` (the caller
+  gave up) is neither a failure nor a success, so it is left out of both sides; None when every call was
+  cancelled.
 - average thread cost: the group's spend on calls that carry a `thread_id` / the number of distinct
   thread ids among those calls (this model's share of a thread, not other models' spend in it);
   None when no call has a thread.
@@ -43,7 +44,8 @@ ROUNDING = {
 COLUMNS = ("calls", "spend USD", "USD per thread", "off-rails", "p50", "p95", "failed")
 CAPTION = (
     "off-rails: share of spend on flagged answers; p50/p95: latency of answered calls; "
-    "failed: calls that ended in an error; USD per thread: this model's spend per thread it took part in"
+    "failed: share of calls not cancelled that ended in an error; "
+    "USD per thread: this model's spend per thread it took part in"
 )
 
 
@@ -156,6 +158,7 @@ def _one(key: str, rows: list[dict[str, Any]]) -> UsageStats:
     threads = {r["thread_id"] for r in threaded}
     thread_cost = sum(r["cost_usd"] for r in threaded if r["cost_usd"] is not None)
     failures = sum(1 for r in calls if r["outcome"] in FAILED)
+    cancelled = sum(1 for r in calls if r["outcome"] == "cancelled")
     latencies = [float(r["latency_ms"]) for r in answered]
     return UsageStats(
         key=key,
@@ -165,7 +168,7 @@ def _one(key: str, rows: list[dict[str, Any]]) -> UsageStats:
         ok=sum(1 for r in calls if r["outcome"] == "ok"),
         off_rails=sum(1 for r in calls if r["outcome"] == "off_rails"),
         failures=failures,
-        cancelled=sum(1 for r in calls if r["outcome"] == "cancelled"),
+        cancelled=cancelled,
         priced=sum(1 for r in rows if r["cost_usd"] is not None),
         unpriced=sum(1 for r in answered if r["cost_usd"] is None),
         cost_usd=cost,
@@ -173,7 +176,7 @@ def _one(key: str, rows: list[dict[str, Any]]) -> UsageStats:
         threads=len(threads),
         avg_thread_cost_usd=thread_cost / len(threads) if threads else None,
         off_rails_pct=off_rails_cost / cost * 100 if cost > 0 else None,
-        failure_rate=failures / len(calls) if calls else None,
+        failure_rate=failures / settled if (settled := len(calls) - cancelled) else None,
         p50_latency_ms=percentile(latencies, 50),
         p95_latency_ms=percentile(latencies, 95),
         input_tokens=sum(r["input_tokens"] or 0 for r in rows),
