@@ -181,6 +181,7 @@ def test_cli_promotes_the_winner_and_keeps_comments(project, tmp_path, keys, mon
     assert data["ledger"] == str(tmp_path / "run.sqlite") and len(data["results"]) == 12
     promotion = data["promotion"]
     assert promotion["promoted"] and promotion["winner"] == GPT and promotion["incumbent"] == HAIKU
+    assert promotion["warning"] is None  # the project file is the layer that sets the route
     text = (project / ".cadre.toml").read_text()
     assert text.startswith("# team routing, reviewed in January\n") and "# cheap first while we evaluate" in text
     assert text.index('"openai:gpt-5.2"') < text.index('"anthropic:claude-haiku-4-5", max_output_tokens = 4000')
@@ -232,14 +233,62 @@ def test_cli_promotes_into_the_file_given_by_config(project, tmp_path, keys, mon
     other = tmp_path / "team.toml"
     other.write_text('# team file\n[roles.oracle]\ncandidates = [{ model = "anthropic:claude-haiku-4-5" }]\n')
     models = {GPT: FunctionModel(gpt_reply), HAIKU: FunctionModel(haiku_reply)}
-    code, out, _ = run_cli(monkeypatch, capsys, models,
-                           *eval_args(project, tmp_path, "--promote", "--config", str(other)))  # fmt: skip
+    code, out, err = run_cli(monkeypatch, capsys, models,
+                             *eval_args(project, tmp_path, "--promote", "--config", str(other)))  # fmt: skip
     assert code == 0 and "Promoted: openai:gpt-5.2" in out
+    # team.toml is not a layer cadre loads here, so the effective route still starts with haiku: say so
+    warning = " ".join(err.split())
+    assert f"cadre: warning: {other} now lists {GPT} first, but the effective route of 'oracle' still starts" in warning
+    assert f"comes from {project / '.cadre.toml'}; {other} is not a config file loaded here" in warning
     assert (
         other.read_text().startswith("# team file\n")
         and '{ model = "openai:gpt-5.2", effort = "high" }' in other.read_text()
     )
     assert (project / ".cadre.toml").read_text() == PROJECT
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[roles.oracle\n", "cannot be read as TOML"),
+        ('[roles.oracle]\ncandidates = ["openai:gpt-5.2"]\n', "roles.oracle.candidates.0: Input should be a valid"),
+        ('roles = "oracle"\n', "'roles.oracle' must be a table"),
+        ("[roles]\noracle = 3\n", "'roles.oracle' must be a table"),
+        (None, "is not a file"),
+    ],
+)
+def test_cli_checks_the_promote_file_before_spending_anything(project, tmp_path, keys, monkeypatch, capsys, text,
+                                                              problem):  # fmt: skip
+    target = tmp_path / "team.toml"
+    if text is None:
+        target.mkdir()
+    else:
+        target.write_text(text)
+    models = {GPT: FunctionModel(gpt_reply), HAIKU: FunctionModel(haiku_reply)}
+    code, out, err = run_cli(monkeypatch, capsys, models,
+                             *eval_args(project, tmp_path, "--promote", "--config", str(target)))  # fmt: skip
+    assert code == 2 and out == ""
+    assert f"cadre: {target}" in err and problem in err
+    assert not models[GPT].requests and not models[HAIKU].requests  # nothing was spent
+    assert not (tmp_path / "run.sqlite").exists()
+
+
+def test_an_env_override_of_the_route_is_named_after_promoting(project, tmp_path, keys, monkeypatch, capsys):
+    monkeypatch.setenv("CADRE_ROLES__ORACLE__CANDIDATES", json.dumps([{"model": HAIKU}, {"model": GPT}]))
+    models = {GPT: FunctionModel(gpt_reply), HAIKU: FunctionModel(haiku_reply)}
+    code, out, err = run_cli(monkeypatch, capsys, models, *eval_args(project, tmp_path, "--promote", "--json"))
+    promotion = json.loads(out)["promotion"]
+    assert code == 0 and promotion["promoted"]
+    assert "roles.oracle.candidates comes from env CADRE_ROLES__ORACLE__CANDIDATES" in promotion["warning"]
+    assert "unset CADRE_ROLES__ORACLE__CANDIDATES" in " ".join(err.split())
+
+
+def test_write_errors_are_eval_errors(tmp_path):
+    from cadre_core.evals import EvalError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EvalError, match=r"cannot write .*file/sub/\.cadre\.toml \(.*\); fix its permissions or pass"):
+        write_route(tmp_path / "file" / "sub" / ".cadre.toml", "oracle", Candidate(model=GPT), [])
 
 
 def test_cli_bad_suite_is_a_clear_error(project, tmp_path, keys, monkeypatch, capsys):

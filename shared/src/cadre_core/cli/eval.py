@@ -73,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
     if args.margin < 0 or args.margin > 1:
         raise EvalError(f"--margin {args.margin} is not a score difference; use a number from 0 to 1, e.g. 0.05")
     ledger = args.ledger or default_ledger(args.role)
+    target = promote_path(args) if args.promote else None
+    if target is not None:  # a file --promote cannot edit fails now, before anything is spent
+        from cadre_core.evals.promote import check_target
+
+        check_target(target, args.role, loaded.config)
 
     with tempfile.TemporaryDirectory(prefix="cadre-eval-index-") as index_dir, _progress(
         len(models) * len(suite.tasks) * args.repeat
@@ -99,10 +104,13 @@ def run(args: argparse.Namespace) -> int:
                 os.environ.pop("CADRE_SEARCH_INDEX_DIR", None)
 
     decision = None
-    if args.promote:
+    if target is not None:
         from cadre_core.evals.promote import promote
 
-        decision = promote(report, path=promote_path(args), effective=loaded.config, margin=args.margin)
+        decision = promote(report, path=target, effective=loaded.config, margin=args.margin,
+                           reload=lambda: load_config(args.root))  # fmt: skip
+    if decision is not None and decision.warning:
+        print(f"cadre: warning: {decision.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps({**report.as_dict(), "promotion": decision.as_dict() if decision else None}, indent=2))
         return 0

@@ -10,13 +10,18 @@ tomlkit, so comments, formatting and other keys survive; the rest of the route k
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cadre_core.config import CadreConfig, Candidate, RoleConfig
-from cadre_core.errors import EvalError
+from pydantic import ValidationError
+
+from cadre_core.config import CadreConfig, Candidate, LoadedConfig, RoleConfig
+from cadre_core.errors import CadreError, EvalError
 from cadre_core.evals.runner import EvalReport, model_key
 from cadre_core.evals.stats import ModelStats
 
@@ -30,10 +35,12 @@ class Decision:
     winner: str | None = None
     incumbent: str | None = None
     path: str | None = None
+    warning: str | None = None
+    """Set when the file was written but another config layer still puts another model first."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"promoted": self.promoted, "reason": self.reason, "winner": self.winner,
-                "incumbent": self.incumbent, "path": self.path}  # fmt: skip
+                "incumbent": self.incumbent, "path": self.path, "warning": self.warning}  # fmt: skip
 
 
 def by_spend(*models: ModelStats) -> bool:
@@ -82,18 +89,45 @@ def decide(report: EvalReport, incumbent: str | None, margin: float) -> Decision
     return Decision(True, f"{versus} (+{gain:.2f} >= margin {margin:.2f}), {said}", best.model, incumbent)
 
 
-def file_route(path: Path, role: str) -> list[Candidate] | None:
-    """The role's candidates as written in `path`, or None when the file does not set them."""
+def _read(path: Path) -> str | None:
+    """The file's text, None when it does not exist; unreadable -> EvalError naming the file."""
+    if not path.exists():
+        return None
     if not path.is_file():
+        raise EvalError(f"{path} is not a file; pass --config FILE naming the TOML file --promote should edit")
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path} cannot be read ({exc}); fix it before --promote") from None
+
+
+def file_route(path: Path, role: str) -> list[Candidate] | None:
+    """The role's candidates as written in `path`, or None when the file does not set them.
+
+    A file that is not valid TOML, or whose route the config loader would reject, raises EvalError."""
+    text = _read(path)
+    if text is None:
         return None
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except (tomllib.TOMLDecodeError, OSError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise EvalError(f"{path} cannot be read as TOML ({exc}); fix it before --promote") from None
-    raw = data.get("roles", {}).get(role, {}).get("candidates")
+    roles = data.get("roles", {})
+    role_table = roles.get(role, {}) if isinstance(roles, dict) else None
+    if not isinstance(role_table, dict):
+        raise EvalError(f"{path}: 'roles.{role}' must be a table; fix it before --promote")
+    raw = role_table.get("candidates")
     if raw is None:
         return None
-    return RoleConfig(candidates=raw).candidates
+    try:
+        return RoleConfig(candidates=raw).candidates
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise EvalError(
+            f"{path}: roles.{role}.{where}: {err['msg']}; fix the route before --promote "
+            '(each candidate is a table such as { model = "openai:gpt-5.2" })'
+        ) from None
 
 
 def current_route(path: Path, role: str, effective: CadreConfig) -> list[Candidate]:
@@ -122,11 +156,13 @@ def _same(entry: Any, candidate: Candidate) -> bool:
     return isinstance(entry, dict) and model_key(str(entry.get("model", ""))) == model_key(candidate.model)
 
 
-def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
-    """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
+def edited(text: str | None, role: str, first: Candidate, route: list[Candidate]) -> str:
+    """`text` (None: a new file) with `first` at the head of the role's candidates, the rest kept.
+
+    Raises ValueError (or a tomlkit error) when the file's shape cannot be edited."""
     import tomlkit
 
-    doc = tomlkit.parse(path.read_text("utf-8")) if path.is_file() else tomlkit.document()
+    doc = tomlkit.parse(text) if text is not None else tomlkit.document()
     if "roles" not in doc:
         doc.add("roles", tomlkit.table(is_super_table=True))
     roles = doc["roles"]
@@ -164,17 +200,81 @@ def write_route(path: Path, role: str, first: Candidate, route: list[Candidate])
             for entry in [head, *(e for i, e in enumerate(existing) if i != index)]:
                 items.append(entry)
             table["candidates"] = items
-    text = tomlkit.dumps(doc)
-    check = tomllib.loads(text)["roles"][role]
-    RoleConfig(**check)  # never write a route the config loader would reject
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out = tomlkit.dumps(doc)
+    RoleConfig(**tomllib.loads(out)["roles"][role])  # never write a route the config loader would reject
+    return out
+
+
+def _edited(path: Path, text: str | None, role: str, first: Candidate, route: list[Candidate]) -> str:
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        return edited(text, role, first, route)
+    except (TOMLKitError, ValueError, TypeError, KeyError, AttributeError, tomllib.TOMLDecodeError) as exc:
+        raise EvalError(
+            f"{path}: the route of '{role}' cannot be edited ({type(exc).__name__}: {exc}); "
+            f"write [roles.{role}] candidates = [...] as a plain table, or pass --config FILE"
+        ) from None
+
+
+def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
+    """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
+    out = _edited(path, _read(path), role, first, route)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(out, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise EvalError(f"cannot write {path} ({exc}); fix its permissions or pass --config FILE") from None
 
 
-def promote(report: EvalReport, *, path: Path, effective: CadreConfig, margin: float) -> Decision:
-    """Decide, and write `path` when the winner earns the route's first place."""
+def check_target(path: Path, role: str, effective: CadreConfig) -> None:
+    """Before any spend: the file --promote would edit reads, validates and can be edited and written."""
+    route = current_route(path, role, effective)
+    _edited(path, _read(path), role, route[-1] if route else Candidate(model="openai:gpt-5.2"), route)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise EvalError(f"{path} is not writable; fix its permissions or pass --config FILE")
+
+
+def effective_warning(role: str, winner: str, path: Path, loaded: LoadedConfig) -> str | None:
+    """Why the winner, now first in `path`, is still not first in the effective config; None when it is."""
+    role_cfg = loaded.config.roles.get(role)  # type: ignore[call-overload]
+    first = role_cfg.candidates[0].model if role_cfg and role_cfg.candidates else None
+    if first is not None and model_key(first) == model_key(winner):
+        return None
+    source = loaded.source_of(("roles", role, "candidates"))
+    files = {Path(f).resolve() for f in loaded.files if f != "built-in defaults"}
+    if source.startswith("env "):
+        fix = f"it overrides the files; unset {source[4:]} or put {winner} first in it"
+    elif path.resolve() not in files:
+        fix = (
+            f"{path} is not a config file loaded here; set CADRE_CONFIG={path}, or promote into {source} with --config"
+        )
+    else:
+        fix = f"that layer overrides {path}; edit it too, or rerun with --config {source}"
+    return (
+        f"{path} now lists {winner} first, but the effective route of '{role}' still starts with "
+        f"{first or 'nothing'}: roles.{role}.candidates comes from {source}; {fix}"
+    )
+
+
+def promote(
+    report: EvalReport,
+    *,
+    path: Path,
+    effective: CadreConfig,
+    margin: float,
+    reload: Callable[[], LoadedConfig] | None = None,
+) -> Decision:
+    """Decide, and write `path` when the winner earns the route's first place.
+
+    `reload` gives the effective config after the write; `warning` says when another layer still overrides it."""
     route = current_route(path, report.role, effective)
     incumbent = route[0].model if route else None
     decision = decide(report, incumbent, margin)
@@ -185,4 +285,9 @@ def promote(report: EvalReport, *, path: Path, effective: CadreConfig, margin: f
         chosen = next((c for c in route if model_key(c.model) == model_key(decision.winner)), None)
         write_route(path, report.role, chosen or candidate_for(effective, report.role, decision.winner), route)
         decision.reason += f"; wrote {path}"
+        if reload is not None:
+            try:
+                decision.warning = effective_warning(report.role, decision.winner, path, reload())
+            except CadreError as exc:
+                decision.warning = f"{path} was written, but the config no longer loads: {exc}"
     return decision
