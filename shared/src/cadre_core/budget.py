@@ -1,7 +1,13 @@
 """USD caps per call, thread, day, month and role: reserve the worst case first, settle to the real cost.
 
 Reservations are rows written under SQLite's write lock, so concurrent calls (threads or processes)
-cannot together overshoot a cap.
+cannot together overshoot a cap with what they reserved.
+
+What a cap guarantees: every reservation is checked against every cap before the call is sent, so the sum
+of reservations (and of the real costs they settle to) stays at or under the cap as long as no call costs
+more than it reserved. A call that does cost more (a tokenizer counting more than the estimate, a pricing
+tier the reservation missed) is settled at its real cost, since that money is spent, and a warning is
+logged; the total may then end above the cap, and every later call is refused until it is back under.
 """
 
 from __future__ import annotations
@@ -12,9 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from cadre_core import db
 from cadre_core.config import BudgetConfig
 from cadre_core.errors import CadreError
+
+log = structlog.get_logger("cadre.budget")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -115,9 +125,18 @@ class Budget:
 
     @_guarded
     def settle(self, reservation: int, actual: float) -> None:
-        """Replace a reservation by what the call really cost."""
+        """Replace a reservation by what the call really cost; log a warning when that is more than was held."""
         with self._lock:
+            held = self._conn.execute("SELECT amount FROM spend WHERE id = ? AND settled = 0", (reservation,))
+            row = held.fetchone()
             self._conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
+        if row is not None and actual > row[0] + 1e-12:
+            log.warning(
+                "a call cost more than it reserved; caps may be exceeded by the difference",
+                reserved_usd=round(row[0], 6),
+                cost_usd=round(actual, 6),
+                path=str(self.path),
+            )
 
     @_guarded
     def remaining(self, caps: Caps, roles: dict[str, float | None], *, threads: int = 5) -> list[dict]:
