@@ -316,3 +316,32 @@ def test_provider_aliases_are_one_model_for_the_incumbent_and_the_route(tmp_path
     assert won.promoted and won.incumbent == "openai:gpt-5.2"
     route = file_route(path, "oracle")
     assert [(c.model, c.effort) for c in route] == [("google:gemini-2.5-flash", "high"), ("openai:gpt-5.2", None)]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (  # each entry's trailing comment moves with it
+            '[roles.oracle]\ncandidates = [\n  { model = "openai:gpt-5.2" },  # current\n'
+            '  { model = "anthropic:claude-haiku-4-5" },  # backup\n]\noff_rails = "warn"  # policy\n',
+            '[roles.oracle]\ncandidates = [\n  { model = "anthropic:claude-haiku-4-5" },  # backup\n'
+            '  { model = "openai:gpt-5.2" },  # current\n]\noff_rails = "warn"  # policy\n',
+        ),
+        (  # own-line comments above an entry move with it; the `[` line's and the closing ones stay; commas fixed
+            '[roles.oracle]\ncandidates = [  # the route\n  # primary\n  { model = "openai:gpt-5.2" },\n'
+            '  # fallback\n  # (cheap)\n  { model = "anthropic:claude-haiku-4-5", effort = "low" }  # backup\n'
+            "  # end\n]\n",
+            "[roles.oracle]\ncandidates = [  # the route\n  # fallback\n  # (cheap)\n"
+            '  { model = "anthropic:claude-haiku-4-5", effort = "low" },  # backup\n'
+            '  # primary\n  { model = "openai:gpt-5.2" }\n  # end\n]\n',
+        ),
+    ],
+)
+def test_moving_the_winner_carries_its_comments(tmp_path, before, after):
+    from cadre_core.evals.promote import file_route
+
+    path = tmp_path / ".cadre.toml"
+    path.write_text(before)
+    route = file_route(path, "oracle")
+    write_route(path, "oracle", route[1], route)
+    assert path.read_text() == after

@@ -5,7 +5,10 @@ the incumbent (the route's current first candidate) was evaluated too, the winne
 `margin` above the incumbent's, and its off-the-rails % is no worse. Off-the-rails % is the share of
 spend on flagged attempts; when either model has no priced spend (its share is None) both are compared
 on the share of flagged attempts by count instead, and the reason says so. The config file is edited with
-tomlkit, so comments, formatting and other keys survive; the rest of the route keeps its order.
+tomlkit, so other tables and keys, their comments and formatting survive, and the rest of the route keeps its
+order. In a one-entry-a-line array the winner moves with its trailing comment and the comment lines right
+above it (a comment on the `[` line stays there); in `[[roles.X.candidates]]` tables a comment on the header
+line or inside the entry moves with it, while a comment line above the header stays where it is.
 """
 
 from __future__ import annotations
@@ -156,6 +159,49 @@ def _same(entry: Any, candidate: Candidate) -> bool:
     return isinstance(entry, dict) and model_key(str(entry.get("model", ""))) == model_key(candidate.model)
 
 
+def _text(group: Any, comma: str | None = None) -> str:
+    """One tomlkit array group as written: indent, value, comma (or `comma`), comment."""
+    parts = [group.indent, group.value, None, group.comment]
+    text = [p.as_string() if p is not None else "" for p in parts]
+    text[2] = comma if comma is not None else (group.comma.as_string() if group.comma is not None else "")
+    return "".join(text)
+
+
+def _moved_first(array: Any, index: int) -> Any | None:
+    """The multi-line `array` with its `index`-th value first, taking along its trailing comment and the
+    comment lines right above it; None when tomlkit's layout of the array is not the one expected."""
+    import tomlkit
+    from tomlkit.items import Null
+
+    groups = getattr(array, "_value", None)
+    if not isinstance(groups, list) or not all(hasattr(g, "indent") and hasattr(g, "comma") for g in groups):
+        return None
+    if "[" + "".join(_text(g) for g in groups) + "]" != array.as_string():
+        return None
+    header: list[Any] = []  # a comment on the opening bracket's line stays there
+    blocks: list[list[Any]] = []  # own-line comments, then the value they sit above
+    pending: list[Any] = []
+    for group in groups:
+        if group.value is not None and not isinstance(group.value, Null):
+            blocks.append([*pending, group])
+            pending = []
+        elif not blocks and not pending and "\n" not in (group.indent.as_string() if group.indent else ""):
+            header.append(group)
+        else:
+            pending.append(group)
+    if index >= len(blocks):
+        return None
+    last_comma = blocks[-1][-1].comma is not None
+    order = [blocks[index], *(b for i, b in enumerate(blocks) if i != index)]
+    parts = [_text(g) for g in header]
+    for number, (*comments, value) in enumerate(order):
+        parts += [_text(c) for c in comments]
+        keep_comma = number < len(order) - 1 or last_comma
+        parts.append(_text(value, comma=(value.comma.as_string() if value.comma else ",") if keep_comma else ""))
+    parts += [_text(g) for g in pending]
+    return tomlkit.parse("x = [" + "".join(parts) + "]")["x"]
+
+
 def edited(text: str | None, role: str, first: Candidate, route: list[Candidate]) -> str:
     """`text` (None: a new file) with `first` at the head of the role's candidates, the rest kept.
 
@@ -191,7 +237,10 @@ def edited(text: str | None, role: str, first: Candidate, route: list[Candidate]
     else:
         index = next((i for i, e in enumerate(existing) if _same(e, first)), None)
         head = existing[index] if index is not None else _inline(first)
-        if "\n" in existing.as_string():  # one entry a line: move it, keeping each line's comment
+        moved = _moved_first(existing, index) if index is not None and "\n" in existing.as_string() else None
+        if moved is not None:
+            table["candidates"] = moved
+        elif "\n" in existing.as_string():  # one entry a line: a new model goes on top
             if index is not None:
                 del existing[index]
             existing.insert(0, head)
@@ -218,7 +267,8 @@ def _edited(path: Path, text: str | None, role: str, first: Candidate, route: li
 
 
 def write_route(path: Path, role: str, first: Candidate, route: list[Candidate]) -> None:
-    """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file."""
+    """Put `first` at the head of the role's candidates in `path`, keeping everything else in the file
+    (which comments travel with an entry: see the module docstring)."""
     out = _edited(path, _read(path), role, first, route)
     tmp = path.with_name(path.name + ".tmp")
     try:
