@@ -161,3 +161,99 @@ def test_starter_suites_load_and_are_self_contained(role, least):
     if role != "librarian":
         assert all(task.files for task in suite.tasks)
     assert builtin_suite("review") is None
+
+
+# For every starter task: an answer in the style of a right one, and a plausible wrong one (the kind a weak model
+# gives: a real-sounding cause that is not the defect, or an outdated API). Checkers only, no model.
+ANSWERS = {
+    "oracle": {
+        "counter-race": (
+            "record() reads, increments and writes self.hits without a lock, so two threads can read the same "
+            "value and one increment is lost. Guard it with a threading.Lock.",
+            "serve() starts one thread per request, which is too many; use a ThreadPoolExecutor with 8 workers.",
+        ),
+        "mutable-default": (
+            "`seen: list[str] = []` is a mutable default: the list is created once and shared between calls. "
+            "Default it to None and make a new list inside.",
+            "add_tags mutates `item`, which the caller reuses between calls; copy the dict before setting tags.",
+        ),
+        "sql-injection": (
+            "The email is formatted into the SQL, so this is SQL injection. Use a parameterized query: "
+            "conn.execute('... WHERE email = ?', (email,)).",
+            "The cursor is never closed; use a with block, and fetchone() can return None, so handle that.",
+        ),
+        "pagination-off-by-one": (
+            "`end = start + size - 1` is off by one: a slice's end is exclusive, so use `end = start + size`.",
+            "Page numbers come from the UI as 1-based, so start should be (number - 1) * size.",
+        ),
+        "blocking-sleep-in-async": (
+            "time.sleep() blocks the event loop, so every other request waits; use await asyncio.sleep(...).",
+            "The bucket refills too slowly; lower refill_seconds so rate-limited clients wait less.",
+        ),
+        "naive-aware-datetime": (
+            "datetime.now() is naive but started_at is aware, and comparing them raises TypeError. "
+            "Use datetime.now(timezone.utc).",
+            "started_at is timezone-aware, so convert it to UTC with astimezone() before adding the timedelta.",
+        ),
+        "float-money": (
+            "Binary floats cannot hold cents exactly; use decimal.Decimal (or integer cents) and quantize.",
+            "Round each line to 2 decimal places before summing so the total matches the lines shown.",
+        ),
+        "late-binding-closure": (
+            "Late binding: each lambda reads i when it is called, after the loop ended at 4. "
+            "Bind it now with `lambda i=i: print(...)`.",
+            "range(count) stops at 4, so the last handler always wins; use range(count + 1).",
+        ),
+    },
+    "librarian": {
+        "httpx-timeouts": (
+            "Pass httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0)).",
+            "Call httpx.get(url, timeout=60); httpx uses one timeout for every phase.",
+        ),
+        "pydantic-validate-dict": ("User.model_validate(data)", "Use User.parse_obj(data)."),
+        "stdlib-iso-datetime": (
+            "datetime.fromisoformat('2024-05-01T12:30:00+02:00')",
+            "Use dateutil.parser.isoparse(s); the standard library cannot parse offsets.",
+        ),
+        "requests-retries": (
+            "session.mount('https://', HTTPAdapter(max_retries=Retry(total=3, backoff_factor=1, "
+            "status_forcelist=[502, 503])))",
+            "Wrap requests.get in a for loop of 3 tries with time.sleep(2 ** attempt) between them.",
+        ),
+        "sqlalchemy-scalars": (
+            "session.scalars(select(User).where(User.active.is_(True))).all()",
+            "session.query(User).filter_by(active=True).all()",
+        ),
+        "structlog-json": (
+            "structlog.configure(processors=[structlog.processors.TimeStamper(), structlog.processors.JSONRenderer()])",
+            "logging.basicConfig(format='%(message)s') and pass json.dumps(event) to every log call.",
+        ),
+        "pytest-parametrize-ids": (
+            "@pytest.mark.parametrize('a,b', [(1, 2), (3, 4), (5, 6)], ids=['small', 'mid', 'large'])",
+            "Write three test functions, test_small, test_mid and test_large, one per input pair.",
+        ),
+    },
+    "search": {
+        "purge-expired-sessions": ("auth/sessions.py:12 purge_expired()", "jobs/cleanup.py:3 run_cleanup()"),
+        "international-shipping": ("shop/shipping.py:20 international_rate()", "shop/pricing.py:8 price()"),
+        "traceback-currency": ("billing/money.py:31 format_amount()", "billing/render.py:14 render()"),
+        "search-box-debounce": ("src/hooks/useDebounce.ts:1", "src/components/SearchBox.tsx:22"),
+        "go-read-timeout": ("cmd/api/main.go:18 ReadTimeout", "internal/db/pool.go:9 ConnMaxLifetime"),
+        "webhook-retries": ("webhooks/dispatcher.py:40 retry()", "webhooks/models.py:12 Delivery"),
+    },
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("role", sorted(ANSWERS))
+async def test_starter_checkers_pass_right_answers_and_fail_plausible_wrong_ones(role):
+    from cadre_core.evals.checkers import Output, check
+
+    suite = load_suite(builtin_suite(role))
+    assert sorted(t.id for t in suite.tasks) == sorted(ANSWERS[role])  # a new starter task needs answers here
+    for task in suite.tasks:
+        right, wrong = ANSWERS[role][task.id]
+        for text, expected in ((right, True), (wrong, False)):
+            result = {"answer": text, "citations": [{"path": p} for p in task.files]}
+            verdict = await check(Output(task, text, result, None, "openai:gpt-5.2"))
+            assert verdict.passed is expected, (task.id, text, verdict.reason)
