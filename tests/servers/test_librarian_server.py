@@ -125,6 +125,7 @@ async def test_research_reads_in_parallel_then_answers_with_checked_citations(en
     assert any("dropped citation [3]" in n for n in data["notes"])
     assert any("moved citation [2]" in n for n in data["notes"])
     assert data["model"] == MODEL and data["thread_id"]
+    ledger.flush()
     assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in ledger.store.rows()))
     assert data["cost_usd"] > 0 and data["tokens"]["input"] == 3500
 
