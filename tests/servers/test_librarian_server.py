@@ -375,3 +375,40 @@ async def test_read_source_uses_a_clone_only_when_the_api_cannot_serve_the_file(
         assert "read from a shallow clone" in data["notes"][-1]
     else:
         assert is_error and "is a folder" in data and clones.reads == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_without_a_key_the_host_model_answers_from_the_evidence_with_checked_citations(env, tmp_path, mode):
+    import mcp_types as types
+
+    from cadre_core.models.sampling import SamplingModel
+
+    server = create_server(root=env, library=Library(environ={}))
+    config = make_config(librarian=["openai:gpt-5.2", "sampling:host"])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    models = {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}
+    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
+    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
+    prompts = []
+
+    async def sampling(ctx, params):
+        prompt = params.messages[-1].content.text
+        prompts.append(prompt)
+        head = HEADER.search(prompt)
+        eid, start = head.group(1), int(head.group(3))
+        first_line = prompt[head.end() :].split("\n")[1].strip().partition("  ")[2]
+        body = {"answer": "See the retry module [1].", "citations": [
+            {"evidence": eid, "start_line": start, "end_line": start, "quote": first_line or "x"}]}  # fmt: skip
+        text = types.TextContent(type="text", text=json.dumps(body))
+        return types.CreateMessageResult(role="assistant", model="host-llm", stop_reason="endTurn", content=text)
+
+    async with Client(server, mode=mode, sampling_callback=sampling) as client:
+        result = await client.call_tool(
+            "research", {"question": "How does fakelib back off?", "libraries": ["fakelib"]}
+        )
+    data = result.structured_content
+    assert not result.is_error, result.content
+    assert len(prompts) == 1 and "fakelib 1.2.0 is installed" in prompts[0]
+    assert data["model"] == "host" and data["answer"] == "See the retry module [1]."
+    (cite,) = data["citations"]  # the host cited an id the tool's own evidence knows
+    assert cite["package_or_repo"] == "fakelib" and cite["source"] == "local"

@@ -184,15 +184,20 @@ async def research(
     version: str | None = None,
     thread_id: str | None = None,
     tool_turns: int | None = None,
+    host_sample: Any = None,
 ) -> dict[str, Any]:
-    """Answer `question` from real sources, every claim cited and every citation checked."""
+    """Answer `question` from real sources, every claim cited and every citation checked.
+
+    `host_sample` is the host model's reply to `host_request` (a Sample resolver, MCP 2026-07-28)."""
     if not question or not question.strip():
         raise CadreError("the question is empty; ask what you want to know about a library, e.g. how X does Y")
     names, excerpts, notes = await seed(desk, question, libraries, version, SEED_HITS)
     thread_id, history = kit.open_thread(thread_id, "research")
     call = kit.new_call("research", thread_id)
     if not kit.keyed(ROLE):
-        return await _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history)
+        return await _without_tools(
+            kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history, host_sample
+        )
     if tool_turns is None:
         role = kit.config.config.roles.get(ROLE)
         tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
@@ -256,22 +261,31 @@ async def _result(kit, desk, call, question, response, notes, thread_id) -> dict
     return out
 
 
-async def _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history):
+def host_request(desk: Desk, question: str, names: list[str], version: str | None, excerpts, notes, history=()):
+    """The one request the host's model answers without tools: the ranked evidence and the citation rules.
+    Built the same way in a Sample resolver and in the tool, so evidence ids (E1, ...) match."""
+    ranked = sorted(excerpts, key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]
+    return ModelRequest(
+        [*history, Message.user(opening(question, names, version, desk, ranked, notes))],
+        system=SYSTEM.split("\n\nRules:")[0] + "\nAnswer only from the excerpts given. " + _CITE_RULE,
+        output_schema=ANSWER_SCHEMA,
+        schema_name="librarian_answer",
+        validate=validator(LibrarianAnswer, host_prose=lambda t: {"answer": t, "citations": []}),
+    ), ranked
+
+
+async def _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history, host):
     """No provider key: rank evidence without a model, then let the host's model (sampling) answer from
     it when the host offers that; otherwise return the evidence and say why."""
-    more, more_notes = await repo_evidence(desk, question, names)
-    excerpts = sorted([*excerpts, *more], key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]
-    notes = [*notes, *more_notes]
+    if host is None:  # a pre-sampled host answer was given this evidence only: keep the ids aligned
+        more, more_notes = await repo_evidence(desk, question, names)
+        excerpts, notes = [*excerpts, *more], [*notes, *more_notes]
+    else:
+        history = []
+    request, excerpts = host_request(desk, question, names, version, excerpts, notes, history)
     if excerpts:
-        request = ModelRequest(
-            [*history, Message.user(opening(question, names, version, desk, excerpts, notes))],
-            system=SYSTEM.split("\n\nRules:")[0] + "\nAnswer only from the excerpts given. " + _CITE_RULE,
-            output_schema=ANSWER_SCHEMA,
-            schema_name="librarian_answer",
-            validate=validator(LibrarianAnswer, host_prose=lambda t: {"answer": t, "citations": []}),
-        )
         try:
-            response = await kit.call_model(ctx, request, tool="research", call=call)
+            response = await kit.call_model(ctx, request, tool="research", call=call, host_sample=host)
             return await _result(kit, desk, call, question, response, notes, thread_id)
         except CadreError as exc:
             why = str(exc)

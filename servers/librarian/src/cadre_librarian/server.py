@@ -1,14 +1,15 @@
 """The librarian server: thin MCP wrappers over research, read_source and find_examples."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the research signature names a local resolver, so its
+# annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+import mcp_types
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
-from cadre_core.kit import HostRoots, Kit, build_server, tool_errors
+from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 
 ROLE = "librarian"
 NAME = "cadre-librarian"
@@ -24,6 +25,26 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
     kit: Kit = server.kit  # type: ignore[attr-defined]
     shelf = _Shelf(kit, library)
 
+    def ask_host(
+        question: str,
+        ctx: Context,
+        roots: HostRoots = None,
+        libraries: list[str] | None = None,
+        version: str | None = None,
+    ):
+        """Resolver: with no provider key, the host's model answers from the ranked installed evidence."""
+        from cadre_librarian.research import SEED_HITS, gather, host_request
+
+        def build():
+            desk = shelf.desk(kit.workspace(roots).roots)
+            names, excerpts, notes = gather(desk, question, libraries, version, SEED_HITS)
+            return host_request(desk, question, names, version, excerpts, notes)[0]
+
+        try:
+            return host_sample_request(ctx, kit, build)
+        except Exception:  # the tool body reports the real problem
+            return None
+
     @server.tool()
     @tool_errors
     async def research(
@@ -33,13 +54,15 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
         version: str | None = None,
         thread_id: Annotated[str | None, Field(description="Continue an earlier answer")] = None,
         roots: HostRoots = None,
+        host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host)] = None,
     ) -> dict[str, Any]:
         """How a library works, is used, changed or deprecated: an answer from its real source, with citations."""
         from cadre_librarian.research import research as run
 
         desk = shelf.desk(kit.workspace(roots).roots)
         await desk.installed.ready()
-        return await run(kit, ctx, desk, question=question, libraries=libraries, version=version, thread_id=thread_id)
+        return await run(kit, ctx, desk, question=question, libraries=libraries, version=version, thread_id=thread_id,
+                         host_sample=host)  # fmt: skip
 
     @server.tool()
     @tool_errors
