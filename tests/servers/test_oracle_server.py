@@ -33,7 +33,9 @@ def always_reading(seen: list):
     def reply(request, model):
         seen.append(request)
         call = ToolCall(f"c{len(seen)}", "grep", {"pattern": f"word{len(seen)}"})
-        return ModelResponse(tool_calls=[call], finish_reason="tool_use")
+        return ModelResponse(
+            tool_calls=[call], finish_reason="tool_use", usage=Usage(input_tokens=100, output_tokens=10)
+        )
 
     return reply
 
@@ -373,6 +375,9 @@ async def test_the_last_turn_must_answer_and_keeps_tools_declared(workspace, tmp
     async with Client(server) as client:
         result = await client.call_tool("consult_oracle", {"question": "q"})
     assert result.is_error and "kept reading files after 4 tool turns" in result.content[0].text
+    # what the failed call cost is in the error: 5 attempts x 110 tokens at gpt-5.2's prices
+    cost = 5 * (100 * 1.75e-6 + 10 * 14e-6)
+    assert f"(spent ${cost:.4f} on 550 tokens before failing; `cadre trace t_" in result.content[0].text
     assert [r.tools_allowed for r in seen] == [True, True, True, True, False]
     assert seen[-1].tools  # declared, because the history holds tool calls
 

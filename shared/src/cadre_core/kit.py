@@ -11,6 +11,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -173,7 +174,10 @@ class Kit:
         """One tool call's running totals (cost, tokens, start time) to share across its model calls."""
         from cadre_core.router import CallInfo
 
-        return CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+        info = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
+        if (calls := _tool_calls.get()) is not None:
+            calls.append(info)
+        return info
 
     async def call_model(
         self,
@@ -297,15 +301,33 @@ def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
     return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], CadreError) else None
 
 
+_tool_calls: ContextVar[list[Any] | None] = ContextVar("cadre_tool_calls", default=None)
+"""The model-call records (`Kit.new_call`) of the tool call running in this context."""
+
+
+def spent_before_failing(calls: list[Any]) -> str:
+    """` (spent $X on N tokens before failing; cadre trace T)` when a failed tool call had paid for
+    model attempts, else ''."""
+    cost = sum(c.usage_cost_usd for c in calls)
+    tokens = sum(c.usage.input_tokens + c.usage.output_tokens for c in calls)
+    if not cost and not tokens:
+        return ""
+    threads = sorted({c.thread_id for c in calls if c.thread_id})
+    trace = f"; `cadre trace {threads[0]}` lists the attempts" if threads else ""
+    return f" (spent ${cost:.4f} on {tokens:,} tokens before failing{trace})"
+
+
 def tool_errors(func: F) -> F:
     """Turn every failure into an `is_error` result with an actionable message, never a traceback; a
-    `dict[str, Any]` result always carries `cost_usd` and `tokens`."""
+    `dict[str, Any]` result always carries `cost_usd` and `tokens`, and an error says what was spent."""
 
     signature = inspect.signature(func, eval_str=True)
     costed = signature.return_annotation == dict[str, Any]  # results of narrower types are left as they are
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls: list[Any] = []
+        token = _tool_calls.set(calls)
         try:
             with telemetry.tool_span(func.__name__):
                 result = await func(*args, **kwargs)
@@ -313,19 +335,21 @@ def tool_errors(func: F) -> F:
         except ToolError:
             raise
         except CadreError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(str(exc) + spent_before_failing(calls)) from exc
         except ExceptionGroup as group:
             inner = _single_cadre_error(group)
             if inner is None:
                 log.exception("tool failed", tool=func.__name__)
                 raise ToolError(f"internal error in {func.__name__}; the server log on stderr has details") from group
-            raise ToolError(str(inner)) from group
+            raise ToolError(str(inner) + spent_before_failing(calls)) from group
         except Exception as exc:
             log.exception("tool failed", tool=func.__name__)
             raise ToolError(
                 f"internal error ({type(exc).__name__}: {exc}). This is a Cadre bug; "
                 "the server log on stderr has the details."
             ) from exc
+        finally:
+            _tool_calls.reset(token)
 
     wrapper.__signature__ = signature  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
