@@ -22,6 +22,21 @@ def test_doctor_reports_keys_roles_sources_and_versions(capsys, monkeypatch, tmp
     assert data["ledger"].endswith("ledger.sqlite")
 
 
+def test_doctor_says_where_the_librarian_reads_from(capsys, monkeypatch, tmp_path):
+    venv = tmp_path / ".venv"
+    (venv / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    monkeypatch.setenv("GH_TOKEN", "gho_x")
+    assert main(["--root", str(tmp_path), "doctor", "--json"]) == 0
+    lib = json.loads(capsys.readouterr().out)["librarian"]
+    assert lib["github_token"] == "GH_TOKEN" and "gho_x" not in json.dumps(lib)
+    assert lib["python_packages"] == f"virtualenv {venv}" and lib["node_modules"] is False
+    monkeypatch.delenv("GH_TOKEN")
+    monkeypatch.setenv("GH_CONFIG_DIR", str(tmp_path / "no-gh"))
+    assert main(["--root", str(tmp_path), "doctor"]) == 0
+    assert "no GitHub token" in capsys.readouterr().out
+
+
 def test_doctor_table_tells_a_keyless_user_what_to_do(capsys, tmp_path):
     assert main(["--root", str(tmp_path), "doctor"]) == 0
     out = capsys.readouterr().out

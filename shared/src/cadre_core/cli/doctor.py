@@ -46,10 +46,32 @@ def report(args: Any) -> dict[str, Any]:
     return {
         "keys": keys,
         "roles": roles,
+        "librarian": librarian_sources(args.root),
         "config_sources": loaded.files,
         "ledger": str(cfg.paths.ledger or default_ledger_path()),
         "threads": str(cfg.paths.threads or default_threads_path()),
         "versions": versions,
+    }
+
+
+def librarian_sources(root: Any) -> dict[str, Any] | None:
+    """Where the librarian reads from: the GitHub token's source and the workspace's packages; None when
+    the librarian is not installed."""
+    from pathlib import Path
+
+    try:
+        from cadre_librarian.environments import python_site_dirs
+        from cadre_librarian.github_http import discover_token
+    except ImportError:
+        return None
+    workspace = Path(root or Path.cwd()).resolve()
+    _token, source = discover_token()
+    sites, how = python_site_dirs([workspace])
+    return {
+        "github_token": source or None,
+        "python_packages": how,
+        "site_packages": [str(s) for s in sites],
+        "node_modules": (workspace / "node_modules").is_dir(),
     }
 
 
@@ -81,6 +103,15 @@ def run(args: Any) -> int:
         skipped = "; ".join(f"{c['model']} ({c['unavailable']})" for c in r["candidates"] if c["unavailable"])
         roles.add_row(role, r["routes_to"], skipped or "-")
     console.print(roles)
+    if (lib := data["librarian"]) is not None:
+        token = (
+            f"[green]GitHub token[/] from {lib['github_token']}"
+            if lib["github_token"]
+            else "[yellow]no GitHub token[/] (public limit of 60 requests/hour, no code search): set GITHUB_TOKEN "
+            "or run `gh auth login`"
+        )
+        node = "; node_modules found" if lib["node_modules"] else ""
+        console.print(f"[bold]Librarian[/]: {token}; installed packages from {lib['python_packages']}{node}")
     console.print("[bold]Config sources[/] (later wins): " + ", ".join(data["config_sources"]))
     console.print(f"[bold]Ledger[/]: {data['ledger']}")
     console.print(f"[bold]Threads[/]: {data['threads']}")
