@@ -19,6 +19,8 @@ from cadre_librarian.sources import Excerpt
 
 log = structlog.get_logger("cadre.librarian")
 TOOL_TIMEOUT_S = 60.0
+CLONE_TIMEOUT_S = 150.0
+"""Clone tools may first make a shallow clone (git's own limit is 120 s per step); later calls reuse it."""
 MAX_RESULT_CHARS = 16_000
 
 
@@ -213,12 +215,13 @@ async def run_tool(desk: Desk, call: ToolCall) -> tuple[str, bool]:
     entry = TOOLS.get(call.name)
     if entry is None:
         return f"unknown tool {call.name}; use one of: {', '.join(TOOLS)}", True
+    limit = CLONE_TIMEOUT_S if call.name.startswith("clone_") else TOOL_TIMEOUT_S
     try:
         arguments = coerce(entry[0], call.arguments)
-        with anyio.fail_after(TOOL_TIMEOUT_S):
+        with anyio.fail_after(limit):
             text = await entry[1](desk, **arguments)
     except TimeoutError:
-        return f"{call.name} timed out after {TOOL_TIMEOUT_S:.0f} s; try a narrower query or another source", True
+        return f"{call.name} timed out after {limit:.0f} s; try a narrower query or another source", True
     except (CadreError, ValueError) as exc:
         return f"error: {exc}", True
     except Exception as exc:  # a source's bug must not end the research
