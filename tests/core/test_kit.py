@@ -266,10 +266,25 @@ async def test_a_bug_raising_value_error_is_reported_as_internal_not_as_bad_inpu
 def test_the_host_request_is_only_built_when_the_host_will_be_asked(keys):
     from types import SimpleNamespace
 
+    from mcp.server.mcpserver import Sample
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
     server = make_server({"openai:x": TestModel()})
-    ctx = SimpleNamespace(client_capabilities=SimpleNamespace(sampling=object()))
+    ctx = SimpleNamespace(client_capabilities=SimpleNamespace(sampling=object()), protocol_version="2026-07-28")
+    legacy = SimpleNamespace(
+        client_capabilities=ctx.client_capabilities, protocol_version=HANDSHAKE_PROTOCOL_VERSIONS[-1]
+    )
 
     def build():
         raise AssertionError("files must not be packed when a keyed provider will answer")
 
     assert host_sample_request(ctx, server.kit, build) is None
+    keyless = make_server({"anthropic:y": TestModel(), "sampling:host": TestModel()})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("ANTHROPIC_API_KEY")
+        asked = ModelRequest([Message.user("q")])
+        assert isinstance(host_sample_request(ctx, keyless.kit, lambda: asked), Sample)
+        assert host_sample_request(legacy, keyless.kit, build) is None  # the tool body samples on old protocols
+        assert host_sample_request(ctx, keyless.kit, lambda: None) is None  # nothing worth asking
+        no_host = make_server({"anthropic:y": TestModel()})
+        assert host_sample_request(ctx, no_host.kit, build) is None  # the route leaves the host out

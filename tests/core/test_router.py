@@ -396,3 +396,45 @@ async def test_a_timed_out_attempt_keeps_its_reservation_and_an_answered_one_set
     worst = ((int((3500 / 3.5 + 8) * 1.5) + 1) * 1.75e-6 + 1000 * 14e-6) * 1.25
     assert amounts[0] == pytest.approx(worst)
     assert amounts[1] == pytest.approx(10 * 3e-6 + 5 * 15e-6)  # claude-sonnet-4-5 answered: its real cost
+
+
+async def test_a_flagged_answer_survives_a_later_candidate_that_raises_and_never_leaks_into_the_next_request(
+    keys, ledger
+):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    config.roles["oracle"].off_rails = "fallback"
+    leaky = TestModel("<thinking>hmm</thinking> lock it", model_name="a")
+    denied = failing(lambda: errors.AuthError("bad key", provider="anthropic", model="b"), "b")
+    router = make_router(config, ledger, **{"openai:a": leaky, "anthropic:b": denied})
+    routed = router.model("oracle")
+    response = await routed.request(REQUEST)
+    assert response.text.endswith("lock it") and "flagged answer is kept" in response.warnings[-1]
+    leaky.text = "a fine answer"  # the same RoutedModel, a new request: nothing from the last one
+    assert (await routed.request(REQUEST)).text == "a fine answer"
+
+
+async def test_a_new_call_after_a_repeated_one_is_not_a_loop(keys, ledger):
+    config = make_config(oracle=["openai:a"])
+    grep = ToolCall("x", "grep", {"pattern": "cache"})
+    model = FunctionModel(lambda request, m: tool_turn(("read", {"path": "new.py"})), model_name="a")
+    router = make_router(config, ledger, **{"openai:a": model})
+    history = [Message.user("why?"), *[Message.assistant("", [grep])] * 3]
+    tools = [ToolDefinition("read", "read", {"type": "object", "properties": {}})]
+    assert (await router.request("oracle", ModelRequest(history, tools=tools))).warnings == []
+
+
+async def test_a_provider_side_timeout_keeps_the_reservation_too(keys, ledger, tmp_path):
+    import sqlite3
+
+    from cadre_core.budget import Budget
+
+    config = make_config(oracle=["openai:gpt-5.2"])
+    config.router.retries_per_candidate = 0
+    config.budget.per_day_usd = 100.0
+    slow = failing(lambda: errors.ModelTimeoutError("504", provider="openai", model="gpt-5.2"), "gpt-5.2")
+    router = make_router(config, ledger, **{"openai:gpt-5.2": slow})
+    router.budget = Budget(tmp_path / "budget.sqlite")
+    with pytest.raises(errors.AllCandidatesFailedError):
+        await router.request("oracle", ModelRequest([Message.user("x" * 350)], max_output_tokens=100))
+    (amount,) = sqlite3.connect(tmp_path / "budget.sqlite").execute("SELECT amount FROM spend").fetchone()
+    assert amount > 0

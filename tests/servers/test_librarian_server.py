@@ -377,10 +377,8 @@ async def test_read_source_uses_a_clone_only_when_the_api_cannot_serve_the_file(
         assert is_error and "is a folder" in data and clones.reads == []
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_without_a_key_the_host_model_answers_from_the_evidence_with_checked_citations(env, tmp_path, mode):
-    import mcp_types as types
-
+def host_only_librarian(env, tmp_path):
+    """A librarian whose route is a keyless OpenAI model, then the host's model (MCP sampling)."""
     from cadre_core.models.sampling import SamplingModel
 
     server = create_server(root=env, library=Library(environ={}))
@@ -389,6 +387,14 @@ async def test_without_a_key_the_host_model_answers_from_the_evidence_with_check
     models = {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}
     router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
     server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
+    return server
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_without_a_key_the_host_model_answers_from_the_evidence_with_checked_citations(env, tmp_path, mode):
+    import mcp_types as types
+
+    server = host_only_librarian(env, tmp_path)
     prompts = []
 
     async def sampling(ctx, params):
@@ -412,3 +418,21 @@ async def test_without_a_key_the_host_model_answers_from_the_evidence_with_check
     assert data["model"] == "host" and data["answer"] == "See the retry module [1]."
     (cite,) = data["citations"]  # the host cited an id the tool's own evidence knows
     assert cite["package_or_repo"] == "fakelib" and cite["source"] == "local"
+
+
+async def test_a_host_that_declines_sampling_still_gets_the_evidence(env, tmp_path):
+    import mcp_types as types
+
+    server = host_only_librarian(env, tmp_path)
+
+    async def declining(ctx, params):
+        return types.ErrorData(code=-1, message="user declined sampling")
+
+    async with Client(server, mode="legacy", sampling_callback=declining) as client:
+        result = await client.call_tool(
+            "research", {"question": "How does fakelib back off?", "libraries": ["fakelib"]}
+        )
+    data = result.structured_content
+    assert not result.is_error, result.content
+    assert data["answer"] is None and data["evidence"][0]["package_or_repo"] == "fakelib"
+    assert "declined" in data["notes"][0]

@@ -274,18 +274,26 @@ def redact_request(request: ModelRequest) -> ModelRequest:
     return replace(request, messages=messages, system=system)
 
 
-def host_sample_request(ctx: Context, kit: Kit, build: Callable[[], ModelRequest], role: str | None = None) -> Any:
+def host_sample_request(
+    ctx: Context, kit: Kit, build: Callable[[], ModelRequest | None], role: str | None = None
+) -> Any:
     """For a `Sample` resolver: the marker to ask the host's model, or None.
 
-    Returns a `Sample` only when no keyed provider can serve the role and the host declared
-    sampling, so the host is asked only as a last resort; `build` runs only in that case.
-    """
+    Returns a `Sample` only on MCP 2026-07-28 and later (older protocols sample from the tool body,
+    where a refusal is handled), when no keyed provider can serve the role, the role's route has the
+    host (`sampling:host`) and the host declared sampling: the host is asked only as a last resort.
+    `build` runs only in that case and may return None (nothing worth asking)."""
     from mcp.server.mcpserver import Sample
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
     caps = ctx.client_capabilities
-    if caps is None or caps.sampling is None or kit.keyed(role):
+    if caps is None or caps.sampling is None or ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
         return None
-    return Sample(**to_sample_args(redact_request(build())))
+    available = kit.router.availability(role or kit.role)
+    if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
+        return None
+    request = build()
+    return None if request is None else Sample(**to_sample_args(redact_request(request)))
 
 
 def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:

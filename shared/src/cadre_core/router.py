@@ -9,6 +9,7 @@ model whatever happens underneath.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Callable
@@ -148,7 +149,9 @@ def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, s
     if not request.tools_allowed:
         return "runaway_turns", "called tools on the turn that had to answer"
     earlier = [c for m in request.messages for c in m.tool_calls]
-    reason = tool_call_loop([*earlier, *response.tool_calls])
+    mine = {(c.name, json.dumps(c.arguments, sort_keys=True)) for c in response.tool_calls}
+    repeated = [c for c in earlier if (c.name, json.dumps(c.arguments, sort_keys=True)) in mine]
+    reason = tool_call_loop([*repeated, *response.tool_calls])  # only a call this reply repeats counts
     return ("tool_call_loop", reason) if reason else None
 
 
@@ -167,6 +170,7 @@ class RoutedModel(Model):
     async def request(self, request: ModelRequest) -> ModelResponse:
         router, cfg = self.router, self.router.config
         attempts: list[Attempt] = []
+        self._flagged = None
         candidates = self.only if self.only is not None else router.candidates(self.role)
         for index, candidate in enumerate(candidates):
             last = index == len(candidates) - 1
@@ -201,7 +205,13 @@ class RoutedModel(Model):
             if request.tools and not model.supports_tools:
                 attempts.append(Attempt(candidate.model, "skipped", "does not support tool calls"))
                 continue
-            response = await self._try_candidate(model, candidate, sized, attempts, last)
+            try:
+                response = await self._try_candidate(model, candidate, sized, attempts, last)
+            except (BudgetExceededError, ModelError) as exc:
+                if self._flagged is None:
+                    raise
+                self._flagged.warnings.append(f"the next candidate failed ({exc}), so the flagged answer is kept")
+                return self._flagged
             if response is not None:
                 return response
         if self._flagged is not None:  # paid for and usable: better than failing the call
@@ -247,6 +257,7 @@ class RoutedModel(Model):
                     exc.retryable = False
             except ModelError as model_exc:
                 exc = model_exc
+                billed_unknown = isinstance(model_exc, ModelTimeoutError)
             except Exception as bug:
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise

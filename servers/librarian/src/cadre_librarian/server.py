@@ -36,9 +36,12 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
         from cadre_librarian.research import SEED_HITS, gather, host_request
 
         def build():
+            if not question or not question.strip():
+                return None  # the tool body says what to change
             desk = shelf.desk(kit.workspace(roots).roots)
             names, excerpts, notes = gather(desk, question, libraries, version, SEED_HITS)
-            return host_request(desk, question, names, version, excerpts, notes)[0]
+            request, ranked = host_request(desk, question, names, version, excerpts, notes)
+            return request if ranked else None  # no evidence: nothing for the host to answer from
 
         try:
             return host_sample_request(ctx, kit, build)

@@ -46,7 +46,11 @@ async def second_opinions(
     candidates = pick_candidates(kit, n)
     request, notes = first_request(ws, question=question, files=files, context=None, mode="ask", effort=None)
     answers: list[dict[str, Any] | None] = [None] * len(candidates)
-    thread_id = kit.threads.create("oracle", "second_opinions")  # one thread: `cadre trace` shows every answer
+    try:
+        thread_id: str | None = kit.threads.create("oracle", "second_opinions")  # `cadre trace` shows every answer
+    except CadreError as exc:  # the thread only serves tracing: answer without it
+        thread_id = None
+        notes.append(f"not traceable by thread: {exc}")
     calls: list[Any] = []
 
     async def ask(index: int, candidate) -> None:
@@ -77,9 +81,12 @@ async def second_opinions(
         synth = ModelRequest([Message.user(f"Question:\n{question}\n\n{listing}")], system=SYNTHESIS, effort="low")
         call = kit.new_call("second_opinions", thread_id)
         calls.append(call)
-        response = await kit.call_model(ctx, synth, tool="second_opinions", call=call)
+        try:
+            response = await kit.call_model(ctx, synth, tool="second_opinions", call=call)
+            synthesis = response.text.strip()
+        except CadreError as exc:  # the answers are paid for: keep them
+            notes.append(f"no synthesis: {exc}")
         spend_total += totals(call)[0] or 0.0
-        synthesis = response.text.strip()
     else:
         notes.append("fewer than two answers arrived, so there is no synthesis")
     return {

@@ -62,7 +62,11 @@ async def review_change(
         schema_name="review",
         validate=validator(Review),
     )
-    thread_id = kit.threads.create("review", "review_change")  # so `cadre trace` can show its attempts
+    try:
+        thread_id: str | None = kit.threads.create("review", "review_change")  # so `cadre trace` shows it
+    except CadreError as exc:  # the thread only serves tracing: review without it
+        thread_id = None
+        notes.append(f"not traceable by thread: {exc}")
     call = kit.new_call("review_change", thread_id)
     response = await kit.call_model(ctx, request, tool="review_change", role="review", call=call)
     cost, tokens = totals(call)
