@@ -9,17 +9,17 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadre_core.detectors import tool_call_loop
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
-from cadre_core.models.base import Message, ModelRequest, ToolCall
+from cadre_core.models.base import Message, ModelRequest
 from cadre_core.results import shown_model, totals
 from cadre_core.structured import strict_schema, validator
+from cadre_core.toolloop import tool_loop
 from cadre_librarian.environments import normalize
 from cadre_librarian.evidence import check_citations
 from cadre_librarian.installed import search_package, source_repo
 from cadre_librarian.sources import Excerpt, SourceError
-from cadre_librarian.tools import DEFINITIONS, Desk, run_tools
+from cadre_librarian.tools import DEFINITIONS, Desk, run_tool
 
 ROLE = "librarian"
 DEFAULT_TOOL_TURNS = 4
@@ -219,30 +219,16 @@ async def research(
 
 
 async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRequest, turns: int):
-    notes: list[str] = []
-    messages = list(request.messages)
-    calls_so_far: list[ToolCall] = []
-    for turn in range(turns + 1):
-        looping = tool_call_loop(calls_so_far)
-        final = turn == turns or looping is not None
-        if looping:
-            notes.append(f"stopped the librarian's reading early: {looping}")
-        step = replace(request, messages=messages, tools=DEFINITIONS, tools_allowed=not final)
-        call.phase = "researching" if turn == 0 else f"researching (turn {turn + 1})"
-        response = await kit.call_model(ctx, step, tool="research", call=call)
-        if not response.tool_calls:
-            return response, notes
-        if final:
-            raise CadreError(
-                f"the librarian kept calling tools after {turn} turns without answering"
-                + (f" ({looping})" if looping else "")
-                + "; ask a narrower question or name the library and version"
-            )
-        calls_so_far += response.tool_calls
-        call.phase = f"reading sources ({len(response.tool_calls)} in parallel)"
-        results = await run_tools(desk, response.tool_calls)
-        messages = [*messages, response.to_message(), *(Message.tool_result(c, t, is_error=e) for c, t, e in results)]
-    raise AssertionError("unreachable")  # pragma: no cover
+    def gave_up(turns: int, looping: str | None) -> str:
+        why = f" ({looping})" if looping else ""
+        return (f"the librarian kept calling tools after {turns} turns without answering{why}; "
+                "ask a narrower question or name the library and version")  # fmt: skip
+
+    call.phase = "researching"
+    return await tool_loop(
+        kit, ctx, replace(request, tools=DEFINITIONS), tool="research", call=call, turns=turns,
+        run_tool=lambda tool_call: run_tool(desk, tool_call), who="the librarian's", gave_up=gave_up,
+    )  # fmt: skip
 
 
 async def _result(kit, desk, call, question, response, notes, thread_id) -> dict[str, Any]:

@@ -230,16 +230,3 @@ async def run_tool(desk: Desk, call: ToolCall) -> tuple[str, bool]:
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + "\n... (cut; read a narrower range)"
     return redact(text)[0], False
-
-
-async def run_tools(desk: Desk, calls: list[ToolCall]) -> list[tuple[ToolCall, str, bool]]:
-    """Run one turn's tool calls in parallel; results in call order."""
-    results: list[tuple[str, bool] | None] = [None] * len(calls)
-
-    async def one(index: int, call: ToolCall) -> None:
-        results[index] = await run_tool(desk, call)
-
-    async with anyio.create_task_group() as tg:
-        for index, call in enumerate(calls):
-            tg.start_soon(one, index, call)
-    return [(call, *result) for call, result in zip(calls, results, strict=True) if result is not None]

@@ -7,11 +7,11 @@ from typing import Any
 
 import anyio
 
-from cadre_core.detectors import tool_call_loop
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
-from cadre_core.models.base import Message, ModelRequest, ToolCall
+from cadre_core.models.base import Message, ModelRequest
 from cadre_core.results import shown_model, totals
+from cadre_core.toolloop import tool_loop
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer, oracle_validator, strict_schema
 from cadre_oracle.context import pack, project_instructions, resolve_files
@@ -107,34 +107,19 @@ async def consult(
         role = kit.config.config.roles.get("oracle")
         tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
     turns = tool_turns if kit.keyed("oracle") else 0
-    used_tools = False
-    calls_so_far: list[ToolCall] = []
-    for turn in range(turns + 1):
-        looping = tool_call_loop(calls_so_far)
-        final = turn == turns or looping is not None
+
+    def gave_up(turns: int, looping: str | None) -> str:
         if looping:
-            notes.append(f"stopped the oracle's file reading early: {looping}")
-        step = replace(
-            request,
-            messages=messages,
-            tools=TOOLS if (not final or used_tools) else [],
-            tools_allowed=not final,  # the last turn keeps tools declared but must answer
-        )
-        response = await kit.call_model(ctx, step, tool="consult_oracle", host_sample=host_sample, call=call)
-        host_sample = None
-        if not response.tool_calls:
-            break
-        if final and not looping:
-            raise CadreError(
-                f"the oracle kept reading files after {turns} tool turns without answering; "
-                "pass the relevant files or a narrower question"
-            )
-        if looping:
-            raise CadreError(f"the oracle kept repeating a tool call ({looping}); pass the files it needs directly")
-        used_tools = True
-        calls_so_far += response.tool_calls
-        call.phase = "running read-only tools"
-        messages = [*messages, response.to_message(), *await run_tools(ws, response.tool_calls)]
+            return f"the oracle kept repeating a tool call ({looping}); pass the files it needs directly"
+        return (f"the oracle kept reading files after {turns} tool turns without answering; "
+                "pass the relevant files or a narrower question")  # fmt: skip
+
+    response, loop_notes = await tool_loop(
+        kit, ctx, replace(request, messages=messages, tools=TOOLS), tool="consult_oracle", call=call, turns=turns,
+        run_tool=lambda tool_call: run_tool(ws, tool_call), who="the oracle's file", gave_up=gave_up,
+        host_sample=host_sample,
+    )  # fmt: skip
+    notes += loop_notes
     answer = OracleAnswer.model_validate(response.output)
     citations, dropped = check_citations(ws, answer)
     notes += dropped + response.warnings
@@ -152,20 +137,6 @@ async def consult(
         "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }
-
-
-async def run_tools(ws: Workspace, calls: list[ToolCall]) -> list[Message]:
-    """Run the model's read-only tool calls in parallel; results in call order."""
-    results: list[Message | None] = [None] * len(calls)
-
-    async def one(index: int, call: ToolCall) -> None:
-        text, is_error = await run_tool(ws, call)
-        results[index] = Message.tool_result(call, text, is_error=is_error)
-
-    async with anyio.create_task_group() as tg:
-        for index, call in enumerate(calls):
-            tg.start_soon(one, index, call)
-    return [m for m in results if m is not None]
 
 
 def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict], list[str]]:
