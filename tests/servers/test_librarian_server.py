@@ -436,3 +436,25 @@ async def test_a_host_that_declines_sampling_still_gets_the_evidence(env, tmp_pa
     assert not result.is_error, result.content
     assert data["answer"] is None and data["evidence"][0]["package_or_repo"] == "fakelib"
     assert "declined" in data["notes"][0]
+
+
+async def test_secrets_in_installed_code_never_reach_the_model(env, tmp_path, keys):
+    secret = "AKIA" + "IOSFODNN7EXAMPLE"
+    config_py = env / ".venv/lib/python3.11/site-packages/fakelib/config.py"
+    config_py.write_text(f'AWS_KEY = "{secret}"\n')
+    record = config_py.parent.parent / "fakelib-1.2.0.dist-info/RECORD"
+    record.write_text(record.read_text() + "fakelib/config.py,,\n")
+    seen = []
+
+    def reply(request, model):
+        seen.append(request)
+        if len(seen) == 1:
+            read = ToolCall("a", "read_installed", {"package": "fakelib", "path": "fakelib/config.py"})
+            return ModelResponse(tool_calls=[read])
+        return answer("It reads a key from config.", [])
+
+    server, _ = librarian(env, FunctionModel(reply), tmp_path)
+    _data, is_error = await call(server, "research", {"question": "Where is the AWS key?", "libraries": ["fakelib"]})
+    assert not is_error
+    shown = "\n".join(m.text for m in seen[-1].messages)
+    assert "fakelib/config.py" in shown and secret not in shown

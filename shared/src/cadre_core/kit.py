@@ -282,18 +282,23 @@ def host_sample_request(
     Returns a `Sample` only on MCP 2026-07-28 and later (older protocols sample from the tool body,
     where a refusal is handled), when no keyed provider can serve the role, the role's route has the
     host (`sampling:host`) and the host declared sampling: the host is asked only as a last resort.
-    `build` runs only in that case and may return None (nothing worth asking)."""
+    `build` runs only in that case and may return None (nothing worth asking). Never raises: a failure
+    here means no `Sample`, and the tool body reports the real problem."""
     from mcp.server.mcpserver import Sample
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-    caps = ctx.client_capabilities
-    if caps is None or caps.sampling is None or ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+    try:
+        caps = ctx.client_capabilities
+        if caps is None or caps.sampling is None or ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            return None
+        available = kit.router.availability(role or kit.role)
+        if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
+            return None
+        request = build()
+        return None if request is None else Sample(**to_sample_args(redact_request(request)))
+    except Exception as exc:
+        log.debug("no host sample", error=repr(exc))
         return None
-    available = kit.router.availability(role or kit.role)
-    if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
-        return None
-    request = build()
-    return None if request is None else Sample(**to_sample_args(redact_request(request)))
 
 
 def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:

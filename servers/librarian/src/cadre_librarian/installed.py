@@ -115,6 +115,14 @@ class Installed:
         needle = normalize(contains) if contains else ""
         return sorted((p for p in everything if needle in normalize(p.name)), key=lambda p: (p.ecosystem, p.name))
 
+    def has(self, name: str) -> bool:
+        """True when `find(name)` would find a package."""
+        try:
+            self.find(name)
+        except SourceError:
+            return False
+        return True
+
     def find(self, name: str) -> Package:
         """A package by distribution name, node name, or Python import name (`yaml` -> PyYAML,
         `google.auth` -> google-auth)."""

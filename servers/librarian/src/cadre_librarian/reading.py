@@ -50,7 +50,7 @@ async def read_source(
     if not target or not (path or "").strip():
         raise SourceError("pass target (a package name or owner/repo) and path (a file inside it)")
     start = start_line or 1
-    if REPO_NAME.match(target) and not _is_installed(installed, target):
+    if REPO_NAME.match(target) and not installed.has(target):
         return await _from_github(library, target, path, ref or version, start, end_line, [])
     package = await anyio.to_thread.run_sync(lambda: installed.find(target))
     wanted = (version or ref or "").lstrip("v")
@@ -70,14 +70,6 @@ async def read_source(
         raise NotFoundError(f"{repo} has no tag v{wanted} or {wanted} with {path}; check the version or the path")
     excerpt = await anyio.to_thread.run_sync(lambda: installed.read(package.name, path, start, end_line))
     return as_result(excerpt, [])
-
-
-def _is_installed(installed: Installed, name: str) -> bool:
-    try:
-        installed.find(name)
-    except SourceError:
-        return False
-    return True
 
 
 async def _from_github(library, repo, path, ref, start, end, notes) -> dict[str, Any]:

@@ -143,7 +143,7 @@ async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tupl
     for name in repos:
         try:
             with anyio.fail_after(REPO_SECONDS):
-                if await anyio.to_thread.run_sync(lambda n=name: _installed(desk, n), abandon_on_cancel=True):
+                if await anyio.to_thread.run_sync(lambda n=name: desk.installed.has(n), abandon_on_cancel=True):
                     continue
                 excerpts += await desk.library.clones.search(name, question, limit=4)
         except TimeoutError:
@@ -151,14 +151,6 @@ async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tupl
         except Exception as exc:
             notes.append(f"could not read {name} from GitHub: {exc}")
     return excerpts, notes
-
-
-def _installed(desk: Desk, name: str) -> bool:
-    try:
-        desk.installed.find(name)
-    except SourceError:
-        return False
-    return True
 
 
 def opening(

@@ -43,10 +43,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
             request, ranked = host_request(desk, question, names, version, excerpts, notes)
             return request if ranked else None  # no evidence: nothing for the host to answer from
 
-        try:
-            return host_sample_request(ctx, kit, build)
-        except Exception:  # the tool body reports the real problem
-            return None
+        return host_sample_request(ctx, kit, build)
 
     @server.tool()
     @tool_errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -11,7 +11,6 @@ import structlog
 
 from cadre_core.errors import CadreError
 from cadre_core.models.base import ToolCall, ToolDefinition
-from cadre_core.redact import redact
 from cadre_librarian.evidence import Evidence
 from cadre_librarian.installed import Installed, search_package, source_repo
 from cadre_librarian.library import Library, release_excerpt
@@ -35,8 +34,8 @@ class Desk:
     def show(self, excerpts: list[Excerpt], empty: str = "no results") -> str:
         if not excerpts:
             return empty
-        clean = [replace(e, text=redact(e.text, filename=e.path)[0]) for e in excerpts]
-        return "\n\n".join(self.evidence.render(e) if citable(e) else uncitable(e) for e in clean)
+        # no redaction here: Kit.call_model redacts every message before it reaches a provider
+        return "\n\n".join(self.evidence.render(e) if citable(e) else uncitable(e) for e in excerpts)
 
 
 def citable(excerpt: Excerpt) -> bool:
@@ -229,4 +228,4 @@ async def run_tool(desk: Desk, call: ToolCall) -> tuple[str, bool]:
         return f"error: {call.name} failed ({type(exc).__name__}: {exc}); try another source", True
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + "\n... (cut; read a narrower range)"
-    return redact(text)[0], False
+    return text, False

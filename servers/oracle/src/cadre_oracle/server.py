@@ -41,10 +41,7 @@ def create_server(root: Path | None = None) -> MCPServer:
             ws = kit.workspace(roots)
             return first_request(ws, question=question, files=files, context=context, mode=mode, effort=None)[0]
 
-        try:
-            return host_sample_request(ctx, kit, build)
-        except Exception:  # the tool body reports the real problem
-            return None
+        return host_sample_request(ctx, kit, build)
 
     @server.tool()
     @tool_errors
