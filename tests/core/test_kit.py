@@ -130,8 +130,10 @@ async def test_all_candidates_failing_names_the_keys_to_set(tmp_path):
         result = await client.call_tool("ask", {"question": "q"})
     assert result.is_error
     text = result.content[0].text
-    assert "no API key; set OPENAI_API_KEY" in text
-    assert "Set one of: ANTHROPIC_API_KEY, OPENAI_API_KEY" in text
+    assert text.endswith(
+        "no model available for the oracle: set OPENAI_API_KEY or ANTHROPIC_API_KEY "
+        "(`cadre doctor` shows what was found)"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -194,8 +196,52 @@ async def test_host_without_sampling_is_refused_clearly(mode):
         result = await client.call_tool("ask", {"question": "q"})
     assert result.is_error
     text = result.content[0].text
-    assert "sampling:host: failed" in text and "does not offer sampling" in text
-    assert "OPENAI_API_KEY" in text
+    assert text.endswith(
+        "no model available for the oracle: set OPENAI_API_KEY (`cadre doctor` shows what was found), "
+        "or use a host that supports MCP sampling"
+    )
+
+
+async def test_a_host_that_refuses_to_sample_is_named_with_the_keys_to_set():
+    server = make_server({"openai:x": TestModel(), "sampling:host": SamplingModel()})
+
+    async def refuse(ctx, params):
+        # A refusal, shaped like the SDK client's reply without sampling (mcp.client.session._default_sampling_callback)
+        return types.ErrorData(code=types.INVALID_REQUEST, message="User rejected sampling request")
+
+    async with Client(server, mode="legacy", sampling_callback=refuse) as client:
+        result = await client.call_tool("ask", {"question": "q"})
+    assert result.is_error
+    assert result.content[0].text.endswith(
+        "set OPENAI_API_KEY (`cadre doctor` shows what was found), or use a host that supports MCP sampling "
+        "(the host's model did not answer: the host refused or failed (User rejected sampling request))"
+    )
+
+
+async def test_a_second_host_question_in_one_call_is_refused_in_plain_words():
+    server = make_server({"openai:x": TestModel(), "sampling:host": SamplingModel()})
+
+    async def sampling(ctx, params):
+        return types.CreateMessageResult(role="assistant", model="h", content=types.TextContent(type="text", text="a"))
+
+    def prompt(question: str) -> ModelRequest:
+        return ModelRequest([Message.user(question)], max_output_tokens=50)
+
+    def ask_once(ctx: Context):
+        return host_sample_request(ctx, server.kit, lambda: prompt("one"))
+
+    @server.tool()
+    @tool_errors
+    async def twice(ctx: Context, host: Annotated[types.CreateMessageResult | None, Resolve(ask_once)] = None) -> dict:
+        await server.kit.call_model(ctx, prompt("one"), tool="twice", host_sample=host)
+        await server.kit.call_model(ctx, prompt("two"), tool="twice")
+        return {}
+
+    async with Client(server, sampling_callback=sampling) as client:
+        result = await client.call_tool("twice", {})
+    text = result.content[0].text
+    assert result.is_error and "MCP 2026-07-28" not in text and "resolver" not in text
+    assert "the host's model is asked only when no provider key is set, once per call" in text
 
 
 async def test_listing_tools_opens_no_router_ledger_or_config(tmp_path):

@@ -148,9 +148,10 @@ async def test_missing_keys_are_skipped_with_a_note_and_named_when_all_missing(m
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     with pytest.raises(errors.AllCandidatesFailedError) as info:
         await router.request("oracle", REQUEST)
-    message = str(info.value)
-    assert "openai:a: no_key: no API key; set OPENAI_API_KEY" in message
-    assert "Set one of: ANTHROPIC_API_KEY, OPENAI_API_KEY" in message
+    assert str(info.value) == (
+        "no model available for the oracle: set OPENAI_API_KEY or ANTHROPIC_API_KEY "
+        "(`cadre doctor` shows what was found)"
+    )
     assert info.value.missing_keys == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
 
 
@@ -261,8 +262,23 @@ async def test_key_hint_appears_even_when_host_sampling_is_the_last_resort():
     router = make_router(config, **{"sampling:host": SamplingModel()})
     with pytest.raises(errors.AllCandidatesFailedError) as info:
         await router.request("oracle", REQUEST)
-    assert "Set one of: GEMINI_API_KEY, OPENAI_API_KEY" in str(info.value)
+    assert str(info.value) == (
+        "no model available for the oracle: set OPENAI_API_KEY or GEMINI_API_KEY "
+        "(`cadre doctor` shows what was found), or use a host that supports MCP sampling"
+    )
     assert info.value.missing_keys == ["OPENAI_API_KEY", "GEMINI_API_KEY"]
+    assert router.missing_keys("oracle") == ["OPENAI_API_KEY", "GEMINI_API_KEY"]
+
+
+async def test_a_failing_provider_is_reported_in_full_not_as_missing_keys(monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    config = make_config(oracle=["openai:a", "google:g", "sampling:host"])
+    down = failing(lambda: errors.ModelNotFoundError("404 no such model", provider="google"), "g")
+    router = make_router(config, **{"google:g": down, "sampling:host": SamplingModel()})
+    with pytest.raises(errors.AllCandidatesFailedError) as info:
+        await router.request("oracle", REQUEST)
+    message = str(info.value)
+    assert "google:g: failed: 404 no such model" in message and "no model available" not in message
 
 
 def must_have_answer(response):

@@ -281,6 +281,102 @@ async def test_review_change_reviews_the_working_tree_against_head(workspace, tm
     assert bad_ref.is_error and "not a git ref" in bad_ref.content[0].text
 
 
+async def commit_and_change(workspace):
+    """A real git repository whose working tree changes app/store.py against HEAD."""
+    git = ["git", "-C", str(workspace), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        await anyio.run_process([*git, *args])
+    (workspace / "app/store.py").write_text(f"class Store:\n    def put(self, k, v):\n        eval(v)  # {FAKE_KEY}\n")
+
+
+def host_model(asked: list):
+    """The host's model as an MCP client's sampling callback: a review or an oracle answer, as JSON."""
+
+    async def sampling(ctx, params):
+        asked.append(params)
+        prompt = params.messages[0].content.text
+        if "Change to review (unified diff)" in prompt:
+            finding = {"severity": "blocker", "path": "app/store.py", "line": 3, "title": "eval of input",
+                       "explanation": "runs code", "suggestion": "remove eval"}  # fmt: skip
+            body = {"summary": "Unsafe.", "findings": [finding]}
+        else:
+            body = json.loads(answer("Use Postgres.").text)
+        text = types.TextContent(type="text", text=json.dumps(body))
+        return types.CreateMessageResult(role="assistant", model="host-llm", stop_reason="endTurn", content=text)
+
+    return sampling
+
+
+NO_KEY_ROUTE = {"openai:gpt-5.2": None, "anthropic:claude-sonnet-4-5": None, "google:gemini-3-pro-preview": None}
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_without_keys_review_and_second_opinions_ask_the_host_model(workspace, tmp_path, mode):
+    from cadre_core.models.sampling import SamplingModel
+
+    await commit_and_change(workspace)
+    models = {**NO_KEY_ROUTE, "sampling:host": SamplingModel()}
+    server, _ = oracle(workspace, models, tmp_path, roles={"oracle": list(models), "review": list(models)})
+    asked: list = []
+    async with Client(server, mode=mode, sampling_callback=host_model(asked)) as client:
+        review = await client.call_tool("review_change", {"focus": "security"})
+        opinions = await client.call_tool("second_opinions", {"question": "Which store?", "n": 3})
+    assert not review.is_error, review.content
+    data = review.structured_content
+    assert data["model"] == "host" and data["summary"] == "Unsafe."
+    assert data["findings"] == [{"severity": "blocker", "path": "app/store.py", "line": 3, "title": "eval of input",
+                                 "explanation": "runs code", "suggestion": "remove eval"}]  # fmt: skip
+    sent = asked[0].messages[0].content.text
+    assert "Focus: security" in sent and "+        eval(v)" in sent
+    assert FAKE_KEY not in sent  # the diff is redacted before the host sees it
+    assert not opinions.is_error, opinions.content
+    data = opinions.structured_content
+    assert [(a["model"], a["answer"]) for a in data["answers"]] == [("host", "Use Postgres.")]
+    assert data["synthesis"] == ""
+    assert data["notes"] == [
+        "no provider key is set, so this is one opinion, from your host's model, not several vendors; set "
+        "OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY for opinions from two or three vendors"
+    ]
+    assert len(asked) == 2  # one question each: nothing asked twice
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_without_keys_or_host_sampling_the_error_says_what_to_set(workspace, tmp_path, mode):
+    from cadre_core.models.sampling import SamplingModel
+
+    await commit_and_change(workspace)
+    models = {**NO_KEY_ROUTE, "sampling:host": SamplingModel()}
+    server, _ = oracle(workspace, models, tmp_path, roles={"oracle": list(models), "review": list(models)})
+    async with Client(server, mode=mode) as client:
+        review = await client.call_tool("review_change", {})
+        opinions = await client.call_tool("second_opinions", {"question": "Which store?"})
+    keys = "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY (`cadre doctor` shows what was found)"
+    assert review.is_error and review.content[0].text.endswith(
+        f"no model available for review: {keys}, or use a host that supports MCP sampling"
+    )
+    assert opinions.is_error and opinions.content[0].text.endswith(
+        f"no model available for the oracle: {keys}, or use a host that supports MCP sampling"
+    )
+
+
+async def test_second_opinions_short_of_vendors_says_so_in_one_sentence(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    server, _ = oracle(workspace, {**NO_KEY_ROUTE, "openai:gpt-5.2": FunctionModel(lambda r, m: answer())}, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("second_opinions", {"question": "Which store?"})
+    assert result.is_error and result.content[0].text.endswith(
+        "second_opinions needs 2 vendors with keys but found 1 (openai); "
+        "set ANTHROPIC_API_KEY or GEMINI_API_KEY for another"
+    )
+    monkeypatch.delenv("OPENAI_API_KEY")
+    async with Client(server) as client:  # the route has no host: nothing else to suggest
+        result = await client.call_tool("second_opinions", {"question": "Which store?"})
+    assert result.is_error and result.content[0].text.endswith(
+        "no model available for second opinions: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY "
+        "(`cadre doctor` shows what was found)"
+    )
+
+
 async def test_second_opinions_asks_vendors_in_parallel_and_synthesises(workspace, tmp_path, keys):
     gpt = FunctionModel(lambda r, m: answer("Use Redis."))
     claude = FunctionModel(lambda r, m: answer("Use Postgres.") if r.output_schema else "Agreement: both cache.")

@@ -137,9 +137,38 @@ class OutputInvalidError(CadreError):
 
 
 class SamplingUnavailableError(ModelError):
-    """The MCP host cannot sample, so the host's model is not available."""
+    """The host's model did not answer (the host refused, failed, or was already asked)."""
 
     fallback = True
+
+
+class NoHostSamplingError(SamplingUnavailableError):
+    """The MCP host does not offer sampling, so its model is not available."""
+
+    def __init__(self, message: str = "the host does not offer MCP sampling", **kw):
+        super().__init__(message, **kw)
+
+
+ROLE_WORDS = {"oracle": "the oracle", "review": "review", "librarian": "research", "search": "deep search"}
+"""What each role does, in the words a user reads in an error."""
+
+
+def one_of(names: list[str]) -> str:
+    """`A`, `A or B`, `A, B or C`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def no_model_message(what: str, env_vars: list[str], host_problem: str | None = None) -> str:
+    """The one sentence for "no provider has a key and the host's model did not answer".
+
+    `host_problem` is None when the host's model is not in the route, "" when the host does not
+    offer sampling, else why the host's model did not answer."""
+    message = f"no model available for {what}: set {one_of(env_vars)} (`cadre doctor` shows what was found)"
+    if host_problem is not None:
+        message += ", or use a host that supports MCP sampling"
+        if host_problem:
+            message += f" (the host's model did not answer: {host_problem})"
+    return message
 
 
 @dataclass
@@ -160,6 +189,9 @@ class AllCandidatesFailedError(CadreError):
     def __init__(self, role: str, attempts: list[Attempt], hint: str = ""):
         self.role = role
         self.attempts = attempts
+        if (sentence := self._no_model(role, attempts)) is not None:
+            super().__init__(sentence)
+            return
         lines = [f"all candidates for role '{role}' failed:"]
         lines += [f"  - {a.model}: {a.outcome}{': ' + a.error if a.error else ''}" for a in attempts]
         if not attempts:
@@ -167,6 +199,18 @@ class AllCandidatesFailedError(CadreError):
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
+
+    @staticmethod
+    def _no_model(role: str, attempts: list[Attempt]) -> str | None:
+        """The one-sentence message when no candidate had a key and the host's model did not answer."""
+        keyless = [a for a in attempts if a.outcome == "no_key" and a.env_var]
+        host = [a for a in attempts if a.model.startswith("sampling:")]
+        unavailable = all(a.error_class in ("SamplingUnavailableError", "NoHostSamplingError") for a in host)
+        if not keyless or len(keyless) + len(host) != len(attempts) or not unavailable:
+            return None
+        problem = None if not host else "; ".join(a.error for a in host if a.error_class != "NoHostSamplingError")
+        env_vars = list(dict.fromkeys(a.env_var for a in keyless))
+        return no_model_message(ROLE_WORDS.get(role, f"role '{role}'"), env_vars, problem)
 
     @property
     def missing_keys(self) -> list[str]:

@@ -22,7 +22,7 @@ from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 
 from cadre_core import telemetry
-from cadre_core.errors import CadreError, SamplingUnavailableError
+from cadre_core.errors import CadreError, NoHostSamplingError, SamplingUnavailableError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
 from cadre_core.results import with_cost
@@ -243,12 +243,12 @@ class ContextSampler:
         ctx = self.ctx
         caps = ctx.client_capabilities if ctx is not None else None
         if ctx is None or caps is None or caps.sampling is None:
-            raise SamplingUnavailableError("the MCP host does not offer sampling", provider="sampling", model="host")
+            raise NoHostSamplingError(provider="sampling", model="host")
         from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:  # only a `Sample` resolver reaches the host
             raise SamplingUnavailableError(
-                "this call was not set up to sample the host (MCP 2026-07-28 needs a Sample resolver)",
+                "on this MCP version the host's model is asked only when no provider key is set, once per call",
                 provider="sampling",
                 model="host",
             )
@@ -258,7 +258,7 @@ class ContextSampler:
                 result = await ctx.session.create_message(**to_sample_args(request))
             except Exception as exc:
                 raise SamplingUnavailableError(
-                    f"host sampling failed: {exc}", provider="sampling", model="host"
+                    f"the host refused or failed ({exc})", provider="sampling", model="host"
                 ) from exc
         return from_sample_result(result, request)
 

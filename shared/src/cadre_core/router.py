@@ -101,6 +101,10 @@ class Router:
         """Each candidate with the reason it cannot be used now, or None."""
         return [(c, self._unavailable(c)[0]) for c in self.candidates(role)]
 
+    def missing_keys(self, role: str) -> list[str]:
+        """The env var that would key each keyless candidate of the role, in route order, once each."""
+        return list(dict.fromkeys(env for c in self.candidates(role) if (env := self._unavailable(c)[1])))
+
     def _unavailable(self, candidate: Candidate) -> tuple[str | None, str]:
         """Why the candidate cannot be tried (or None), and the env var that would fix it."""
         provider, _ = parse_model_ref(candidate.model)

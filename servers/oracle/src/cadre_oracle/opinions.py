@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, no_model_message, one_of
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.refs import parse_model_ref
@@ -18,29 +18,41 @@ from cadre_oracle.prompts import SYNTHESIS
 
 
 def pick_candidates(kit: Kit, n: int) -> list:
-    """The first keyed oracle candidate of each of `n` different vendors."""
-    chosen, vendors, missing = [], set(), []
+    """The first keyed oracle candidate of each of `n` different vendors; with no key at all, the host's
+    model (`sampling:host`) alone, when the route has it."""
+    chosen, vendors, host = [], set(), None
     for candidate, why in kit.router.availability("oracle"):
         provider = parse_model_ref(candidate.model)[0]
-        if provider == "sampling" or provider in vendors:
-            continue
-        if why is not None:
-            missing.append(why)
-            continue
-        chosen.append(candidate)
-        vendors.add(provider)
-        if len(chosen) == n:
-            return chosen
+        if provider == "sampling":
+            host = host or candidate
+        elif why is None and provider not in vendors:
+            chosen.append(candidate)
+            vendors.add(provider)
+            if len(chosen) == n:
+                return chosen
+    if not chosen and host is not None:
+        return [host]
+    missing = kit.router.missing_keys("oracle")
+    if not chosen:
+        raise CadreError(no_model_message("second opinions", missing or ["a provider key"]))
+    more = f"set {one_of(missing)} for another" if missing else "add oracle candidates of other vendors in cadre.toml"
     raise CadreError(
-        f"second_opinions needs {n} vendors with keys but found {len(chosen)}"
-        + (f"; {'; '.join(missing)}" if missing else "; add oracle candidates from other vendors in cadre.toml")
+        f"second_opinions needs {n} vendors with keys but found {len(chosen)} ({', '.join(sorted(vendors))}); {more}"
     )
 
 
 async def second_opinions(
-    kit: Kit, ctx: Any, ws: Workspace, *, question: str, files: list[str] | None = None, n: int = 2
+    kit: Kit,
+    ctx: Any,
+    ws: Workspace,
+    *,
+    question: str,
+    files: list[str] | None = None,
+    n: int = 2,
+    host_sample: Any = None,
 ) -> dict[str, Any]:
-    """Each vendor's answer with its cost, plus a synthesis of agreement and differences."""
+    """Each vendor's answer with its cost, plus a synthesis of agreement and differences. With no provider
+    key, the host's model gives the one answer (`host_sample`: its reply to `first_request`, MCP 2026-07-28)."""
     if n not in (2, 3):
         raise CadreError("n must be 2 or 3")
     candidates = pick_candidates(kit, n)
@@ -53,12 +65,19 @@ async def second_opinions(
         notes.append(f"not traceable by thread: {exc}")
     calls: list[Any] = []
 
+    hosted = candidates[0].model.startswith("sampling:")
+
     async def ask(index: int, candidate) -> None:
         call = kit.new_call("second_opinions", thread_id)
         calls.append(call)
         try:
-            response = await kit.call_model(ctx, request, tool="second_opinions", candidates=[candidate], call=call)
+            response = await kit.call_model(
+                ctx, request, tool="second_opinions", call=call, host_sample=host_sample,
+                candidates=None if hosted else [candidate],  # the whole route: its error names the keys to set
+            )  # fmt: skip
         except CadreError as exc:  # one vendor failing must not lose the others' answers
+            if hosted:
+                raise
             answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": totals(call)[0]}
             return
         answer = OracleAnswer.model_validate(response.output)
@@ -87,6 +106,10 @@ async def second_opinions(
         except CadreError as exc:  # the answers are paid for: keep them
             notes.append(f"no synthesis: {exc}")
         spend_total += totals(call)[0] or 0.0
+    elif hosted:
+        keys = one_of(kit.router.missing_keys("oracle") or ["a provider key"])
+        notes.append(f"no provider key is set, so this is one opinion, from your host's model, not several "
+                     f"vendors; set {keys} for opinions from two or three vendors")  # fmt: skip
     else:
         notes.append("fewer than two answers arrived, so there is no synthesis")
     return {

@@ -42,11 +42,12 @@ def git_diff(ws: Workspace, base: str | None) -> str:
     return done.stdout
 
 
-async def review_change(
-    kit: Kit, ctx: Any, ws: Workspace, *, diff: str | None = None, base: str | None = None, focus: str | None = None
-) -> dict[str, Any]:
-    """Findings with severity, file and line for a change."""
-    text = diff if diff and diff.strip() else await anyio.to_thread.run_sync(git_diff, ws, base, abandon_on_cancel=True)
+def review_request(
+    ws: Workspace, *, diff: str | None = None, base: str | None = None, focus: str | None = None
+) -> tuple[ModelRequest, list[str]]:
+    """The review request for a change and notes for the caller. Blocking (it may run git diff); built
+    the same way in a Sample resolver and in the tool, so the host is asked exactly what the tool checks."""
+    text = diff if diff and diff.strip() else git_diff(ws, base)
     if not text.strip():
         raise CadreError(f"there is nothing to review: no changes against {base or 'HEAD'}; pass `diff` or `base`")
     notes = []
@@ -60,7 +61,26 @@ async def review_change(
         system=REVIEW,
         output_schema=REVIEW_SCHEMA,
         schema_name="review",
-        validate=validator(Review),
+        validate=validator(Review, host_prose=lambda text: {"summary": text, "findings": []}),
+    )
+    return request, notes
+
+
+async def review_change(
+    kit: Kit,
+    ctx: Any,
+    ws: Workspace,
+    *,
+    diff: str | None = None,
+    base: str | None = None,
+    focus: str | None = None,
+    host_sample: Any = None,
+) -> dict[str, Any]:
+    """Findings with severity, file and line for a change.
+
+    `host_sample` is the host model's reply to `review_request` (a Sample resolver, MCP 2026-07-28)."""
+    request, notes = await anyio.to_thread.run_sync(
+        lambda: review_request(ws, diff=diff, base=base, focus=focus), abandon_on_cancel=True
     )
     try:
         thread_id: str | None = kit.threads.create("review", "review_change")  # so `cadre trace` shows it
@@ -68,7 +88,9 @@ async def review_change(
         thread_id = None
         notes.append(f"not traceable by thread: {exc}")
     call = kit.new_call("review_change", thread_id)
-    response = await kit.call_model(ctx, request, tool="review_change", role="review", call=call)
+    response = await kit.call_model(
+        ctx, request, tool="review_change", role="review", call=call, host_sample=host_sample
+    )
     cost, tokens = totals(call)
     review = Review.model_validate(response.output)
     order = {"blocker": 0, "major": 1, "minor": 2, "nit": 3}

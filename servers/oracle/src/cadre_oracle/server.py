@@ -26,6 +26,16 @@ def create_server(root: Path | None = None) -> MCPServer:
     kit: Kit = server.kit  # type: ignore[attr-defined]
     jobs = _Jobs(kit)
 
+    def oracle_sample(ctx: Context, roots: Any, question: str, files: Any, context: Any = None, mode: str = "ask"):
+        """The `Sample` of the oracle's opening request for the host's model, or None (`host_sample_request`)."""
+        from cadre_oracle.consult import first_request
+
+        def build():
+            ws = kit.workspace(roots)
+            return first_request(ws, question=question, files=files, context=context, mode=mode, effort=None)[0]
+
+        return host_sample_request(ctx, kit, build)
+
     def ask_host(
         question: str,
         ctx: Context,
@@ -35,13 +45,25 @@ def create_server(root: Path | None = None) -> MCPServer:
         mode: str = "ask",
     ):
         """Resolver: the host's model answers only when no provider key can serve the oracle."""
-        from cadre_oracle.consult import first_request
+        return oracle_sample(ctx, roots, question, files, context, mode)
 
-        def build():
-            ws = kit.workspace(roots)
-            return first_request(ws, question=question, files=files, context=context, mode=mode, effort=None)[0]
+    def ask_host_review(
+        ctx: Context,
+        roots: HostRoots = None,
+        diff: str | None = None,
+        base: str | None = None,
+        focus: str | None = None,
+    ):
+        """Resolver: the host's model reviews the change only when no provider key can serve the review."""
+        from cadre_oracle.review import review_request
 
-        return host_sample_request(ctx, kit, build)
+        return host_sample_request(
+            ctx, kit, lambda: review_request(kit.workspace(roots), diff=diff, base=base, focus=focus)[0], "review"
+        )
+
+    def ask_host_opinion(question: str, ctx: Context, roots: HostRoots = None, files: list[str] | None = None):
+        """Resolver: with no provider key, the host's model gives the one opinion."""
+        return oracle_sample(ctx, roots, question, files)
 
     @server.tool()
     @tool_errors
@@ -86,11 +108,12 @@ def create_server(root: Path | None = None) -> MCPServer:
         base: Annotated[str | None, Field(description="Git ref to diff against (default HEAD)")] = None,
         focus: str | None = None,
         roots: HostRoots = None,
+        host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host_review)] = None,
     ) -> dict[str, Any]:
         """Code review of a diff or git ref: findings with severity, path and line."""
         from cadre_oracle.review import review_change as review
 
-        return await review(kit, ctx, kit.workspace(roots), diff=diff, base=base, focus=focus)
+        return await review(kit, ctx, kit.workspace(roots), diff=diff, base=base, focus=focus, host_sample=host)
 
     @server.tool()
     @tool_errors
@@ -100,11 +123,13 @@ def create_server(root: Path | None = None) -> MCPServer:
         files: list[str] | None = None,
         n: Annotated[int, Field(ge=2, le=3)] = 2,
         roots: HostRoots = None,
+        host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host_opinion)] = None,
     ) -> dict[str, Any]:
         """Ask 2-3 vendors in parallel; each answer with its cost, plus where they agree and differ."""
         from cadre_oracle.opinions import second_opinions as opinions
 
-        return await opinions(kit, ctx, kit.workspace(roots), question=question, files=files, n=n)
+        ws = kit.workspace(roots)
+        return await opinions(kit, ctx, ws, question=question, files=files, n=n, host_sample=host)
 
     return server
 

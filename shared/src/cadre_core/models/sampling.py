@@ -14,7 +14,7 @@ import json
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from cadre_core.errors import SamplingUnavailableError
+from cadre_core.errors import NoHostSamplingError
 from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
 
 HOST_MODEL = "host"
@@ -40,10 +40,8 @@ class SamplingModel(Model):
     async def request(self, request: ModelRequest) -> ModelResponse:
         sampler = current_sampler.get()
         if sampler is None:
-            raise SamplingUnavailableError(
-                "no MCP host to sample from in this context",
-                provider=self.provider,
-                model=self.model_name,
+            raise NoHostSamplingError(
+                "no MCP host is attached to this call", provider=self.provider, model=self.model_name
             )
         return await sampler.sample(request)
 
