@@ -137,7 +137,35 @@ async def test_deep_mode_without_a_model_falls_back_to_fast_and_says_so(repo):
     assert data["mode"] == "fast"
     assert data["cost_usd"] == 0.0 and data["tokens"] == {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0}
     assert data["hits"][0]["path"] == "src/app/router.py"
-    assert "deep mode needs a model" in data["notes"][-1] and "GEMINI_API_KEY" in data["notes"][-1]
+    assert data["notes"][-1] == (
+        "no model available for deep search: set GEMINI_API_KEY, ANTHROPIC_API_KEY or OPENAI_API_KEY "
+        "(`cadre doctor` shows what was found), or use a host that supports MCP sampling; returned fast-mode results"
+    )
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_deep_mode_without_a_key_asks_the_host_model_from_the_hits(repo, mode):
+    asked = []
+
+    async def sampling(ctx, params):
+        asked.append(params)
+        text = types.TextContent(type="text", text="Retries are applied in src/app/router.py:13.")
+        return types.CreateMessageResult(role="assistant", model="host-llm", stop_reason="endTurn", content=text)
+
+    async with Client(create_server(root=repo), mode=mode, sampling_callback=sampling) as client:
+        result = await client.call_tool("search_codebase", {"query": "retry policy", "mode": "deep"})
+        fast = await client.call_tool("search_codebase", {"query": "retry policy"})
+    data = result.structured_content
+    assert not result.is_error, result.content
+    assert data["mode"] == "deep" and data["answer"] == "Retries are applied in src/app/router.py:13."
+    assert data["deep"] == {"turns": 1, "tool_calls": 0, "model": "host"}
+    assert data["hits"][0]["path"] == "src/app/router.py"
+    assert "answered by your host's model" in data["notes"][-1]
+    assert len(asked) == 1  # fast mode never asks the host
+    sent = asked[0].messages[0].content.text
+    assert "Question:\nretry policy" in sent and "## src/app/router.py:13-19 apply_retry_policy" in sent
+    assert "for attempt in range(policy.attempts)" in sent  # the snippets: the host cannot read files
+    assert fast.structured_content["hits"] == data["hits"]
 
 
 async def test_search_server_over_stdio(repo, tmp_path):

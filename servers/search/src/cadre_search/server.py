@@ -1,16 +1,17 @@
 """The search server: `search_codebase` and `find_symbol` over the offline engine."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the search signature names a local resolver, so its
+# annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+import mcp_types
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
 from cadre_core.errors import WorkspaceError
-from cadre_core.kit import HostRoots, build_server, tool_errors
+from cadre_core.kit import HostRoots, build_server, host_sample_request, tool_errors
 from cadre_core.results import totals
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ NAME = "cadre-search"
 INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
 
 
-def _engine(server: MCPServer, roots: Any, path: str | None) -> Engine:
+def _engine(server: MCPServer, roots: Any, path: str | None) -> "Engine":
     from cadre_search.engine import engine_for
 
     workspace = server.kit.workspace(roots)  # type: ignore[attr-defined]
@@ -53,6 +54,18 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
         start_watching((root or Path.cwd()).resolve())
     kit = server.kit  # type: ignore[attr-defined]
 
+    def ask_host(query: str, ctx: Context, roots: HostRoots = None, path: str | None = None, limit: int = 10,
+                 mode: str = "fast"):  # fmt: skip
+        """Resolver: with no provider key, deep mode's answer comes from the host's model."""
+        if mode != "deep":
+            return None
+        from cadre_search.hosted import host_request
+
+        def build():
+            return host_request(query, _engine(server, roots, path).search(query, path=path, limit=limit))
+
+        return host_sample_request(ctx, kit, build)
+
     @server.tool()
     @tool_errors
     async def search_codebase(
@@ -62,6 +75,7 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         mode: Annotated[Literal["fast", "deep"], Field(description="deep: a fast model explores and answers")] = "fast",
         roots: HostRoots = None,
+        host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host)] = None,
     ) -> dict[str, Any]:
         """Ranked code locations (path, lines, symbol, snippet, why) for a question, one call instead of many greps."""
         engine = _engine(server, roots, path)
@@ -72,13 +86,17 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
         if mode == "fast":
             return fast.as_dict()
         from cadre_search.deep import deep_search
+        from cadre_search.hosted import host_answer
 
         call = kit.new_call("search_codebase")
 
-        async def call_model(request):
-            return await kit.call_model(ctx, request, tool="search_codebase", call=call)
+        async def call_model(request, host_sample=None):
+            return await kit.call_model(ctx, request, tool="search_codebase", call=call, host_sample=host_sample)
 
-        result = await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+        if kit.keyed(ROLE):
+            result = await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+        else:
+            result = await host_answer(call_model, query, fast, host)
         cost, tokens = totals(call)
         return {**result, "cost_usd": cost, "tokens": tokens}
 

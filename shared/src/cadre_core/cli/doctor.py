@@ -118,7 +118,8 @@ def run(args: Any) -> int:
     console.print("[bold]Versions[/]: " + ", ".join(f"{k} {v or 'missing'}" for k, v in data["versions"].items()))
     if not any(k["found_in"] for k in data["keys"].values()):
         console.print(
-            "[yellow]No provider key found.[/] Search works offline; other roles fall back to the host's "
-            "model via MCP sampling. Set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY to route to them."
+            "[yellow]No provider key found.[/] Search works offline; deep search and the other roles use the "
+            "host's model if the host supports MCP sampling. Set ANTHROPIC_API_KEY, OPENAI_API_KEY or "
+            "GEMINI_API_KEY to route to them."
         )
     return 0
