@@ -308,6 +308,8 @@ async def test_research_over_github_cites_blob_urls_at_the_ref_it_read(env, tmp_
         == f"https://github.com/acme/widgets/blob/main/src/widgets/core.py#L{cite['start_line']}-L{cite['end_line']}"
     )
     assert "self.backoff * 2**n" in CORE_PY.split("\n")[cite["start_line"] - 1]
+    assert "acme/widgets is not installed here, so it is read from GitHub" in data["notes"]
+    assert not any(re.search(r"github_|clone_", note) for note in data["notes"])  # no tool the host cannot call
 
 
 async def test_a_failing_model_still_returns_what_was_read(env, tmp_path, keys):

@@ -103,7 +103,7 @@ def gather(desk: Desk, question: str, libraries: list[str] | None, version: str 
             package = desk.installed.find(name)
         except SourceError as exc:
             if REPO_NAME.match(name):
-                notes.append(f"{name}: a GitHub repository (not installed here); read it with github_* or clone_search")
+                notes.append(f"{name} is not installed here, so it is read from GitHub")
             else:
                 notes.append(str(exc))
             continue
