@@ -42,6 +42,10 @@ def test_doctor_table_tells_a_keyless_user_what_to_do(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "No provider key found" in out
     assert "OPENAI_API_KEY" in out
+    assert main(["--root", str(tmp_path), "doctor", "--json"]) == 0
+    routes = {role: r["routes_to"] for role, r in json.loads(capsys.readouterr().out)["roles"].items()}
+    # every role, search included (its deep mode), asks the host's model when no key is set
+    assert set(routes.values()) == {"sampling:host (the host's model, if the host supports MCP sampling)"}
 
 
 def test_config_show_masks_secrets_and_names_sources(capsys, monkeypatch, tmp_path):

@@ -34,7 +34,7 @@ def report(args: Any) -> dict[str, Any]:
             None,
         )
         roles[role] = {
-            "routes_to": first or ("sampling:host (if the host can sample)"),
+            "routes_to": first or "sampling:host (the host's model, if the host supports MCP sampling)",
             "candidates": entries,
         }
     versions = {}
