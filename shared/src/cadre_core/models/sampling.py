@@ -10,12 +10,12 @@ cannot sample.
 
 from __future__ import annotations
 
-import json
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 from cadre_core.errors import NoHostSamplingError
 from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
+from cadre_core.structured import schema_instruction
 
 HOST_MODEL = "host"
 _STOP = {"endTurn": "stop", "stopSequence": "stop", "maxTokens": "length", "toolUse": "tool_use"}
@@ -52,9 +52,7 @@ def to_sample_args(request: ModelRequest) -> dict[str, Any]:
 
     system = request.system or ""
     if request.output_schema is not None:
-        system += "\n\nAnswer with only a JSON object matching this JSON schema, no prose:\n" + json.dumps(
-            request.output_schema
-        )
+        system += "\n\n" + schema_instruction(request.output_schema)
     messages = []
     for m in request.messages:
         role = "assistant" if m.role == "assistant" else "user"
