@@ -110,7 +110,7 @@ def _models(handler: RecordingHandler) -> dict[str, Model]:
         "anthropic": AnthropicModel("claude-test", api_key="k", http_client=client),
         "google": GoogleModel("gemini-test", api_key="k", http_client=client),
         "openai_compatible": OpenAICompatibleModel(
-            "local", api_key=None, base_url="http://127.0.0.1:9/v1", http_client=client
+            "local", api_key=None, base_url="http://127.0.0.1:9/v1", http_client=client, structured_output="json_schema"
         ),
     }
 

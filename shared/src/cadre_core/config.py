@@ -63,6 +63,10 @@ class ProviderConfig(_Strict):
     base_url_env: str | None = None
     timeout_s: Positive = 900.0
     key_required: bool = True
+    structured_output: Literal["json_schema", "json_object", "prompt"] | None = None
+    """openai_compatible only: how structured answers are asked for; unset, Cadre finds out per endpoint."""
+    tools: bool | None = None
+    """openai_compatible only: native tool calls (true) or the tool list in the prompt (false); unset, found out."""
 
     def api_key(self) -> str | None:
         """The first non-empty key among `api_key_env`, or None."""

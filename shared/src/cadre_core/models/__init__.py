@@ -62,8 +62,12 @@ def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client
     key_env = (settings.api_key_env[0] if settings and settings.api_key_env else None) or cls.key_env
     if not key and (settings is None or settings.key_required):
         raise MissingKeyError(provider=provider, env_var=key_env, model=name)
+    pins = {}
+    if provider == "openai_compatible" and settings is not None:
+        pins = {"structured_output": settings.structured_output, "tools": settings.tools}
     return cls(
         name,
+        **pins,
         api_key=key,
         base_url=settings.resolved_base_url() if settings else None,
         timeout_s=settings.timeout_s if settings else 900.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,15 +154,32 @@ class ModelResponse:
 
 
 def parse_json_text(text: str) -> Any:
-    """JSON from a model's text, tolerating a ```json fence; None if it does not parse."""
+    """JSON from a model's text, or None. Lenient where that is safe, since the answer is validated after:
+    raw control characters (newlines) inside strings, a ```json fence, prose before or after one object."""
     body = text.strip()
-    if body.startswith("```"):
-        body = body.split("\n", 1)[1] if "\n" in body else ""
-        body = body.rsplit("```", 1)[0]
+    if fence := _FENCE.search(body):
+        body = fence.group(1).strip()
+    decoder = json.JSONDecoder(strict=False)
     try:
-        return json.loads(body)
+        return decoder.decode(body)
     except ValueError:
-        return None
+        pass
+    start = body.find("{")
+    for _ in range(_OBJECT_STARTS_TRIED):
+        if start < 0:
+            break
+        try:
+            value, _end = decoder.raw_decode(body, start)
+        except ValueError:
+            start = body.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
+    return None
+
+
+_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_OBJECT_STARTS_TRIED = 8
+"""How many `{` in prose are tried as the start of the object (bounded: each try may scan the rest)."""
 
 
 class Model(ABC):
