@@ -45,7 +45,7 @@ _FINISH: dict[str | None, FinishReason] = {
     "content_filter": "content_filter",
 }
 SETTING = "[providers.openai_compatible]"
-_REFUSED_TOOLS = re.compile(r"tool.*(support|requir|jinja|enable|unknown|invalid|not allowed)", re.I | re.S)
+_REFUSED_TOOLS = re.compile(r"(?=.*tool).*(support|requir|jinja|enable|unknown|invalid|not allowed)", re.I | re.S)
 """Ollama: "<model> does not support tools" (400); vLLM: '"auto" tool choice requires
 --enable-auto-tool-choice and --tool-call-parser to be set' (400); llama.cpp without --jinja:
 "tools param requires --jinja flag" (500)."""
@@ -100,12 +100,12 @@ class OpenAICompatibleModel(OpenAIModel):
         if exc.status_code not in (400, 422, 500):
             raise exc
         found = endpoints.accepts(self.endpoint, self.model_name)
-        if "tools" in params and _REFUSED_TOOLS.search(exc.detail):
+        if "tools" in params and _REFUSED_TOOLS.search(exc.detail[:2000]):
             if self.pinned[1] is not None:
                 raise self.refused(exc, "tools = false (the tool list then goes in the prompt)")
             endpoints.remember(self.endpoint, self.model_name, Accepts(found.structured_output, False))
             return
-        if "response_format" in params and _REFUSED_FORMAT.search(exc.detail):
+        if "response_format" in params and _REFUSED_FORMAT.search(exc.detail[:2000]):
             if self.pinned[0] is not None:
                 others = [f'"{m}"' for m in endpoints.STRUCTURED_OUTPUTS if m != form.structured_output]
                 raise self.refused(exc, f"structured_output = {' or '.join(others)}")

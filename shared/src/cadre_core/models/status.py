@@ -126,4 +126,6 @@ def _body_message(exc) -> str:
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return inner["message"]
+    if isinstance(body, str) and body.strip():  # LM Studio: {"error": "'response_format.type' must be ..."}
+        return body
     return str(getattr(exc, "message", "") or exc)
