@@ -4,7 +4,9 @@ reproduce each server's documented request validation and error bodies, cited wh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -360,3 +362,13 @@ def test_tool_call_ids_are_unique_per_call():
     assert [c.arguments for c in calls] == [{"path": "a"}, {}]
     assert len({c.id for c in calls}) == 2
     assert all(isinstance(c, ToolCall) for c in calls)
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    [block] = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[providers.openai_compatible]" in b]
+    (tmp_path / ".cadre.toml").write_text(block)
+
+    settings = load_config(tmp_path).config.providers["openai_compatible"]
+
+    assert (settings.structured_output, settings.tools) == ("json_object", False)
