@@ -179,6 +179,7 @@ ANTHROPIC_KEYWORDS = {
     "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf", "allOf",
     "$defs", "definitions", "$ref", "description", "title", "default", "format", "minItems", "pattern",
 }  # fmt: skip
+GEMINI_PARAM = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,63}")
 SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
 SUBSCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
 
@@ -264,7 +265,10 @@ def tool_problems(vendor: str, name: str, parameters: dict[str, Any], strict: bo
         out.append("tool parameters must be an object schema")
     out += common_problems(parameters)
     if vendor == "google":
-        out += gemini_problems(parameters)
+        # FunctionDeclaration.parameters: "Parameter names must start with a letter or an underscore and must
+        # only contain chars a-z, A-Z, 0-9, or underscores with a maximum length of 64". The keyword list above
+        # is documented for responseJsonSchema only, so it is not applied to tools.
+        out += [f"parameter name '{p}'" for p in parameters.get("properties", {}) if not GEMINI_PARAM.fullmatch(p)]
     if strict:
         out += openai_strict_problems(parameters) if vendor.startswith("openai") else []
         out += anthropic_output_problems(parameters) if vendor == "anthropic" else []

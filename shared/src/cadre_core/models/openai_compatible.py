@@ -84,16 +84,19 @@ class OpenAICompatibleModel(OpenAIModel):
     async def request(self, request: ModelRequest) -> ModelResponse:
         import openai
 
-        while True:
+        for tries_left in range(len(endpoints.STRUCTURED_OUTPUTS), -1, -1):  # each refusal is one step down
             form = self.accepts()
             params = self.build_params(request, form)
             try:
                 with sdk_errors(openai, self):
                     completion = await self.client.chat.completions.create(**params)
             except errors.ModelError as exc:
+                if not tries_left:
+                    raise
                 self.degrade(exc, params, form)
                 continue
             return self.parse(completion, request, text_tools=bool(request.tools) and not form.tools)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def degrade(self, exc: errors.ModelError, params: dict[str, Any], form: Accepts) -> None:
         """Remember the next form to try when `exc` says the server refused one in `params`; else re-raise."""
