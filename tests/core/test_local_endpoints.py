@@ -372,3 +372,12 @@ def test_the_readme_example_is_a_valid_config(tmp_path):
     settings = load_config(tmp_path).config.providers["openai_compatible"]
 
     assert (settings.structured_output, settings.tools) == ("json_object", False)
+
+
+def test_the_settings_belong_to_openai_compatible_only(tmp_path):
+    from cadre_core.errors import ConfigError
+
+    (tmp_path / ".cadre.toml").write_text("[providers.openai]\ntools = false\n")
+
+    with pytest.raises(ConfigError, match=r"only under \[providers.openai_compatible\]"):
+        load_config(tmp_path)

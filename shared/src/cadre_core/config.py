@@ -147,6 +147,15 @@ class CadreConfig(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     librarian: LibrarianConfig = Field(default_factory=LibrarianConfig)
 
+    @field_validator("providers")
+    @classmethod
+    def _local_settings_only_where_read(cls, value: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for name, settings in value.items():
+            if name != "openai_compatible" and (settings.structured_output is not None or settings.tools is not None):
+                raise ValueError(f"structured_output and tools are read only under [providers.openai_compatible], "
+                                 f"not [providers.{name}]; remove them there")  # fmt: skip
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
