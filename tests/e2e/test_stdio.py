@@ -109,7 +109,7 @@ def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path):
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
          "params": {"name": "find_symbol", "arguments": {"name": ""}}},
     ]  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "c")}
     cmd = [sys.executable, "-m", "cadre_search", "--root", str(tmp_path), "--log-level", "DEBUG"]
     replies, rest, err = exchange(cmd, lines, env)
     assert sorted(r["id"] for r in replies) == [1, 2, 3]

@@ -18,35 +18,42 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def base_url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 @pytest.fixture
 def up(tmp_path):
     procs = []
 
-    def start(host: str, tokens: str | None = None, servers: str = "search", extra_env: dict | None = None):
-        port = free_port()
+    def start(host: str, tokens: str | None = None, servers: str = "search", extra_env: dict | None = None,
+              roots: list | None = None, cwd=None, port: int | None = None):  # fmt: skip
+        local = "127.0.0.1" if host == "0.0.0.0" else host  # noqa: S104 - where a wildcard bind is reached
+        port = port or free_port(local)
         (tmp_path / "ws").mkdir(exist_ok=True)
         (tmp_path / "ws" / "alpha.py").write_text("def alpha_function():\n    return 1\n")
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-               "XDG_DATA_HOME": str(tmp_path / "data")}  # fmt: skip
+               "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
         if tokens:
             env["CADRE_TOKENS"] = tokens
         env.update(extra_env or {})
-        cmd = [sys.executable, "-m", "cadre_core.cli", "--root", str(tmp_path / "ws"), "up", "--host", host,
-               "--port", str(port), "--servers", servers, "--grace", "2"]  # fmt: skip
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        roots = [tmp_path / "ws"] if roots is None else roots
+        cmd = [sys.executable, "-m", "cadre_core.cli", "up", "--host", host, "--port", str(port), "--servers", servers,
+               "--grace", "2", *(a for r in roots for a in ("--root", str(r)))]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return proc, port
             try:
-                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if httpx2.get(f"{base_url(local, port)}/healthz", timeout=1).status_code == 200:
                     return proc, port
             except httpx2.HTTPError:
                 time.sleep(0.1)
@@ -82,7 +89,7 @@ async def test_a_public_bind_requires_a_bearer_token(up):
     assert wrong.status_code == 401
     ok = httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200
-    assert httpx2.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok", "servers": ["search"]}
+    assert httpx2.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}  # no server list
 
 
 def test_a_public_bind_without_tokens_does_not_start(up):
@@ -135,3 +142,107 @@ async def test_sigterm_lets_an_in_flight_call_finish(up):
         assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20)) in (0, -signal.SIGTERM)
     finally:
         fake.shutdown()
+
+
+def git_checkout(path, origin: str | None = None):
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    if origin:  # recorded only: nothing is fetched
+        subprocess.run(["git", "-C", str(path), "remote", "add", "origin", origin], check=True)
+    return path
+
+
+class Roots:
+    """A client's roots/list answer, changed between calls (a remote client sends what it likes)."""
+
+    def __init__(self):
+        self.uris: list[str] = []
+
+    async def __call__(self, ctx):
+        import mcp_types as types
+
+        return types.ListRootsResult(roots=[types.Root(uri=u) for u in self.uris])
+
+
+async def test_client_roots_only_select_among_the_served_workspaces(up, tmp_path):
+    alpha = git_checkout(tmp_path / "srv" / "alpha")
+    (alpha / "alpha.py").write_text("def alpha_function():\n    return 1\n")
+    gamma = git_checkout(tmp_path / "srv" / "checkout-7", "https://github.com/acme/gamma.git")
+    (gamma / "gamma.py").write_text("def gamma_function():\n    return 3\n")
+    secret = tmp_path / "secret"  # exists on the server, but is no workspace
+    secret.mkdir()
+    (secret / "keys.py").write_text("def private_marker_function():\n    return 'x'\n")
+    _, port = up("127.0.0.1", roots=[alpha, gamma])
+    roots = Roots()
+
+    async def search(query: str, **args):
+        return await client.call_tool("search_codebase", {"query": query, **args})
+
+    async with Client(f"http://127.0.0.1:{port}/search/mcp", list_roots_callback=roots) as client:
+        roots.uris = ["file:///home/alice/gamma"]  # a laptop path: the name of the checkout's origin repository
+        found = await search("gamma function")
+        roots.uris = ["file:///home/alice/alpha", "file:///etc"]  # a folder name; /etc adds nothing
+        passwd = await search("root nologin bash daemon")
+        outside = await search("anything", path="/etc/passwd")
+        roots.uris = ["file:///etc"]
+        etc_only = await search("root nologin bash daemon")
+        roots.uris = [secret.as_uri()]
+        secret_only = await search("private marker function")
+    assert [h["path"] for h in found.structured_content["hits"]] == ["gamma.py"]
+    assert not passwd.is_error and all(h["path"] == "alpha.py" for h in passwd.structured_content["hits"])
+    assert outside.is_error and "outside the workspace roots" in outside.content[0].text
+    for refused in (etc_only, secret_only):
+        assert refused.is_error
+        assert "match none of this server's workspaces (alpha, checkout-7)" in refused.content[0].text
+    # nothing outside the two workspaces was ever indexed
+    indexed = b"".join(p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert b"private_marker_function" not in indexed and b"root:x:0:0" not in indexed
+    assert b"gamma_function" in indexed
+    # before MCP 2026-07-28 a stateless server cannot ask for roots, so the choice is the user's to make
+    async with Client(f"http://127.0.0.1:{port}/search/mcp", list_roots_callback=roots, mode="legacy") as client:
+        legacy = await client.call_tool("search_codebase", {"query": "gamma function"})
+    assert legacy.is_error and "sent no roots (over HTTP they come only with MCP 2026-07-28)" in legacy.content[0].text
+
+
+async def test_one_workspace_answers_a_client_whose_roots_match_nothing(up, tmp_path):
+    _, port = up("127.0.0.1")
+    roots = Roots()
+    roots.uris = ["file:///etc", "file:///"]
+    async with Client(f"http://127.0.0.1:{port}/search/mcp", list_roots_callback=roots) as client:
+        result = await client.call_tool("search_codebase", {"query": "alpha function root"})
+    assert [h["path"] for h in result.structured_content["hits"]] == ["alpha.py"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "::1"])
+async def test_every_loopback_bind_checks_host_and_origin(up, host):
+    _, port = up(host)
+    url = f"{base_url(host, port)}/search/mcp"
+    bound = base_url(host, port).removeprefix("http://")
+    for good in (bound, bound.rsplit(":", 1)[0], f"localhost:{port}", "localhost"):
+        ok = httpx2.post(url, json=INIT, headers={**HEADERS, "host": good})
+        assert ok.status_code == 200, good
+    # the SDK answers a foreign Host with 421 and a foreign Origin with 403 (mcp/server/transport_security.py)
+    for evil in ("evil.example", f"evil.example:{port}"):
+        assert httpx2.post(url, json=INIT, headers={**HEADERS, "host": evil}).status_code == 421
+    origin = httpx2.post(url, json=INIT, headers={**HEADERS, "origin": "http://evil.example"})
+    assert origin.status_code == 403
+    health = httpx2.get(f"{base_url(host, port)}/healthz")
+    assert health.json() == {"status": "ok"}
+
+
+def test_a_busy_port_gives_one_clear_error_and_no_banner(up):
+    first, port = up("127.0.0.1")
+    assert first.poll() is None
+    second, _ = up("127.0.0.1", port=port)
+    assert second.wait(timeout=30) == 2
+    err = second.stderr.read()
+    assert f"port {port} on 127.0.0.1 is already in use" in err and "--port N" in err
+    assert "http://" not in err and "Traceback" not in err
+
+
+def test_up_refuses_to_serve_the_home_folder(up, tmp_path):
+    proc, _ = up("127.0.0.1", roots=[], cwd=tmp_path)  # HOME is tmp_path in the fixture
+    assert proc.wait(timeout=30) == 2
+    err = proc.stderr.read()
+    assert f"the workspace would be {tmp_path.resolve()} (your home folder)" in err
+    assert "cadre up --root DIR" in err

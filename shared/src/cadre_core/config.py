@@ -128,6 +128,11 @@ class LibrarianConfig(_Strict):
     """Let fetch_page read loopback, private and link-local addresses (an intranet docs site)."""
 
 
+class UpConfig(_Strict):
+    roots: list[Path] = Field(default_factory=list)
+    """The workspaces `cadre up` serves (a relative path is taken from the file that sets it); default: the cwd."""
+
+
 class CadreConfig(BaseSettings):
     """The merged configuration."""
 
@@ -146,6 +151,7 @@ class CadreConfig(BaseSettings):
     paths: PathConfig = Field(default_factory=PathConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     librarian: LibrarianConfig = Field(default_factory=LibrarianConfig)
+    up: UpConfig = Field(default_factory=UpConfig)
 
     @field_validator("providers")
     @classmethod

@@ -26,7 +26,7 @@ from cadre_core.errors import CadreError, NoHostSamplingError, SamplingUnavailab
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
 from cadre_core.results import with_cost
-from cadre_core.workspace import Workspace, roots_from_uris
+from cadre_core.workspace import HOST_ROOT_HINT, ServedWorkspaces, Workspace, roots_from_uris
 
 if TYPE_CHECKING:
     from cadre_core.config import LoadedConfig
@@ -76,7 +76,13 @@ class Kit:
     ):
         self.role, self.server_name = role, server_name
         self.root = Path(root) if root else None
+        self.served: ServedWorkspaces | None = None
         self._config, self._router, self._ledger, self._threads = config, router, ledger, threads
+
+    def serve_workspaces(self, served: ServedWorkspaces) -> None:
+        """Serve only these workspaces (HTTP): from now on a client's roots select among them, never add one."""
+        self.served = served
+        self.root = served.workspaces[0].path
 
     def use(
         self,
@@ -144,8 +150,10 @@ class Kit:
 
         router = Router(self.config.config, self.ledger, model_factory=self.router.model_factory,
                         budget=self.router.budget)  # fmt: skip
-        return Kit(self.role, self.server_name, root=self.root, config=self.config, ledger=self.ledger,
-                   threads=self.threads, router=router)  # fmt: skip
+        kit = Kit(self.role, self.server_name, root=self.root, config=self.config, ledger=self.ledger,
+                  threads=self.threads, router=router)  # fmt: skip
+        kit.served = self.served
+        return kit
 
     def open_thread(self, thread_id: str | None, tool: str) -> tuple[str, list[Message]]:
         """An existing thread's id and history, or a new thread when `thread_id` is None."""
@@ -158,10 +166,18 @@ class Kit:
         self.threads.append(thread_id, messages, model)
 
     def workspace(self, host_roots: Any = None) -> Workspace:
-        """The host's MCP roots when it gave any, else `--root`, else the cwd."""
-        uris = [str(r.uri) for r in host_roots.roots] if host_roots is not None else []
-        roots = roots_from_uris(uris)
-        return Workspace(roots or [self.root or Path.cwd()])
+        """Where this call's tools may read; every tool asks here.
+
+        Over HTTP (`serve_workspaces`): the served workspace the client's roots select. Over stdio: the
+        host's MCP roots when it gave any, else `--root`, else the cwd. Never `/` or the home folder."""
+        given = host_roots.roots if host_roots is not None else []
+        if self.served is not None:
+            return self.served.select([(str(r.uri), r.name) for r in given])
+        roots = roots_from_uris([str(r.uri) for r in given])
+        if roots or self.root:
+            return Workspace(roots or [self.root])
+        cwd = Path.cwd()
+        return Workspace([cwd], hint=f"this server started in {cwd} and the host sent no roots: {HOST_ROOT_HINT}")
 
     @staticmethod
     def redact(text: str, filename: str = "") -> str:

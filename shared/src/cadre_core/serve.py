@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core import telemetry
+from cadre_core.errors import CadreError
 from cadre_core.logs import configure_logging
 
 
@@ -39,7 +40,10 @@ def serve_main(
         parser.error(f"--root {args.root} is not a directory")
     configure_logging(args.log_level, server=name)
     telemetry.setup(name)
-    server = create_server(root=args.root, **extra)
+    try:
+        server = create_server(root=args.root, **extra)
+    except CadreError as exc:
+        parser.exit(2, f"{name}: {exc}\n")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()

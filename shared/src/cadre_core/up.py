@@ -77,24 +77,53 @@ class BearerAuth:
         await send({"type": "http.response.body", "body": body})
 
 
-def build_app(names: list[str], *, host: str, root: Path | None, tokens: list[str]) -> Any:
-    """A Starlette app with /<server>/mcp for each server and /healthz."""
+def host_checking(host: str) -> Any:
+    """The SDK's Host/Origin check (DNS-rebinding protection) for a loopback bind, else None.
+
+    Allowed: the bound address, `localhost`, `127.0.0.1` and `[::1]`, each with and without a port, and
+    `http://` origins of the same; anything else gets 421 (Host) or 403 (Origin) from the SDK."""
+    if not is_loopback(host):
+        return None
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    bare = host.strip("[]")
+    bound = f"[{bare}]" if ":" in bare else bare
+    names = list(dict.fromkeys([bound, "localhost", "127.0.0.1", "[::1]"]))
+    hosts = [form for name in names for form in (name, f"{name}:*")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts],
+    )
+
+
+def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[str]) -> Any:
+    """A Starlette app with /<server>/mcp for each server and /healthz, serving the workspaces `roots`
+    (the first is the default). A bind without tokens must have Host/Origin checking on."""
     from mcp.server.transport_security import TransportSecuritySettings
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
 
+    from cadre_core.workspace import ServedWorkspaces
+
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         raise CadreError(f"unknown server(s) {', '.join(unknown)}; use {', '.join(SERVERS)}")
-    if not is_loopback(host) and not tokens:
+    security = host_checking(host)
+    if security is None and not tokens:
         raise CadreError(
             f"binding {host} exposes the servers beyond this machine, so bearer tokens are required: "
             f"set {TOKENS_ENV}=<token> or pass --tokens-file FILE"
         )
-    security = None if is_loopback(host) else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    served = ServedWorkspaces(roots, hint="pass `cadre up --root DIR` (repeatable) or set `[up] roots` in cadre.toml")
+    security = security or TransportSecuritySettings(enable_dns_rebinding_protection=False)
     telemetry.setup("cadre-up")
-    servers = {name: importlib.import_module(SERVERS[name]).create_server(root=root) for name in names}
+    servers = {}
+    for name in names:
+        server = importlib.import_module(SERVERS[name]).create_server(root=served.workspaces[0].path)
+        server.kit.serve_workspaces(served)
+        servers[name] = server
     mounts = [
         Mount(f"/{name}", app=server.streamable_http_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=False,
@@ -103,7 +132,7 @@ def build_app(names: list[str], *, host: str, root: Path | None, tokens: list[st
     ]  # fmt: skip
 
     async def healthz(request: Any) -> Any:
-        return JSONResponse({"status": "ok", "servers": list(servers)})
+        return JSONResponse({"status": "ok"})  # nothing more: /healthz answers without a token
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

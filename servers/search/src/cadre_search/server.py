@@ -51,7 +51,7 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
     if watch:
         from cadre_search.watch import start_watching
 
-        start_watching((root or Path.cwd()).resolve())
+        start_watching(server.kit.workspace().primary)  # type: ignore[attr-defined]  # refuses / and $HOME
     kit = server.kit  # type: ignore[attr-defined]
 
     def ask_host(query: str, ctx: Context, roots: HostRoots = None, path: str | None = None, limit: int = 10,

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="serve the servers over streamable HTTP (one process, stateless)")
     up.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback needs tokens)")
     up.add_argument("--port", type=int, default=8765)
+    up.add_argument("--root", dest="up_roots", type=Path, action="append", default=None,
+                    help="a workspace to serve (repeatable; default: [up] roots in cadre.toml, else cwd); "
+                    "clients' roots only select among these")  # fmt: skip
     up.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
     up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+from cadre_core.errors import CadreError
 from cadre_core.up import build_app, is_loopback, load_tokens
+
+
+def served_roots(args: Any) -> list[Path]:
+    """The workspaces to serve: every `--root`, else `[up] roots` from cadre.toml (relative to the file that
+    sets them), else the current directory."""
+    given = [*([args.root] if args.root else []), *(args.up_roots or [])]
+    if given:
+        return [Path(p).expanduser() for p in given]
+    from cadre_core.config import load_config
+
+    loaded = load_config()
+    source = Path(loaded.source_of(("up", "roots")))
+    base = source.parent if source.is_file() else Path.cwd()
+    return [base / Path(p).expanduser() for p in loaded.config.up.roots] or [Path.cwd()]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), as uvicorn would bind it, so a busy port fails before any banner."""
+    bare = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bare, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CadreError(
+                f"port {port} on {host} is already in use (another `cadre up`?); stop that process or pick "
+                "another port with --port N"
+            ) from None
+        raise CadreError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    return sock
 
 
 def run(args: Any) -> int:
@@ -17,9 +52,11 @@ def run(args: Any) -> int:
     configure_logging(args.log_level)
     names = [s.strip().removeprefix("cadre-") for s in args.servers.split(",") if s.strip()]
     tokens = load_tokens(args.tokens_file)
-    app = build_app(names, host=args.host, root=Path(args.root) if args.root else None, tokens=tokens)
+    app = build_app(names, host=args.host, roots=served_roots(args), tokens=tokens)
+    sock = bind(args.host, args.port)
     auth = "bearer tokens required" if tokens else "no auth (loopback only)"
-    base = f"http://{args.host}:{args.port}"
+    bare = args.host.strip("[]")
+    base = f"http://{f'[{bare}]' if ':' in bare else bare}:{sock.getsockname()[1]}"
     print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}", file=sys.stderr)
     if not is_loopback(args.host):
         print("cadre up: put TLS in front of this port (a load balancer or reverse proxy)", file=sys.stderr)
@@ -31,5 +68,5 @@ def run(args: Any) -> int:
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=args.grace, lifespan="on"
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
