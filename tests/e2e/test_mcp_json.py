@@ -18,10 +18,11 @@ def test_mcp_json_holds_no_secrets():
 
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-async def test_each_entry_spawns_and_lists_its_tools(name, tmp_path):
+async def test_each_entry_spawns_and_lists_its_tools(name, tmp_path, tmp_path_factory):
     entry = ENTRIES[name]
     bin_dir = str(Path(sys.executable).parent)  # the console scripts live beside the interpreter
-    env = {**entry["env"], "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path),
+    home = tmp_path_factory.mktemp("home")  # beside the workspace: a workspace never holds the home folder
+    env = {**entry["env"], "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "HOME": str(home),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data")}  # fmt: skip
     params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env, cwd=str(tmp_path))
     async with Client(params) as client:

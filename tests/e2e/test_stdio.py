@@ -98,7 +98,7 @@ def test_servers_import_no_provider_sdk_at_start():
     assert out.strip() == "[]"
 
 
-def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path):
+def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path, tmp_path_factory):
     (tmp_path / "a.py").write_text("def alpha():\n    return 1\n")
     lines = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -109,7 +109,8 @@ def test_stdout_stays_clean_through_tool_calls_with_debug_logging(tmp_path):
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
          "params": {"name": "find_symbol", "arguments": {"name": ""}}},
     ]  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    home = tmp_path_factory.mktemp("home")  # beside the workspace: a workspace never holds the home folder
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_CACHE_HOME": str(tmp_path / "c")}
     cmd = [sys.executable, "-m", "cadre_search", "--root", str(tmp_path), "--log-level", "DEBUG"]
     replies, rest, err = exchange(cmd, lines, env)
     assert sorted(r["id"] for r in replies) == [1, 2, 3]
