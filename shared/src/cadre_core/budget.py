@@ -8,21 +8,32 @@ of reservations (and of the real costs they settle to) stays at or under the cap
 more than it reserved. A call that does cost more (a tokenizer counting more than the estimate, a pricing
 tier the reservation missed) is settled at its real cost, since that money is spent, and a warning is
 logged; the total may then end above the cap, and every later call is refused until it is back under.
+
+Crash safety: each reservation records its owner (`cadre_core.owner`: host, pid, boot, start time) and an expiry.
+One whose owner is gone, or whose expiry passed, is settled at the input part of its estimate (a call cut
+off before its answer is billed for its input at most) when a store opens and every `RECLAIM_EVERY_S` on
+`reserve`, and a ledger row (`outcome=cancelled`, `error_class=process_died` or `reservation_expired`)
+says where that spend went.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from cadre_core import db
+from cadre_core import db, owner
 from cadre_core.config import BudgetConfig
 from cadre_core.errors import CadreError
+
+if TYPE_CHECKING:
+    from cadre_core.ledger import Ledger
 
 log = structlog.get_logger("cadre.budget")
 
@@ -31,10 +42,36 @@ CREATE TABLE IF NOT EXISTS spend (
     id INTEGER PRIMARY KEY, day TEXT NOT NULL, month TEXT NOT NULL, role TEXT NOT NULL,
     thread_id TEXT, amount REAL NOT NULL, settled INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS spend_open ON spend(settled) WHERE settled = 0;
 CREATE INDEX IF NOT EXISTS spend_day ON spend(day);
 CREATE INDEX IF NOT EXISTS spend_month ON spend(month);
 CREATE INDEX IF NOT EXISTS spend_thread ON spend(thread_id);
 """
+
+
+# added after the first release: a store written by an older version gains them on open
+OWNER_COLUMNS = {
+    "created": "TEXT", "expires": "REAL", "owner": "TEXT", "input_usd": "REAL", "input_tokens": "INTEGER",
+    "model": "TEXT", "server": "TEXT", "tool": "TEXT", "attempt": "INTEGER",
+}  # fmt: skip
+RECLAIM_EVERY_S = 60.0
+"""How often `reserve` looks for reservations left by a process that died (one indexed query)."""
+EXPIRY_GRACE_S = 300.0
+"""A reservation expires this long after its call's time-out, even if its owner still runs."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a reservation is for, kept so a crash can be settled and explained: the attempt
+    (`model` as provider:model), the input part of the estimate, and how long the call may take."""
+
+    model: str = ""
+    server: str = ""
+    tool: str = ""
+    attempt: int = 1
+    input_usd: float | None = None
+    input_tokens: int = 0
+    timeout_s: float = 3600.0
 
 
 class BudgetExceededError(CadreError):
@@ -69,11 +106,14 @@ class Caps:
 class Budget:
     """Reservations and settled spend in SQLite."""
 
-    def __init__(self, path: Path | str):
-        """Open (creating if needed) the store; raise `BudgetStoreError` naming the file if that fails."""
+    def __init__(self, path: Path | str, *, ledger: Ledger | None = None):
+        """Open (creating if needed) the store and settle what crashed processes left held (see the module
+        docstring), recording each in `ledger`; raise `BudgetStoreError` naming the file if that fails."""
         self.path = path
+        self.ledger = ledger
         try:
             self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
+            self._add_owner_columns()
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise BudgetStoreError(
@@ -81,10 +121,28 @@ class Budget:
                 "in cadre.toml to a writable file"
             ) from exc
         self._lock = threading.Lock()
+        self._reclaimed_at = time.monotonic()
+        self.reclaim()
+
+    def _add_owner_columns(self) -> None:
+        """Bring a store from an older version up to date (checked again under the write lock, since another
+        process may be doing the same)."""
+        if not self._missing_columns():
+            return
+        with db.write_transaction(self._conn):
+            for name in sorted(self._missing_columns()):
+                self._conn.execute(f"ALTER TABLE spend ADD COLUMN {name} {OWNER_COLUMNS[name]}")
+
+    def _missing_columns(self) -> set[str]:
+        return OWNER_COLUMNS.keys() - {row[1] for row in self._conn.execute("PRAGMA table_info(spend)")}
 
     @_guarded
-    def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None) -> int:
-        """Hold `amount` USD against every cap, or raise `BudgetExceededError` naming the cap and what is left."""
+    def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None, held: Held | None = None) -> int:
+        """Hold `amount` USD against every cap for this process until `held.timeout_s` and a grace pass, or raise
+        `BudgetExceededError` naming the cap and what is left."""
+        if time.monotonic() - self._reclaimed_at > RECLAIM_EVERY_S:
+            self.reclaim()
+        held = held or Held()
         now = datetime.now(UTC)
         day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
         if caps.per_call is not None and amount > caps.per_call:
@@ -92,36 +150,33 @@ class Budget:
                 f"this call could cost up to ${amount:.4f}, over [budget] per_call_usd = ${caps.per_call:.4f}; "
                 "raise the cap, lower max_output_tokens, or send fewer files"
             )
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                checks = [
-                    ("[budget] per_day_usd", caps.per_day, "day = ?", [day]),
-                    ("[budget] per_month_usd", caps.per_month, "month = ?", [month]),
-                    (f"[roles.{role}] budget_per_day_usd", caps.role_per_day, "day = ? AND role = ?", [day, role]),
-                ]
-                if thread_id:
-                    checks.append(("[budget] per_thread_usd", caps.per_thread, "thread_id = ?", [thread_id]))
-                for name, cap, where, args in checks:
-                    if cap is None:
-                        continue
-                    used = self._conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
-                    spent = used.fetchone()[0]
-                    if spent + amount > cap:
-                        raise BudgetExceededError(
-                            f"{name} = ${cap:.4f} would be exceeded: ${spent:.4f} spent or reserved, "
-                            f"${max(0.0, cap - spent):.4f} left, and this call could cost up to ${amount:.4f}. "
-                            "Raise the cap in cadre.toml or wait for it to reset"
-                        )
-                cursor = self._conn.execute(
-                    "INSERT INTO spend (day, month, role, thread_id, amount) VALUES (?, ?, ?, ?, ?)",
-                    (day, month, role, thread_id, amount),
-                )
-                self._conn.execute("COMMIT")
-                return int(cursor.lastrowid)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._lock, db.write_transaction(self._conn) as conn:
+            checks = [
+                ("[budget] per_day_usd", caps.per_day, "day = ?", [day]),
+                ("[budget] per_month_usd", caps.per_month, "month = ?", [month]),
+                (f"[roles.{role}] budget_per_day_usd", caps.role_per_day, "day = ? AND role = ?", [day, role]),
+            ]
+            if thread_id:
+                checks.append(("[budget] per_thread_usd", caps.per_thread, "thread_id = ?", [thread_id]))
+            for name, cap, where, args in checks:
+                if cap is None:
+                    continue
+                used = conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
+                spent = used.fetchone()[0]
+                if spent + amount > cap:
+                    raise BudgetExceededError(
+                        f"{name} = ${cap:.4f} would be exceeded: ${spent:.4f} spent or reserved, "
+                        f"${max(0.0, cap - spent):.4f} left, and this call could cost up to ${amount:.4f}. "
+                        "Raise the cap in cadre.toml or wait for it to reset"
+                    )
+            cursor = conn.execute(
+                "INSERT INTO spend (day, month, role, thread_id, amount, created, expires, owner, input_usd, "
+                "input_tokens, model, server, tool, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, month, role, thread_id, amount, now.isoformat(timespec="milliseconds"),
+                 time.time() + held.timeout_s + EXPIRY_GRACE_S, owner.process_owner(), held.input_usd,
+                 held.input_tokens, held.model, held.server, held.tool, held.attempt),
+            )  # fmt: skip
+            return int(cursor.lastrowid)
 
     @_guarded
     def settle(self, reservation: int, actual: float) -> None:
@@ -136,6 +191,63 @@ class Budget:
                 reserved_usd=round(row[0], 6),
                 cost_usd=round(actual, 6),
                 path=str(self.path),
+            )
+
+    @_guarded
+    def reclaim(self) -> list[dict]:
+        """Settle the reservations whose owner is gone or whose expiry passed at their input cost (the whole
+        hold when that is unknown), record a ledger row for each, and return them. Finding none costs one
+        indexed read and no write lock."""
+        with self._lock:
+            self._reclaimed_at = time.monotonic()
+            cursor = self._conn.execute("SELECT * FROM spend WHERE settled = 0 AND owner IS NOT NULL")
+            names = [d[0] for d in cursor.description]
+            stale = [row for row in (dict(zip(names, r, strict=True)) for r in cursor.fetchall()) if _stale(row)]
+            if not stale:
+                return []
+            done = []
+            with db.write_transaction(self._conn):
+                for row in stale:
+                    if row["input_usd"] is not None:
+                        row["amount"] = min(row["amount"], row["input_usd"])
+                    update = self._conn.execute(
+                        "UPDATE spend SET amount = ?, settled = 1 WHERE id = ? AND settled = 0",
+                        (row["amount"], row["id"]),
+                    )
+                    if update.rowcount:  # else another process settled it first
+                        done.append(row)
+        if done:
+            log.warning(
+                "settled reservations a stopped process left held, at their input cost",
+                count=len(done),
+                usd=round(sum(r["amount"] for r in done), 6),
+                path=str(self.path),
+            )
+            self._record(done)
+        return done
+
+    def _record(self, reclaimed: list[dict]) -> None:
+        if self.ledger is None:
+            return
+        from cadre_core.ledger import LedgerRow
+
+        for row in reclaimed:
+            provider, _, model = (row["model"] or "").partition(":")
+            self.ledger.record(
+                LedgerRow(
+                    role=row["role"],
+                    provider=provider,
+                    model=model,
+                    outcome="cancelled",
+                    server=row["server"] or "",
+                    tool=row["tool"] or "",
+                    thread_id=row["thread_id"],
+                    attempt=row["attempt"] or 1,
+                    error_class=row["why"],
+                    input_tokens=row["input_tokens"] or 0,
+                    cost_usd=row["amount"],
+                    ts=row["created"] or datetime.now(UTC).isoformat(timespec="milliseconds"),
+                )
             )
 
     @_guarded
@@ -170,6 +282,15 @@ class Budget:
                     | {"threads": [{"thread_id": t} | _left("", cap, used) for t, used in busiest]}
                 )
         return rows
+
+
+def _stale(row: dict) -> bool:
+    """Whether an unsettled reservation's owner is gone or its expiry passed; sets `row["why"]`."""
+    if not owner.owner_alive(row["owner"]):
+        row["why"] = "process_died"
+    elif row["expires"] is not None and row["expires"] < time.time():
+        row["why"] = "reservation_expired"
+    return "why" in row
 
 
 def _left(name: str, cap: float, used: float) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,19 @@ def _while_locked(step: Callable[[], Any], deadline: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Hold the database's write lock from the first statement (BEGIN IMMEDIATE); commit, or roll back on
+    any exception, so reads made inside see no other writer until the commit."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[Callable], Callable]:

@@ -28,12 +28,8 @@ import contextlib
 import contextvars
 import functools
 import json
-import os
 import secrets
-import socket
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +45,7 @@ import structlog
 from cadre_core import db
 from cadre_core.errors import CadreError
 from cadre_core.logs import ensure_logging
+from cadre_core.owner import owner_alive, process_owner
 
 log = structlog.get_logger("cadre.jobs")
 
@@ -87,81 +84,6 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
-
-
-# -- who owns a job ---------------------------------------------------------------------------------
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace(":", "")
-    except OSError:
-        return ""
-
-
-def _start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks after boot (Linux), or ''."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else ""
-
-
-def _pid_exists(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":  # pragma: no cover - os.kill would terminate the process there
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        try:
-            code = ctypes.c_ulong()
-            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-_HOST = socket.gethostname().replace(":", "_")
-_BOOT = _boot_id()
-_SELF_START = _start_ticks(os.getpid()) or str(int(time.time()))
-
-
-def process_owner(pid: int | None = None) -> str:
-    """`host:pid:boot:start` naming a process; without `pid`, this process."""
-    if pid is None or pid == os.getpid():
-        return f"{_HOST}:{os.getpid()}:{_BOOT}:{_SELF_START}"
-    return f"{_HOST}:{pid}:{_BOOT}:{_start_ticks(pid)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the process named by `owner` may still be running; another host's is assumed alive."""
-    try:
-        host, pid, boot, start = owner.rsplit(":", 3)
-        pid_number = int(pid)
-    except ValueError:
-        return False
-    if host != _HOST:
-        return True
-    if boot and _BOOT and boot != _BOOT:
-        return False
-    if not _pid_exists(pid_number):
-        return False
-    now_start = _start_ticks(pid_number)
-    return not (start and now_start and start != now_start)  # a reused pid is another process
 
 
 _live: set[str] = set()

@@ -38,8 +38,9 @@ log = structlog.get_logger("cadre.kit")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-def open_budget(config: Any) -> Any:
-    """The spend store when any cap is configured, else None (no caps, nothing to hold)."""
+def open_budget(config: Any, ledger: Ledger | None = None) -> Any:
+    """The spend store when any cap is configured, else None (no caps, nothing to hold); what a crashed
+    process left held is settled on open and recorded in `ledger`."""
     roles = [r.budget_per_day_usd for r in config.roles.values()]
     caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
             config.budget.per_month_usd, *roles]  # fmt: skip
@@ -47,7 +48,7 @@ def open_budget(config: Any) -> Any:
         return None
     from cadre_core.budget import Budget, default_budget_path
 
-    return Budget(config.paths.budget or default_budget_path())
+    return Budget(config.paths.budget or default_budget_path(), ledger=ledger)
 
 
 def request_roots(ctx: Context) -> ListRoots | None:
@@ -125,7 +126,7 @@ class Kit:
         if self._router is None:
             from cadre_core.router import Router
 
-            self._router = Router(self.config.config, self.ledger, budget=open_budget(self.config.config))
+            self._router = Router(self.config.config, self.ledger, budget=open_budget(self.config.config, self.ledger))
         return self._router
 
     @property

@@ -19,7 +19,7 @@ import anyio
 import structlog
 
 from cadre_core import telemetry
-from cadre_core.budget import Budget, BudgetExceededError, Caps
+from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.detectors import first_problem, tool_call_loop
 from cadre_core.errors import (
@@ -320,7 +320,8 @@ class RoutedModel(Model):
 
         Worst case: the input estimate x RESERVE_INPUT_FACTOR (the estimate counts characters, a tokenizer may
         count more) plus the full output limit, priced, x RESERVE_PRICE_FACTOR (cache-write premiums and
-        long-context tiers). A model with no known price reserves nothing, and a warning says so."""
+        long-context tiers). A model with no known price reserves nothing, and a warning says so. The input
+        part and the attempt are kept with it, so a crash mid-call is settled at the input cost and explained."""
         budget = self.router.budget
         if budget is None:
             return None
@@ -336,8 +337,11 @@ class RoutedModel(Model):
             self.router._unpriced_warned.add(candidate.model)
             log.warning("no price known; budget caps cannot limit this model", model=candidate.model)
         amount = (priced or 0.0) * RESERVE_PRICE_FACTOR
+        input_usd = (price(Usage(input_tokens=worst_input), provider, name)[0] or 0.0) * RESERVE_PRICE_FACTOR
+        timeout = candidate.timeout_s or _provider_timeout(self.router.config, provider)
+        held = Held(candidate.model, self.call.server, self.call.tool, number, input_usd, worst_input, timeout)
         try:
-            return budget.reserve(caps, amount, role=self.role, thread_id=self.call.thread_id), amount
+            return budget.reserve(caps, amount, role=self.role, thread_id=self.call.thread_id, held=held), amount
         except BudgetExceededError:
             self._record(candidate, number, "budget_refused", time.perf_counter(), error_class="BudgetExceededError")
             raise
