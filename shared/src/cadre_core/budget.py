@@ -113,7 +113,7 @@ class Budget:
         self.ledger = ledger
         try:
             self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
-            self._add_owner_columns()
+            db.add_columns(self._conn, "spend", OWNER_COLUMNS)
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise BudgetStoreError(
@@ -123,18 +123,6 @@ class Budget:
         self._lock = threading.Lock()
         self._reclaimed_at = time.monotonic()
         self.reclaim()
-
-    def _add_owner_columns(self) -> None:
-        """Bring a store from an older version up to date (checked again under the write lock, since another
-        process may be doing the same)."""
-        if not self._missing_columns():
-            return
-        with db.write_transaction(self._conn):
-            for name in sorted(self._missing_columns()):
-                self._conn.execute(f"ALTER TABLE spend ADD COLUMN {name} {OWNER_COLUMNS[name]}")
-
-    def _missing_columns(self) -> set[str]:
-        return OWNER_COLUMNS.keys() - {row[1] for row in self._conn.execute("PRAGMA table_info(spend)")}
 
     @_guarded
     def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None, held: Held | None = None) -> int:

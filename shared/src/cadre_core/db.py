@@ -78,6 +78,21 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Add the `columns` (name: SQL type) that `table` lacks: a store written by an older version gains them.
+    Checked again under the write lock, since another process may be doing the same."""
+
+    def missing() -> list[str]:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        return [name for name in columns if name not in have]
+
+    if not missing():
+        return
+    with write_transaction(conn):
+        for name in missing():
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
+
+
 def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[Callable], Callable]:
     """Decorate a store method so a SQLite failure becomes `error`, naming the file and the fix."""
 

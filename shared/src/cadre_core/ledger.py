@@ -50,6 +50,8 @@ class LedgerRow:
     attempt: int = 1
     error_class: str | None = None
     detector: str | None = None
+    message: str | None = None
+    """Why a validator or detector flagged the answer; stored redacted, at most MESSAGE_MAX_CHARS."""
     input_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     ts TEXT NOT NULL, day TEXT NOT NULL,
     server TEXT NOT NULL DEFAULT '', tool TEXT NOT NULL DEFAULT '', thread_id TEXT,
     role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, attempt INTEGER NOT NULL,
-    outcome TEXT NOT NULL, error_class TEXT, detector TEXT,
+    outcome TEXT NOT NULL, error_class TEXT, detector TEXT, message TEXT,
     input_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
     cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
@@ -81,6 +83,16 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_day ON attempts(day);
 CREATE INDEX IF NOT EXISTS attempts_thread ON attempts(thread_id);
 """
+MESSAGE_MAX_CHARS = 500
+
+
+def clean_message(text: str) -> str:
+    """`text` with secrets redacted, cut to MESSAGE_MAX_CHARS (an answer quoted in a validator's message
+    may hold anything the model saw)."""
+    from cadre_core.redact import redact
+
+    text = redact(text)[0]
+    return text if len(text) <= MESSAGE_MAX_CHARS else text[: MESSAGE_MAX_CHARS - 1] + "…"
 
 
 class LedgerStore(Protocol):
@@ -108,6 +120,7 @@ class SQLiteLedgerStore:
         # writes happen on the background thread, so waiting out another writer costs callers nothing
         self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
         self._lock = threading.Lock()
+        db.add_columns(self._conn, "attempts", {"message": "TEXT"})  # a ledger from before messages were kept
 
     def append(self, rows: list[LedgerRow]) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
@@ -141,6 +154,18 @@ class SQLiteLedgerStore:
             cur = self._conn.execute(sql, args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def settled_after_crash(self, since_day: str | None = None) -> dict[str, Any]:
+        """Calls whose reservation was settled because their process died: `{calls, cost_usd}`."""
+        where, args = "error_class = 'process_died'", []
+        if since_day:
+            where, args = where + " AND day >= ?", [since_day]
+        with self._lock:
+            calls, cost = self._conn.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM attempts WHERE {where}",  # noqa: S608
+                args,
+            ).fetchone()
+        return {"calls": calls, "cost_usd": round(cost, 6)}
 
     def rows(
         self,
@@ -227,6 +252,9 @@ class Ledger:
             if batch[-1] is None:
                 return
             rows = [r for r in batch if r is not None]
+            for row in rows:
+                if row.message:
+                    row.message = clean_message(row.message)
             try:
                 store = self.store
                 if store is None:

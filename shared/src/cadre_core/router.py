@@ -271,7 +271,7 @@ class RoutedModel(Model):
                 problem = self._invalid(request, response)
                 if problem is None:
                     return self._accept(candidate, number, started, request, response, attempts, last)
-                self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
+                self._settle(candidate, number, "off_rails", started, response, "invalid_structured_output", problem)
                 repaired = await self._repair(model, candidate, request, response, problem, number + 1)
                 if repaired is not None:
                     return repaired
@@ -375,7 +375,7 @@ class RoutedModel(Model):
             self._settle(candidate, number, "ok", started, response)
             return response
         name, reason = flagged
-        self._settle(candidate, number, "off_rails", started, response, detector=name)
+        self._settle(candidate, number, "off_rails", started, response, detector=name, message=reason)
         role_cfg = self.router.config.roles.get(self.role)  # type: ignore[call-overload]
         if role_cfg is not None and role_cfg.off_rails == "fallback" and not last:
             attempts.append(Attempt(candidate.model, "off_rails", f"{name}: {reason}"))
@@ -438,7 +438,7 @@ class RoutedModel(Model):
         if again is None:
             self._settle(candidate, number, "ok", started, response)
             return response
-        self._settle(candidate, number, "off_rails", started, response, detector="invalid_structured_output")
+        self._settle(candidate, number, "off_rails", started, response, "invalid_structured_output", again)
         return None
 
     def _settle(
@@ -449,8 +449,9 @@ class RoutedModel(Model):
         started: float,
         response: ModelResponse,
         detector: str | None = None,
+        message: str | None = None,
     ) -> None:
-        """Price a finished attempt, label the response, and record it."""
+        """Price a finished attempt, label the response, and record it (with why it was flagged, if it was)."""
         provider, name = parse_model_ref(candidate.model)
         cost, version = price(response.usage, provider, name)
         response.cost_usd = cost
@@ -459,8 +460,9 @@ class RoutedModel(Model):
         self.call.usage = self.call.usage + response.usage
         self.call.unpriced = self.call.unpriced or cost is None
         self._record(
-            candidate, number, outcome, started, response=response, cost=cost, version=version, detector=detector
-        )
+            candidate, number, outcome, started, response=response, cost=cost, version=version, detector=detector,
+            message=message,
+        )  # fmt: skip
 
     def _record(
         self,
@@ -474,6 +476,7 @@ class RoutedModel(Model):
         cost: float | None = None,
         version: str | None = None,
         detector: str | None = None,
+        message: str | None = None,
     ) -> None:
         if self.router.ledger is None and not telemetry.enabled():
             return
@@ -490,6 +493,7 @@ class RoutedModel(Model):
             attempt=number,
             error_class=error_class,
             detector=detector,
+            message=message,
             input_tokens=usage.input_tokens if usage else 0,
             cache_read_tokens=usage.cache_read_tokens if usage else 0,
             cache_write_tokens=usage.cache_write_tokens if usage else 0,
