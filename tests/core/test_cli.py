@@ -95,7 +95,7 @@ def spent(tmp_path, monkeypatch):
 def test_cost_json_groups_spend(capsys, spent):
     assert main(["--root", str(spent), "cost", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"role", "model", "day", "thread", "budgets"}
+    assert set(data) == {"role", "model", "day", "thread", "budgets", "settled_after_crash"}
     by_role = {g["key"]: g["cost_usd"] for g in data["role"]}
     assert by_role == pytest.approx({"oracle": 0.5, "search": 0.01})
     assert {g["key"]: g["attempts"] for g in data["thread"]} == {"t1": 2, None: 1}

@@ -121,7 +121,7 @@ def test_tool_grouping_and_the_default_tables(capsys, ledger_root):
 
     assert main(["--root", str(ledger_root), "cost", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"role", "model", "day", "thread", "budgets"}
+    assert set(data) == {"role", "model", "day", "thread", "budgets", "settled_after_crash"}
     assert {g["key"]: g["attempts"] for g in data["day"]} == {"2026-03-01": 3, "2026-03-02": 5, "2026-03-03": 26}
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from cadre_core.cli.render import Column, layout
 from cadre_core.config import load_config
 
 _SECRET_WORDS = ("secret", "token", "password", "api_key")
@@ -38,19 +39,22 @@ def rows(args: Any) -> list[dict[str, Any]]:
     ]
 
 
+def render(console: Any, table_rows: list[dict[str, Any]]) -> None:
+    """Key, value and source as a table, or one block per key when that would not fit uncut."""
+    cells = [
+        [row["key"], row["value"] if isinstance(row["value"], str) else json.dumps(row["value"]), row["source"]]
+        for row in table_rows
+    ]
+    columns = (Column("key"), Column("value", prose=True), Column("source"))
+    console.print(layout(console, columns, cells, title="Merged config"))
+
+
 def run(args: Any) -> int:
     table_rows = rows(args)
     if args.json:
         print(json.dumps(table_rows, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="Merged config", title_justify="left")
-    for col in ("key", "value", "source"):
-        table.add_column(col, overflow="fold")
-    for row in table_rows:
-        value = row["value"]
-        table.add_row(row["key"], json.dumps(value) if not isinstance(value, str) else value, row["source"])
-    Console().print(table)
+    render(Console(), table_rows)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core import usage
+from cadre_core.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
 from cadre_core.ledger import SQLiteLedgerStore, default_ledger_path
@@ -23,11 +24,17 @@ USAGE_GROUPS = ("model", "tool")
 
 def budgets(cfg: Any) -> list[dict[str, Any]]:
     """What is left of each configured cap (empty when no cap is set): per day, month and role, the per-call
-    cap, and the per-thread cap with the spend of the 5 busiest threads in the budget store."""
+    cap, and the per-thread cap with the spend of the 5 busiest threads in the budget store. Opening the store
+    settles what a crashed process left held, and its ledger rows are written before this returns."""
     from cadre_core.budget import Caps
     from cadre_core.kit import open_budget
+    from cadre_core.ledger import Ledger
 
-    budget = open_budget(cfg)
+    ledger = Ledger(cfg.paths.ledger or default_ledger_path())
+    try:
+        budget = open_budget(cfg, ledger)
+    finally:
+        ledger.close()
     if budget is None:
         return []
     caps = Caps.from_config(cfg.budget, None)
@@ -51,12 +58,15 @@ def ledger_slice(store: Any, since: str | None) -> usage.LedgerSlice:
     return data
 
 
-def summaries(args: Any) -> dict[str, list[dict[str, Any]]]:
+def summaries(args: Any) -> dict[str, Any]:
+    """Spend per grouping, what is left of each cap (`budgets`), and the calls settled after a crash
+    (`settled_after_crash`: calls and cost_usd)."""
     cfg = load_config(args.root).config
     path = cfg.paths.ledger or default_ledger_path()
     groupings = args.by or ["role", "model", "day", "thread"]
+    caps = budgets(cfg)  # first: it may record what a crash left
     if not path.exists():
-        return {by: [] for by in groupings} | {"budgets": budgets(cfg)}
+        return {by: [] for by in groupings} | {"budgets": caps, "settled_after_crash": {"calls": 0, "cost_usd": 0.0}}
     since = since_day(args)
     store = SQLiteLedgerStore(path)
     try:
@@ -64,7 +74,7 @@ def summaries(args: Any) -> dict[str, list[dict[str, Any]]]:
         return {
             by: [s.to_dict() for s in usage.stats(rows, by)] if by in USAGE_GROUPS else store.summary(by, since)
             for by in groupings
-        } | {"budgets": budgets(cfg)}
+        } | {"budgets": caps, "settled_after_crash": store.settled_after_crash(since)}
     finally:
         store.close()
 
@@ -106,81 +116,69 @@ def run(args: Any) -> int:
         return 0
     from rich.console import Console
 
-    console = Console()
-    caps = data.pop("budgets")
-    if caps:
-        console.print(budgets_table(caps))
-    if not any(data.values()):
-        console.print("No model calls recorded yet.")
-        return 0
-    for by, groups in data.items():
-        console.print(usage_table(by, groups) if by in USAGE_GROUPS else sums_table(by, groups))
+    render(Console(), data)
     return 0
 
 
-def budgets_table(caps: list[dict[str, Any]]) -> Any:
-    """What is left of each cap; the per-call cap as 'per call: $X cap'; the busiest threads under per_thread_usd."""
-    from rich.table import Table
-    from rich.text import Text
+def render(console: Any, data: dict[str, Any]) -> None:
+    """What `summaries` returned, each table laid out to fit the console without cutting a value."""
+    data = dict(data)
+    caps, crashes = data.pop("budgets"), data.pop("settled_after_crash", None)
+    if caps:
+        console.print(budgets_table(console, caps))
+    if crashes and crashes["calls"]:
+        console.print(
+            f"Settled after a crash: {crashes['calls']} calls, ${crashes['cost_usd']:.4f} "
+            "(cut off when their process died, billed for their input; error_class process_died)",
+            highlight=False,
+        )
+    if not any(data.values()):
+        console.print("No model calls recorded yet.")
+        return
+    for by, groups in data.items():
+        console.print(usage_table(console, by, groups) if by in USAGE_GROUPS else sums_table(console, by, groups))
 
-    table = Table(title="Budgets (UTC day / month)", title_justify="left")
-    for col in ("cap", "limit USD", "spent or held USD", "left USD"):
-        table.add_column(col, justify="left" if col == "cap" else "right")
+
+def budgets_table(console: Any, caps: list[dict[str, Any]]) -> Any:
+    """What is left of each cap; the per-call cap as 'per call: $X cap'; the busiest threads under per_thread_usd."""
+    rows: list[list[str]] = []
     for row in caps:
         if row["cap"] == "per_call_usd":
-            table.add_row(row["cap"], f"{row['limit_usd']:.2f}", f"per call: ${row['limit_usd']:.4f} cap", "")
+            rows.append([row["cap"], f"{row['limit_usd']:.2f}", f"per call: ${row['limit_usd']:.4f} cap", ""])
             continue
         threads = row.get("threads")
         if threads is None:
-            table.add_row(
-                row["cap"], f"{row['limit_usd']:.2f}", f"{row['spent_usd']:.4f}", f"{row['remaining_usd']:.4f}"
+            rows.append(
+                [row["cap"], f"{row['limit_usd']:.2f}", f"{row['spent_usd']:.4f}", f"{row['remaining_usd']:.4f}"]
             )
             continue
-        table.add_row(row["cap"], f"{row['limit_usd']:.2f}", "busiest threads:" if threads else "no thread yet", "")
+        rows.append([row["cap"], f"{row['limit_usd']:.2f}", "busiest threads:" if threads else "no thread yet", ""])
         for thread in threads:
-            table.add_row(
-                Text(f"  thread {thread['thread_id']}"),
-                "",
-                f"{thread['spent_usd']:.4f}",
-                f"{thread['remaining_usd']:.4f}",
+            rows.append(
+                [f"  thread {thread['thread_id']}", "", f"{thread['spent_usd']:.4f}", f"{thread['remaining_usd']:.4f}"]
             )
-    return table
+    columns = (Column("cap"), Column("limit USD", "right"), Column("spent or held USD", "right"),
+               Column("left USD", "right"))  # fmt: skip
+    return layout(console, columns, rows, title="Budgets (UTC day / month)")
 
 
-def usage_table(by: str, groups: list[dict[str, Any]]) -> Any:
+def usage_table(console: Any, by: str, groups: list[dict[str, Any]]) -> Any:
     """Calls, spend, average thread cost, off-the-rails %, p50/p95 latency and failure rate per group."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"Spend by {by}", title_justify="left", caption=usage.CAPTION, caption_justify="left")
-    table.add_column(by, overflow="fold")  # fold, never cut: a cut name or number misleads
-    for col in usage.COLUMNS:
-        table.add_column(col, justify="right", overflow="fold")
-    for g in groups:
-        table.add_row(Text(g["key"]), *usage.UsageStats(**g).cells())
-    return table
+    columns = (Column(by), *(Column(col, "right") for col in usage.COLUMNS))
+    rows = [[g["key"], *usage.UsageStats(**g).cells()] for g in groups]
+    return layout(console, columns, rows, title=f"Spend by {by}", caption=usage.CAPTION)
 
 
-def sums_table(by: str, groups: list[dict[str, Any]]) -> Any:
+def sums_table(console: Any, by: str, groups: list[dict[str, Any]]) -> Any:
     """Attempts, tokens, cost and mean latency per group, from the store's SQL sums."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"Spend by {by}", title_justify="left")
-    for col in (by, "attempts", "ok", "failed", "input tok", "output tok", "cost USD", "avg latency"):
-        table.add_column(col, justify="left" if col == by else "right")
+    headers = ("attempts", "ok", "failed", "input tok", "output tok", "cost USD", "avg latency")
+    rows = []
     for g in groups:
         cost = "unknown" if g["cost_usd"] is None else f"{g['cost_usd']:.4f}"
         if g["unpriced"] and g["cost_usd"] is not None:
             cost += f" (+{g['unpriced']} unpriced)"
-        table.add_row(
-            Text(str(g["key"] or "-")),
-            str(g["attempts"]),
-            str(g["ok"]),
-            str(g["failed"]),
-            f"{g['input_tokens'] or 0:,}",
-            f"{g['output_tokens'] or 0:,}",
-            cost,
-            f"{(g['avg_latency_ms'] or 0) / 1000:.2f}s",
-        )
-    return table
+        rows.append([
+            str(g["key"] or "-"), str(g["attempts"]), str(g["ok"]), str(g["failed"]), f"{g['input_tokens'] or 0:,}",
+            f"{g['output_tokens'] or 0:,}", cost, f"{(g['avg_latency_ms'] or 0) / 1000:.2f}s",
+        ])  # fmt: skip
+    return layout(console, (Column(by), *(Column(h, "right") for h in headers)), rows, title=f"Spend by {by}")
