@@ -5,7 +5,8 @@ Plain functions over the row dicts a `LedgerStore` returns. Definitions, over on
 - attempts: ledger rows. calls: attempts sent to the model, i.e. every outcome except `budget_refused`
   (refused by a budget cap before anything was sent; counted as `refused`).
 - spend: the sum of `cost_usd` over priced rows. unpriced: calls that got an answer (`ok` or `off_rails`)
-  but have no price; they count in calls and add nothing to spend. Rows without an answer cost nothing.
+  but have no price; they count in calls and add nothing to spend. Rows without an answer cost nothing,
+  except a call cut off by a crash (`cancelled`, `error_class=process_died`), billed for its input.
 - off-the-rails %: spend on `off_rails` rows (answers a detector or validator flagged) / spend x 100;
   None when spend is 0.
 - failure rate: calls that ended without an answer, outcome `error` or `fallback` (an error after which the
