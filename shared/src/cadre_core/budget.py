@@ -18,9 +18,11 @@ says where that spend went.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,7 +192,9 @@ class Budget:
             self._reclaimed_at = time.monotonic()
             cursor = self._conn.execute("SELECT * FROM spend WHERE settled = 0 AND owner IS NOT NULL")
             names = [d[0] for d in cursor.description]
-            stale = [row for row in (dict(zip(names, r, strict=True)) for r in cursor.fetchall()) if _stale(row)]
+            alive = functools.cache(owner.owner_alive)  # one look per process, however many calls it holds
+            rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+            stale = [row for row in rows if _stale(row, alive)]
             if not stale:
                 return []
             done = []
@@ -272,9 +276,9 @@ class Budget:
         return rows
 
 
-def _stale(row: dict) -> bool:
+def _stale(row: dict, alive: Callable[[str], bool]) -> bool:
     """Whether an unsettled reservation's owner is gone or its expiry passed; sets `row["why"]`."""
-    if not owner.owner_alive(row["owner"]):
+    if not alive(row["owner"]):
         row["why"] = "process_died"
     elif row["expires"] is not None and row["expires"] < time.time():
         row["why"] = "reservation_expired"
