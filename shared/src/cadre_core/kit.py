@@ -40,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 def open_budget(config: Any, ledger: Ledger | None = None) -> Any:
     """The spend store when any cap is configured, else None (no caps, nothing to hold); what a crashed
-    process left held is settled on open and recorded in `ledger`."""
+    process left held is settled on open and recorded in `ledger` (by default the config's ledger)."""
     roles = [r.budget_per_day_usd for r in config.roles.values()]
     caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
             config.budget.per_month_usd, *roles]  # fmt: skip
@@ -48,6 +48,10 @@ def open_budget(config: Any, ledger: Ledger | None = None) -> Any:
         return None
     from cadre_core.budget import Budget, default_budget_path
 
+    if ledger is None:
+        from cadre_core.ledger import Ledger
+
+        ledger = Ledger(config.paths.ledger)
     return Budget(config.paths.budget or default_budget_path(), ledger=ledger)
 
 

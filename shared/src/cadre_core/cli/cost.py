@@ -28,15 +28,11 @@ def budgets(cfg: Any) -> list[dict[str, Any]]:
     settles what a crashed process left held, and its ledger rows are written before this returns."""
     from cadre_core.budget import Caps
     from cadre_core.kit import open_budget
-    from cadre_core.ledger import Ledger
 
-    ledger = Ledger(cfg.paths.ledger or default_ledger_path())
-    try:
-        budget = open_budget(cfg, ledger)
-    finally:
-        ledger.close()
+    budget = open_budget(cfg)
     if budget is None:
         return []
+    budget.ledger.close()  # written before the ledger is read
     caps = Caps.from_config(cfg.budget, None)
     roles = {name: role.budget_per_day_usd for name, role in cfg.roles.items() if role.budget_per_day_usd is not None}
     return budget.remaining(caps, roles)
