@@ -124,7 +124,8 @@ def render(console: Any, data: dict[str, Any]) -> None:
         console.print(budgets_table(console, caps))
     if crashes and crashes["calls"]:
         console.print(
-            f"Settled after a crash: {crashes['calls']} calls, ${crashes['cost_usd']:.4f} "
+            f"Settled after a crash: {crashes['calls']} call{'s' if crashes['calls'] != 1 else ''}, "
+            f"${crashes['cost_usd']:.4f} "
             "(cut off when their process died, billed for their input; error_class process_died)",
             highlight=False,
         )
@@ -132,6 +133,7 @@ def render(console: Any, data: dict[str, Any]) -> None:
         console.print("No model calls recorded yet.")
         return
     for by, groups in data.items():
+        console.print()
         console.print(usage_table(console, by, groups) if by in USAGE_GROUPS else sums_table(console, by, groups))
 
 
