@@ -76,10 +76,10 @@ async def test_falls_back_in_order_after_retries_and_records_each_attempt(keys, 
     assert response.cost_usd == pytest.approx(0.0105)
 
 
-async def test_failed_candidate_cools_down_then_returns(keys):
+async def test_one_unlucky_call_never_opens_the_circuit_but_a_sustained_failure_rate_does(keys):
     clock = Clock()
     config = make_config(search=["google:gemini-3-flash-preview", "anthropic:claude-haiku-4-5"])
-    flaky = failing(lambda: errors.OverloadedError("529", provider="google"), "gemini-3-flash-preview")
+    flaky = failing(lambda: errors.OverloadedError("HTTP 529: overloaded", provider="google"), "gemini-3-flash-preview")
     backup = TestModel("backup")
     router = make_router(
         config,
@@ -89,11 +89,94 @@ async def test_failed_candidate_cools_down_then_returns(keys):
     await router.request("search", REQUEST)
     assert len(flaky.calls) == 3
     await router.request("search", REQUEST)
-    assert len(flaky.calls) == 3, "cooling candidate must be skipped"
-    assert router.cooling("google:gemini-3-flash-preview") == pytest.approx(30)
+    assert len(flaky.calls) == 6, "one failed call (3 attempts) must not open the circuit"
+    clock.now += 10
+    routed = router.model("search")
+    assert (await routed.request(REQUEST)).text == "backup"
+    assert len(flaky.calls) == 6, "5 of 5 recent attempts from two calls failed: the circuit is open"
+    assert router.breaker("google:gemini-3-flash-preview").retry_in(clock.now) == pytest.approx(20)
+    backup.error = errors.ServerError("HTTP 500", provider="anthropic", model="claude-haiku-4-5")
+    with pytest.raises(errors.AllCandidatesFailedError) as info:
+        await router.request("search", REQUEST)
+    assert (
+        "google:gemini-3-flash-preview: skipped: circuit open after 5 of 5 recent attempts failed "
+        "(last: HTTP 529: overloaded); retry in 20 s" in str(info.value)
+    )
+    assert len(flaky.calls) == 9, "with every other candidate failed, the open one is tried rather than none"
+
+
+async def test_half_open_lets_one_probe_through_a_failed_probe_reopens_and_an_answer_closes(keys):
+    clock = Clock()
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    config.router.retries_per_candidate = 0
+    replies = []
+
+    def fn(request, model):
+        replies.append(request)
+        if len(replies) <= 6:
+            raise errors.ServerError("HTTP 500: boom", provider="openai", model="a")
+        return ModelResponse(text="a is back")
+
+    flaky = FunctionModel(fn, model_name="a")
+    router = make_router(config, clock=clock, **{"openai:a": flaky, "anthropic:b": TestModel("b")})
+    for _ in range(5):  # 5 failed calls of one attempt each: 5 of 5 failed, the circuit opens
+        assert (await router.request("oracle", REQUEST)).text == "b"
+    breaker = router.breaker("openai:a")
+    assert breaker.state(clock.now) == "open" and len(replies) == 5
     clock.now += 31
-    await router.request("search", REQUEST)
-    assert len(flaky.calls) == 6
+    assert breaker.state(clock.now) == "half_open"
+    assert (await router.request("oracle", REQUEST)).text == "b"  # the probe fails: open for another 30 s
+    assert len(replies) == 6 and breaker.state(clock.now) == "open"
+    assert "a probe failed" in breaker.admit(0, clock.now)
+    clock.now += 31
+    assert (await router.request("oracle", REQUEST)).text == "a is back"
+    assert breaker.state(clock.now) == "closed"
+
+
+async def test_a_half_open_model_takes_one_probe_while_concurrent_calls_go_elsewhere(keys):
+    clock = Clock()
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    slow_probe = TestModel("a", delay_s=0.2)
+    router = make_router(config, clock=clock, **{"openai:a": slow_probe, "anthropic:b": TestModel("b")})
+    breaker = router.breaker("openai:a")
+    breaker.trip(clock.now, "HTTP 404")
+    clock.now += 31
+    results = []
+
+    async def one():
+        results.append((await router.request("oracle", REQUEST)).text)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(one)
+    assert sorted(results) == ["a", "b", "b", "b"]
+    assert breaker.state(clock.now) == "closed"
+
+
+async def test_the_breaker_is_per_provider_model_and_shared_across_roles(keys):
+    clock = Clock()
+    config = make_config(oracle=["openai:a", "anthropic:b"], review=["openai:a", "google:c"])
+    down = failing(lambda: errors.OverloadedError("HTTP 503: busy", provider="openai", model="a"), "a")
+    router = make_router(
+        config, clock=clock, **{"openai:a": down, "anthropic:b": TestModel("b"), "google:c": TestModel("c")}
+    )
+    await router.request("oracle", REQUEST)
+    await router.request("review", REQUEST)
+    assert len(down.calls) == 6
+    assert (await router.request("review", REQUEST)).text == "c"
+    assert (await router.request("oracle", REQUEST)).text == "b"
+    assert len(down.calls) == 6
+    assert router.breaker("anthropic:b").state(clock.now) == "closed"
+
+
+async def test_cooldown_zero_turns_the_breaker_off(keys):
+    config = make_config(oracle=["openai:a", "anthropic:b"])
+    config.router.cooldown_s = 0
+    down = failing(lambda: errors.ServerError("HTTP 500", provider="openai", model="a"), "a")
+    router = make_router(config, **{"openai:a": down, "anthropic:b": TestModel("b")})
+    for _ in range(4):
+        await router.request("oracle", REQUEST)
+    assert len(down.calls) == 12
 
 
 async def test_retry_after_is_honoured_and_a_long_one_falls_back_at_once(keys):
@@ -454,3 +537,99 @@ async def test_a_provider_side_timeout_keeps_the_reservation_too(keys, ledger, t
         await router.request("oracle", ModelRequest([Message.user("x" * 350)], max_output_tokens=100))
     (amount,) = sqlite3.connect(tmp_path / "budget.sqlite").execute("SELECT amount FROM spend").fetchone()
     assert amount > 0
+
+
+async def test_the_repair_turn_retries_a_transient_error_like_any_attempt(keys, ledger):
+    config = make_config(oracle=["openai:gpt-5.2"])
+    replies = iter(["not json at all", errors.OverloadedError("HTTP 503: busy", provider="openai", model="gpt-5.2"),
+                    '{"answer": "fixed"}'])  # fmt: skip
+
+    def fn(request, model):
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return ModelResponse(text=reply, usage=Usage(input_tokens=100, output_tokens=10))
+
+    router = make_router(config, ledger, **{"openai:gpt-5.2": FunctionModel(fn, model_name="gpt-5.2")})
+    request = ModelRequest([Message.user("q")], output_schema={"type": "object"}, validate=must_have_answer)
+    assert (await router.request("oracle", request)).output == {"answer": "fixed"}
+    assert [(r["outcome"], r["attempt"], r["error_class"]) for r in ledger_rows(ledger)] == [
+        ("off_rails", 1, None), ("error", 2, "OverloadedError"), ("ok", 3, None)]  # fmt: skip
+
+
+async def test_a_repair_turn_that_keeps_failing_names_the_real_cause(keys, ledger):
+    config = make_config(oracle=["anthropic:claude-sonnet-4-5"])
+    calls = []
+
+    def fn(request, model):
+        calls.append(request)
+        if len(calls) == 1:
+            return ModelResponse(text="not json", usage=Usage(input_tokens=100, output_tokens=10))
+        raise errors.OverloadedError("HTTP 529: Overloaded", provider="anthropic", model="claude-sonnet-4-5")
+
+    router = make_router(config, ledger, **{"anthropic:claude-sonnet-4-5": FunctionModel(fn)})
+    request = ModelRequest([Message.user("q")], output_schema={"type": "object"}, validate=must_have_answer)
+    with pytest.raises(errors.AllCandidatesFailedError) as info:
+        await router.request("oracle", request)
+    assert len(calls) == 1 + 3  # the answer, then the repair turn and its 2 retries
+    assert "failed: the repair turn failed: HTTP 529: Overloaded (the first answer was invalid" in str(info.value)
+    assert [r["outcome"] for r in ledger_rows(ledger)] == ["off_rails", "error", "error", "error"]
+
+
+async def test_a_reply_that_arrives_after_its_time_out_is_discarded(keys, ledger):
+    import time
+
+    config = make_config(oracle=[{"model": "openai:gpt-5.2", "timeout_s": 0.05}, "anthropic:b"])
+    config.router.retries_per_candidate = 0
+
+    def blocking(request, model):  # holds the event loop, so the time-out cannot cancel it in time
+        time.sleep(0.15)
+        return ModelResponse(text="too late", usage=Usage(input_tokens=100, output_tokens=10))
+
+    late = FunctionModel(blocking, model_name="gpt-5.2")
+    router = make_router(config, ledger, **{"openai:gpt-5.2": late, "anthropic:b": TestModel("in time")})
+    assert (await router.request("oracle", REQUEST)).text == "in time"
+    first = ledger_rows(ledger)[0]
+    assert (first["outcome"], first["error_class"], first["input_tokens"]) == ("fallback", "ModelTimeoutError", 100)
+    assert first["cost_usd"] > 0  # the late reply was billed, so the ledger says so
+
+
+async def test_sdk_imports_happen_off_the_event_loop_before_the_time_out_starts(keys, tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from cadre_core.models.base import ProviderModel
+
+    (tmp_path / "slow_sdk_for_test.py").write_text("import time\ntime.sleep(0.4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_sdk_for_test", raising=False)
+
+    class SlowSdkModel(ProviderModel):
+        provider = "openai"
+        sdk_modules = ("slow_sdk_for_test",)
+
+        def make_client(self, api_key):
+            import slow_sdk_for_test
+
+            return slow_sdk_for_test
+
+        async def request(self, request):
+            assert self.client is not None
+            return ModelResponse(text="answered", usage=Usage(input_tokens=1, output_tokens=1))
+
+    config = make_config(oracle=[{"model": "openai:a", "timeout_s": 0.1}])
+    router = make_router(config, **{"openai:a": SlowSdkModel("a", api_key="k")})
+    gaps, done = [], anyio.Event()
+
+    async def ticker():
+        last = time.perf_counter()
+        while not done.is_set():
+            await anyio.sleep(0.01)
+            gaps.append(time.perf_counter() - last)
+            last = time.perf_counter()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        assert (await router.request("oracle", REQUEST)).text == "answered"
+        done.set()
+    assert max(gaps) < 0.3, "the import blocked the event loop"

@@ -102,6 +102,13 @@ class RouterConfig(_Strict):
     backoff_max_s: NonNegative = 30.0
     max_retry_after_s: NonNegative = 60.0
     cooldown_s: NonNegative = 60.0
+    """How long an open circuit skips a model before one call probes it; 0 turns the breaker off."""
+    breaker_window: int = Field(default=10, ge=1, le=1000)
+    """Recent attempts per (provider, model) the breaker looks at."""
+    breaker_min_attempts: int = Field(default=5, ge=1, le=1000)
+    """The breaker never opens on fewer recent attempts than this."""
+    breaker_failure_rate: float = Field(default=0.8, gt=0, le=1)
+    """Share of recent attempts that failed (from two calls at least) that opens the breaker."""
 
 
 class BudgetConfig(_Strict):

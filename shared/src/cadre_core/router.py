@@ -1,14 +1,16 @@
 """The router: try a role's candidates in order, retry what can be retried, fall back.
 
-It owns every retry (SDK retries are 0), keeps failing candidates on a cooldown,
-checks the context window before each call, and records every attempt in the
-ledger. A role's route is itself a `Model` (`RoutedModel`), so callers see one
-model whatever happens underneath.
+It owns every retry (SDK retries are 0), skips a model whose circuit breaker is
+open (breaker.py: a sustained failure rate, not one unlucky call), checks the
+context window before each call, and records every attempt in the ledger. A
+role's route is itself a `Model` (`RoutedModel`), so callers see one model
+whatever happens underneath.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import random
 import time
@@ -19,6 +21,7 @@ import anyio
 import structlog
 
 from cadre_core import telemetry
+from cadre_core.breaker import Breaker
 from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.detectors import first_problem, tool_call_loop
@@ -83,7 +86,8 @@ class Router:
         self._sleep = sleep
         self._clock = clock
         self._models: dict[str, Model] = {}
-        self._cooldown_until: dict[str, float] = {}
+        self._breakers: dict[str, Breaker] = {}
+        self._call_ids = itertools.count(1)
         self._unpriced_warned: set[str] = set()
 
     def model(self, role: str, call: CallInfo | None = None, candidates: list[Candidate] | None = None) -> RoutedModel:
@@ -123,9 +127,18 @@ class Router:
             self._models[candidate.model] = self.model_factory(candidate, self.config)
         return self._models[candidate.model]
 
-    def cooling(self, model_ref: str) -> float:
-        """Seconds left on a candidate's cooldown."""
-        return max(0.0, self._cooldown_until.get(model_ref, 0.0) - self._clock())
+    def breaker(self, model_ref: str) -> Breaker:
+        """The circuit breaker of one (provider, model), shared by every role that routes to it."""
+        key = ":".join(parse_model_ref(model_ref))
+        if key not in self._breakers:
+            cfg = self.config.router
+            self._breakers[key] = Breaker(
+                window=cfg.breaker_window,
+                min_attempts=cfg.breaker_min_attempts,
+                failure_rate=cfg.breaker_failure_rate,
+                open_s=cfg.cooldown_s,
+            )
+        return self._breakers[key]
 
     def backoff(self, retry: int, retry_after: float | None) -> float:
         """Jittered exponential backoff that honours retry-after."""
@@ -159,6 +172,17 @@ def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, s
     return ("tool_call_loop", reason) if reason else None
 
 
+@dataclass
+class _Sent:
+    """How a request fared on one candidate after its retries: the answer, or the last error."""
+
+    response: ModelResponse | None
+    error: ModelError | None
+    number: int
+    """The attempt number of the last try."""
+    started: float
+
+
 class RoutedModel(Model):
     """Fallback across a role's candidates, behind the plain `Model` interface."""
 
@@ -170,54 +194,34 @@ class RoutedModel(Model):
         self.only = candidates
         self._flagged: ModelResponse | None = None
         """A flagged answer set aside to try the next candidate; returned if no later candidate answers."""
+        self._id = 0
+        """This request's id for the breakers (which call holds a half-open probe, which calls failed)."""
 
     async def request(self, request: ModelRequest) -> ModelResponse:
-        router, cfg = self.router, self.router.config
+        router = self.router
         attempts: list[Attempt] = []
         self._flagged = None
+        self._id = next(router._call_ids)
         candidates = self.only if self.only is not None else router.candidates(self.role)
+        circuit_open: list[tuple[Candidate, ModelRequest, Model]] = []
         for index, candidate in enumerate(candidates):
-            last = index == len(candidates) - 1
-            skip, env = router._unavailable(candidate)
-            if skip:
-                attempts.append(Attempt(candidate.model, "no_key" if env else "skipped", skip, env_var=env))
-                log.info("candidate skipped", role=self.role, model=candidate.model, reason=skip)
+            ready = await self._ready(candidate, request, attempts)
+            if ready is None:
                 continue
-            if (left := router.cooling(candidate.model)) > 0:
-                attempts.append(Attempt(candidate.model, "cooldown", f"cooling down for {left:.0f}s more"))
+            if why := router.breaker(candidate.model).admit(self._id, router._clock()):
+                attempts.append(Attempt(candidate.model, "skipped", why))
+                circuit_open.append((candidate, *ready))
                 continue
-            sized = dataclasses.replace(
-                request,
-                max_output_tokens=request.max_output_tokens or candidate.max_output_tokens,
-                effort=request.effort or candidate.effort,
-            )
-            window = cfg.context_window(candidate)
-            need = sized.estimated_input_tokens() + sized.output_limit
-            if window and need > window:
-                err = ContextWindowError(
-                    f"prompt needs about {need:,} tokens with output; the window is {window:,}",
-                    provider=parse_model_ref(candidate.model)[0],
-                    model=candidate.model,
-                )
-                attempts.append(Attempt(candidate.model, "context_too_large", err.detail, type(err).__name__))
-                continue
-            try:
-                model = router._get_model(candidate)
-            except MissingKeyError as exc:
-                attempts.append(Attempt(candidate.model, "no_key", exc.detail, env_var=exc.env_var))
-                continue
-            if request.tools and not model.supports_tools:
-                attempts.append(Attempt(candidate.model, "skipped", "does not support tool calls"))
-                continue
-            try:
-                response = await self._try_candidate(model, candidate, sized, attempts, last)
-            except (BudgetExceededError, ModelError) as exc:
-                if self._flagged is None:
-                    raise
-                self._flagged.warnings.append(f"the next candidate failed ({exc}), so the flagged answer is kept")
-                return self._flagged
-            if response is not None:
-                return response
+            answered, response = await self._enter(candidate, *ready, attempts, index == len(candidates) - 1)
+            if answered:
+                return response  # type: ignore[return-value]
+        if self._flagged is None and circuit_open:  # never fail untried: the model that recovers first
+            now = router._clock()
+            candidate, sized, model = min(circuit_open, key=lambda c: router.breaker(c[0].model).retry_in(now))
+            log.info("all open candidates skipped; trying the one that recovers first", model=candidate.model)
+            answered, response = await self._enter(candidate, sized, model, attempts, True)
+            if answered:
+                return response  # type: ignore[return-value]
         if self._flagged is not None:  # paid for and usable: better than failing the call
             self._flagged.warnings.append("no later candidate answered, so the flagged answer is kept")
             return self._flagged
@@ -228,6 +232,57 @@ class RoutedModel(Model):
             hint = f"No provider for role '{self.role}' has a key. Set one of: {', '.join(keys)}."
         raise AllCandidatesFailedError(self.role, attempts, hint)
 
+    async def _ready(
+        self, candidate: Candidate, request: ModelRequest, attempts: list[Attempt]
+    ) -> tuple[ModelRequest, Model] | None:
+        """The request sized for the candidate and its prepared model, or None (and why, in `attempts`)."""
+        router, cfg = self.router, self.router.config
+        skip, env = router._unavailable(candidate)
+        if skip:
+            attempts.append(Attempt(candidate.model, "no_key" if env else "skipped", skip, env_var=env))
+            log.info("candidate skipped", role=self.role, model=candidate.model, reason=skip)
+            return None
+        sized = dataclasses.replace(
+            request,
+            max_output_tokens=request.max_output_tokens or candidate.max_output_tokens,
+            effort=request.effort or candidate.effort,
+        )
+        window = cfg.context_window(candidate)
+        need = sized.estimated_input_tokens() + sized.output_limit
+        if window and need > window:
+            err = ContextWindowError(
+                f"prompt needs about {need:,} tokens with output; the window is {window:,}",
+                provider=parse_model_ref(candidate.model)[0],
+                model=candidate.model,
+            )
+            attempts.append(Attempt(candidate.model, "context_too_large", err.detail, type(err).__name__))
+            return None
+        try:
+            model = router._get_model(candidate)
+            await model.prepare()  # SDK imports and client set-up, before any time-out starts
+        except MissingKeyError as exc:
+            attempts.append(Attempt(candidate.model, "no_key", exc.detail, env_var=exc.env_var))
+            return None
+        if request.tools and not model.supports_tools:
+            attempts.append(Attempt(candidate.model, "skipped", "does not support tool calls"))
+            return None
+        return sized, model
+
+    async def _enter(
+        self, candidate: Candidate, request: ModelRequest, model: Model, attempts: list[Attempt], last: bool
+    ) -> tuple[bool, ModelResponse | None]:
+        """Try one candidate: (True, answer) when the call is settled, (False, None) to go on."""
+        try:
+            response = await self._try_candidate(model, candidate, request, attempts, last)
+        except (BudgetExceededError, ModelError) as exc:
+            if self._flagged is None:
+                raise
+            self._flagged.warnings.append(f"the next candidate failed ({exc}), so the flagged answer is kept")
+            return True, self._flagged
+        finally:
+            self.router.breaker(candidate.model).release(self._id)
+        return response is not None, response
+
     async def _try_candidate(
         self,
         model: Model,
@@ -236,27 +291,75 @@ class RoutedModel(Model):
         attempts: list[Attempt],
         last: bool,
     ) -> ModelResponse | None:
+        """The candidate's answer; an invalid one gets one repair turn, sent and retried like any other.
+        None, with the reason in `attempts`, to go on to the next candidate."""
+        turn, number, problem = request, 1, ""
+        for repairing in (False, True):
+            try:
+                sent = await self._send(
+                    model, candidate, turn, number, last, "repairing the answer" if repairing else "waiting for model"
+                )
+            except BudgetExceededError:
+                if not repairing:
+                    raise
+                break
+            if sent.response is None:
+                exc = sent.error
+                assert exc is not None
+                why = f"the repair turn failed: {exc.detail} (the first answer was invalid: {problem})"
+                latency = (time.perf_counter() - sent.started) * 1000
+                attempts.append(
+                    Attempt(candidate.model, "failed", why if repairing else exc.detail, type(exc).__name__, latency)
+                )
+                log.warning("candidate failed", role=self.role, model=candidate.model, error=str(exc))
+                return None
+            problem = self._invalid(request, sent.response) or ""
+            if not problem:
+                return self._accept(candidate, sent.number, sent.started, turn, sent.response, attempts, last)
+            self._settle(candidate, sent.number, "off_rails", sent.started, sent.response, "invalid_structured_output",
+                         problem)  # fmt: skip
+            turn, number = _repair_request(request, sent.response, problem), sent.number + 1
+        attempts.append(Attempt(candidate.model, "off_rails", f"invalid structured output: {problem}"))
+        return None
+
+    async def _send(
+        self,
+        model: Model,
+        candidate: Candidate,
+        request: ModelRequest,
+        number: int,
+        last: bool,
+        phase: str = "waiting for model",
+    ) -> _Sent:
+        """Send `request` to the candidate under its time-out, retrying transient errors with backoff.
+
+        Each attempt reserves budget, settles it, feeds the breaker and gets a ledger row (the one that
+        gives up is `fallback`, or `error` on the last candidate). Errors that neither retrying nor
+        falling back can fix (auth, bad request), budget refusals, cancellations and bugs propagate."""
         router, cfg = self.router, self.router.config.router
-        provider = parse_model_ref(candidate.model)[0]
+        provider, name = parse_model_ref(candidate.model)
+        breaker = router.breaker(candidate.model)
         timeout = candidate.timeout_s or _provider_timeout(router.config, provider)
-        for number in range(1, cfg.retries_per_candidate + 2):
-            self.call.model, self.call.phase = candidate.model, "waiting for model"
+        first = number
+        while True:
+            self.call.model, self.call.phase = candidate.model, phase
             started = time.perf_counter()
             reservation = self._reserve(candidate, request, number)
-            response = None
+            response = late = None
             billed_unknown = False  # the provider may bill an attempt we stopped waiting for
             try:
                 with anyio.fail_after(timeout):
                     response = await model.request(request)
+                if time.perf_counter() - started > timeout:  # the loop was late to cancel: discard it
+                    late, response = response, None
+                    raise TimeoutError
             except anyio.get_cancelled_exc_class():
                 billed_unknown = True
                 self._record(candidate, number, "cancelled", started, error_class="Cancelled")
                 raise
             except TimeoutError:
                 billed_unknown = True
-                exc: ModelError = ModelTimeoutError(
-                    f"no answer within {timeout:.0f}s", provider=provider, model=parse_model_ref(candidate.model)[1]
-                )
+                exc: ModelError = ModelTimeoutError(f"no answer within {timeout:.0f}s", provider=provider, model=name)
                 if timeout >= LONG_TIMEOUT_S:  # waiting that long again on the same model rarely pays: fall back
                     exc.retryable = False
             except ModelError as model_exc:
@@ -266,54 +369,36 @@ class RoutedModel(Model):
                 self._record(candidate, number, "error", started, error_class=type(bug).__name__)
                 raise
             finally:
-                self._settle_budget(reservation, candidate, response, keep=billed_unknown)
+                self._settle_budget(reservation, candidate, response or late, keep=billed_unknown)
             if response is not None:
-                problem = self._invalid(request, response)
-                if problem is None:
-                    return self._accept(candidate, number, started, request, response, attempts, last)
-                self._settle(candidate, number, "off_rails", started, response, "invalid_structured_output", problem)
-                repaired = await self._repair(model, candidate, request, response, problem, number + 1)
-                if repaired is not None:
-                    return repaired
-                attempts.append(Attempt(candidate.model, "off_rails", f"invalid structured output: {problem}"))
-                return None
-
-            latency = (time.perf_counter() - started) * 1000
-            retry = exc.retryable and number <= cfg.retries_per_candidate
-            too_long = exc.retry_after is not None and exc.retry_after > cfg.max_retry_after_s
+                breaker.record(self._id, False, router._clock())
+                return _Sent(response, None, number, started)
+            if exc.retryable or isinstance(exc, ModelTimeoutError):
+                breaker.record(self._id, True, router._clock(), _short(exc))
+            elif isinstance(exc, ModelNotFoundError):
+                breaker.trip(router._clock(), _short(exc))
             if not (exc.retryable or exc.fallback):
                 self._record(candidate, number, "error", started, error_class=type(exc).__name__)
                 raise exc
-            if retry and not too_long:
-                self._record(candidate, number, "error", started, error_class=type(exc).__name__)
-                delay = router.backoff(number, exc.retry_after)
-                log.info(
-                    "retrying",
-                    model=candidate.model,
-                    attempt=number,
-                    delay_s=round(delay, 2),
-                    error=str(exc),
-                )
+            too_long = exc.retry_after is not None and exc.retry_after > cfg.max_retry_after_s
+            retry = number - first + 1
+            cost = price(late.usage, provider, name)[0] if late else None
+            if exc.retryable and retry <= cfg.retries_per_candidate and not too_long:
+                self._record(candidate, number, "error", started, error_class=type(exc).__name__, response=late,
+                             cost=cost)  # fmt: skip
+                delay = router.backoff(retry, exc.retry_after)
+                log.info("retrying", model=candidate.model, attempt=number, delay_s=round(delay, 2), error=str(exc))
                 self.call.phase = f"retrying in {delay:.1f}s"
                 try:
                     await router._sleep(delay)
                 except anyio.get_cancelled_exc_class():
                     self._record(candidate, number + 1, "cancelled", time.perf_counter(), error_class="Cancelled")
                     raise
+                number += 1
                 continue
-            self._record(
-                candidate,
-                number,
-                "error" if last else "fallback",
-                started,
-                error_class=type(exc).__name__,
-            )
-            attempts.append(Attempt(candidate.model, "failed", exc.detail, type(exc).__name__, latency))
-            if exc.retryable or isinstance(exc, ModelNotFoundError):
-                router._cooldown_until[candidate.model] = router._clock() + cfg.cooldown_s
-            log.warning("candidate failed", role=self.role, model=candidate.model, error=str(exc))
-            return None
-        return None
+            outcome = "error" if last else "fallback"
+            self._record(candidate, number, outcome, started, error_class=type(exc).__name__, response=late, cost=cost)
+            return _Sent(None, exc, number, started)
 
     def _reserve(self, candidate: Candidate, request: ModelRequest, number: int) -> tuple[int, float] | None:
         """Hold the attempt's worst-case cost against the caps; refuse it (and record why) if it does not fit.
@@ -395,52 +480,6 @@ class RoutedModel(Model):
             return str(exc)
         return None
 
-    async def _repair(
-        self,
-        model: Model,
-        candidate: Candidate,
-        request: ModelRequest,
-        bad: ModelResponse,
-        problem: str,
-        number: int,
-    ) -> ModelResponse | None:
-        """One more try on the same model, told what was wrong; None if it fails again."""
-        fix = dataclasses.replace(
-            request,
-            messages=[
-                *request.messages,
-                Message.assistant(bad.text),
-                Message.user(f"That answer is invalid: {problem}. Reply again with only the corrected answer."),
-            ],
-        )
-        self.call.phase = "repairing the answer"
-        started = time.perf_counter()
-        try:
-            reservation = self._reserve(candidate, fix, number)
-        except BudgetExceededError:
-            return None
-        response = None
-        billed_unknown = False
-        try:
-            with anyio.fail_after(candidate.timeout_s or _provider_timeout(self.router.config, model.provider)):
-                response = await model.request(fix)
-        except anyio.get_cancelled_exc_class():
-            billed_unknown = True
-            self._record(candidate, number, "cancelled", started, error_class="Cancelled")
-            raise
-        except (ModelError, TimeoutError) as exc:
-            billed_unknown = isinstance(exc, TimeoutError)
-            self._record(candidate, number, "error", started, error_class=type(exc).__name__)
-            return None
-        finally:
-            self._settle_budget(reservation, candidate, response, keep=billed_unknown)
-        again = self._invalid(request, response)
-        if again is None:
-            self._settle(candidate, number, "ok", started, response)
-            return response
-        self._settle(candidate, number, "off_rails", started, response, "invalid_structured_output", again)
-        return None
-
     def _settle(
         self,
         candidate: Candidate,
@@ -506,6 +545,23 @@ class RoutedModel(Model):
         telemetry.record_attempt(row, response)
         if self.router.ledger is not None:
             self.router.ledger.record(row)
+
+
+def _repair_request(request: ModelRequest, bad: ModelResponse, problem: str) -> ModelRequest:
+    """The request again, with the invalid answer and what was wrong with it."""
+    return dataclasses.replace(
+        request,
+        messages=[
+            *request.messages,
+            Message.assistant(bad.text),
+            Message.user(f"That answer is invalid: {problem}. Reply again with only the corrected answer."),
+        ],
+    )
+
+
+def _short(exc: ModelError) -> str:
+    """An error's detail, cut for a breaker message."""
+    return exc.detail if len(exc.detail) <= 100 else exc.detail[:99] + "…"
 
 
 def _provider_timeout(config: CadreConfig, provider: str) -> float:

@@ -29,6 +29,7 @@ _FINISH: dict[str | None, FinishReason] = {
 class AnthropicModel(ProviderModel):
     provider = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
+    sdk_modules = ("anthropic",)
 
     def make_client(self, api_key: str) -> Any:
         import anthropic

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,6 +212,9 @@ class Model(ABC):
             raise MissingKeyError(provider=self.provider, env_var=self.key_env, model=self.model_name)
         return key
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Load what a request needs (SDK imports, the client) so a time-out measures only the call."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network clients."""
 
@@ -219,6 +224,9 @@ class Model(ABC):
 
 class ProviderModel(Model):
     """A vendor API reached over HTTP with a key; the SDK client is built on first use."""
+
+    sdk_modules: tuple[str, ...] = ()
+    """Modules the client needs; `prepare` imports them off the event loop (`anthropic` takes seconds)."""
 
     def __init__(
         self,
@@ -241,6 +249,22 @@ class ProviderModel(Model):
             self._client = self.make_client(self.require_key(self.api_key))
         return self._client
 
+    async def prepare(self) -> None:
+        """Import the SDK in a worker thread, then build the client; raises `MissingKeyError` without a key."""
+        if self._client is not None:
+            return
+        missing = [name for name in self.sdk_modules if name not in sys.modules]
+        if missing:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(_import_all, missing)
+        _ = self.client
+
     @abstractmethod
     def make_client(self, api_key: str) -> Any:
         """The SDK's async client, with SDK retries off (the router owns retries)."""
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)

@@ -33,6 +33,7 @@ _FINISH: dict[str, FinishReason] = {
 class GoogleModel(ProviderModel):
     provider = "google"
     key_env = "GEMINI_API_KEY"
+    sdk_modules = ("google.genai", "google.genai.types", "google.genai.errors", "httpx2")
 
     def __init__(self, model_name: str, **kw: Any):
         super().__init__(model_name.removeprefix("models/"), **kw)

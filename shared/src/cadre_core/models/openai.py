@@ -20,6 +20,7 @@ from cadre_core.models.status import bad_response, sdk_errors
 class OpenAIModel(ProviderModel):
     provider = "openai"
     key_env = "OPENAI_API_KEY"
+    sdk_modules = ("openai",)
 
     def make_client(self, api_key: str) -> Any:
         import openai
