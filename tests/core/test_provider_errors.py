@@ -482,3 +482,17 @@ async def test_success_is_one_request(vendor: Vendor):
 
     assert response.text
     assert len(handler.requests) == 1
+
+
+@pytest.mark.parametrize("cls", [OpenAIModel, AnthropicModel, GoogleModel, OpenAICompatibleModel])
+async def test_a_refused_connection_names_the_url_it_tried(cls):
+    """httpx says only "All connection attempts failed"; the error must say where (a real closed loopback port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again on exit: nothing listens there
+    model = cls("m", api_key="test-key", base_url=f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(errors.ConnectionFailedError) as info:
+        await model.request(ask())
+    assert f"cannot connect to http://127.0.0.1:{port}/v1" in str(info.value)

@@ -168,6 +168,23 @@ async def test_deep_mode_without_a_key_asks_the_host_model_from_the_hits(repo, m
     assert fast.structured_content["hits"] == data["hits"]
 
 
+async def test_deep_mode_with_keys_but_a_provider_down_says_what_failed(repo, keys):
+    from cadre_core import errors
+    from cadre_core.models.test import TestModel
+
+    server = create_server(root=repo)
+    config = make_config(search=["google:gemini-3-flash-preview"])
+    config.router.retries_per_candidate = 0
+    down = TestModel(error=errors.OverloadedError("HTTP 503: The model is overloaded", provider="google", model="g"))
+    server.kit.use(config=config, router=Router(config, None, model_factory=lambda c, cfg: down))
+    async with Client(server) as client:
+        result = await client.call_tool("search_codebase", {"query": "retry policy", "mode": "deep"})
+    data = result.structured_content
+    assert data["mode"] == "fast" and data["hits"]
+    assert "needs a model" not in data["notes"][-1]
+    assert "google:gemini-3-flash-preview failed: HTTP 503: The model is overloaded" in data["notes"][-1]
+
+
 async def test_search_server_over_stdio(repo, tmp_path):
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "cadre_search", "--root", str(repo)], env={"XDG_CACHE_HOME": str(tmp_path)}

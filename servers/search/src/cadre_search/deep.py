@@ -170,8 +170,7 @@ async def deep_search(
     try:
         answer, hits, info = await deep.run(query, fast)
     except AllCandidatesFailedError as exc:
-        keys = ", ".join(exc.missing_keys) or "a provider key"
-        return _fast(out, f"deep mode needs a model ({keys}); returned fast-mode results")
+        return _fast(out, _no_answer_note(exc))
     except Stopped as exc:
         return _fast(out, f"deep mode stopped: the model kept calling tools when told to answer ({exc}); "
                           "returned fast-mode results")  # fmt: skip
@@ -179,6 +178,16 @@ async def deep_search(
     if deep.notes:
         out["notes"] = [*out.get("notes", []), *deep.notes]
     return out
+
+
+def _no_answer_note(exc: AllCandidatesFailedError) -> str:
+    """Why deep mode got no answer: the keys to set when no provider has one, else what each provider did."""
+    tried = [a for a in exc.attempts if a.outcome != "no_key" and not a.model.startswith("sampling:")]
+    if not tried:
+        keys = ", ".join(exc.missing_keys) or "a provider key"
+        return f"deep mode needs a model ({keys}); returned fast-mode results"
+    causes = "; ".join(f"{a.model} {a.outcome}: {a.error}" if a.error else f"{a.model} {a.outcome}" for a in tried)
+    return f"deep mode got no answer from a model ({causes}); returned fast-mode results"
 
 
 def _fast(out: dict[str, Any], note: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from cadre_core.models.base import (
     ToolCall,
     Usage,
 )
-from cadre_core.models.status import bad_response, error_for_status
+from cadre_core.models.status import bad_response, connection_failed, error_for_status
 
 _FINISH: dict[str, FinishReason] = {
     "STOP": "stop",
@@ -72,7 +72,7 @@ class GoogleModel(ProviderModel):
         except httpx2.TimeoutException as exc:
             raise errors.ModelTimeoutError("request timed out", **kw) from exc
         except httpx2.TransportError as exc:
-            raise errors.ConnectionFailedError(f"cannot connect: {exc}", **kw) from exc
+            raise connection_failed(exc, exc, **kw) from exc
         except ValueError as exc:
             raise bad_response(f"malformed response: {exc}", **kw) from exc
         return self.parse(response, request)

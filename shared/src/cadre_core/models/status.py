@@ -83,6 +83,22 @@ def error_for_status(
     return errors.BadRequestError(text, **kw)
 
 
+def connection_failed(cause: BaseException, error: Any, *, provider: str, model: str) -> errors.ConnectionFailedError:
+    """'cannot connect to <url>: <cause>', with the URL of `error`'s request (no query, no credentials)."""
+    url = _plain_url(error)
+    where = f" to {url}" if url else ""
+    return errors.ConnectionFailedError(f"cannot connect{where}: {cause}", provider=provider, model=model)
+
+
+def _plain_url(error: Any) -> str:
+    try:
+        url = error.request.url
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{url.host}{port}{url.path}"
+    except (AttributeError, RuntimeError):  # no request, or an httpx error raised without one
+        return ""
+
+
 def bad_response(message: str, *, provider: str, model: str) -> errors.BadResponseError:
     return errors.BadResponseError(message, provider=provider, model=model)
 
@@ -104,8 +120,7 @@ def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: st
     if isinstance(exc, sdk.APITimeoutError):
         return errors.ModelTimeoutError("request timed out", provider=provider, model=model)
     if isinstance(exc, sdk.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return errors.ConnectionFailedError(f"cannot connect: {cause}", provider=provider, model=model)
+        return connection_failed(exc.__cause__ or exc, exc, provider=provider, model=model)
     if isinstance(exc, sdk.APIStatusError):
         return error_for_status(
             exc.status_code,
