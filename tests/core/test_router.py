@@ -600,7 +600,7 @@ async def test_sdk_imports_happen_off_the_event_loop_before_the_time_out_starts(
 
     from cadre_core.models.base import ProviderModel
 
-    (tmp_path / "slow_sdk_for_test.py").write_text("import time\ntime.sleep(0.4)\n")
+    (tmp_path / "slow_sdk_for_test.py").write_text("import time\ntime.sleep(0.4)\nREADY = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "slow_sdk_for_test", raising=False)
 
@@ -609,17 +609,15 @@ async def test_sdk_imports_happen_off_the_event_loop_before_the_time_out_starts(
         sdk_modules = ("slow_sdk_for_test",)
 
         def make_client(self, api_key):
-            import slow_sdk_for_test
-
-            return slow_sdk_for_test
+            return sys.modules["slow_sdk_for_test"]
 
         async def request(self, request):
-            assert self.client is not None
+            assert self.client.READY  # a half-imported module would not have it yet
             return ModelResponse(text="answered", usage=Usage(input_tokens=1, output_tokens=1))
 
     config = make_config(oracle=[{"model": "openai:a", "timeout_s": 0.1}])
-    router = make_router(config, **{"openai:a": SlowSdkModel("a", api_key="k")})
-    gaps, done = [], anyio.Event()
+    models = [SlowSdkModel("a", api_key="k") for _ in range(4)]
+    gaps, answers, done = [], [], anyio.Event()
 
     async def ticker():
         last = time.perf_counter()
@@ -628,8 +626,25 @@ async def test_sdk_imports_happen_off_the_event_loop_before_the_time_out_starts(
             gaps.append(time.perf_counter() - last)
             last = time.perf_counter()
 
+    async def call(model):  # four first calls at once, each with its own client
+        router = make_router(config, **{"openai:a": model})
+        answers.append((await router.request("oracle", REQUEST)).text)
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
-        assert (await router.request("oracle", REQUEST)).text == "answered"
+        async with anyio.create_task_group() as calls:
+            for model in models:
+                calls.start_soon(call, model)
         done.set()
+    assert answers == ["answered"] * 4
     assert max(gaps) < 0.3, "the import blocked the event loop"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "google"])
+def test_each_sdk_accepts_its_warm_up_reply(provider):
+    """`prepare` hides warm-up failures, so check here that each canned reply still parses."""
+    from cadre_core.config import ProviderConfig
+    from cadre_core.models import build_model
+    from cadre_core.models.base import _warm_up
+
+    _warm_up(build_model(f"{provider}:m", ProviderConfig(key_required=False)))

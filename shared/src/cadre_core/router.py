@@ -359,7 +359,7 @@ class RoutedModel(Model):
                 raise
             except TimeoutError:
                 billed_unknown = True
-                exc: ModelError = ModelTimeoutError(f"no answer within {timeout:.0f}s", provider=provider, model=name)
+                exc: ModelError = ModelTimeoutError(f"no answer within {timeout:g} s", provider=provider, model=name)
                 if timeout >= LONG_TIMEOUT_S:  # waiting that long again on the same model rarely pays: fall back
                     exc.retryable = False
             except ModelError as model_exc:

@@ -30,6 +30,11 @@ class AnthropicModel(ProviderModel):
     provider = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
     sdk_modules = ("anthropic",)
+    warm_reply = {  # noqa: RUF012 - read only
+        "id": "msg_warm", "type": "message", "role": "assistant", "model": "warm-up",
+        "content": [{"type": "text", "text": '{"a": "b"}'}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }  # fmt: skip
 
     def make_client(self, api_key: str) -> Any:
         import anthropic

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
-import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -227,6 +228,9 @@ class ProviderModel(Model):
 
     sdk_modules: tuple[str, ...] = ()
     """Modules the client needs; `prepare` imports them off the event loop (`anthropic` takes seconds)."""
+    warm_reply: dict[str, Any] | None = None
+    """A minimal successful reply body. `prepare` sends one request to it in-process (never the network)
+    so the SDK builds its lazy pydantic types (0.1-0.4 s on first use) before a timed call."""
 
     def __init__(
         self,
@@ -250,21 +254,56 @@ class ProviderModel(Model):
         return self._client
 
     async def prepare(self) -> None:
-        """Import the SDK in a worker thread, then build the client; raises `MissingKeyError` without a key."""
+        """Import and warm up the SDK in a worker thread, then build the client; raises `MissingKeyError`
+        without a key. Concurrent first calls wait for one load: none sees a half-imported module."""
         if self._client is not None:
             return
-        missing = [name for name in self.sdk_modules if name not in sys.modules]
-        if missing:
+        if type(self) not in _LOADED:
             import anyio.to_thread
 
-            await anyio.to_thread.run_sync(_import_all, missing)
+            await anyio.to_thread.run_sync(self._load)
         _ = self.client
+
+    def _load(self) -> None:
+        with _LOAD_LOCKS.setdefault(type(self), threading.Lock()):
+            if type(self) in _LOADED:
+                return
+            for name in self.sdk_modules:
+                importlib.import_module(name)
+            if self.warm_reply is not None:
+                with contextlib.suppress(Exception):  # best effort: else the first real call builds the types
+                    _warm_up(self)
+            _LOADED.add(type(self))
 
     @abstractmethod
     def make_client(self, api_key: str) -> Any:
         """The SDK's async client, with SDK retries off (the router owns retries)."""
 
 
-def _import_all(names: list[str]) -> None:
-    for name in names:
-        importlib.import_module(name)
+_LOADED: set[type] = set()
+"""Provider classes whose SDK is imported and warmed up."""
+_LOAD_LOCKS: dict[type, threading.Lock] = {}
+
+
+def _warm_up(model: ProviderModel) -> None:
+    """One request with a tool and an output schema to `model.warm_reply`, through a mock transport,
+    on a private event loop (this runs in a worker thread)."""
+    import anyio
+    import httpx2
+
+    reply = model.warm_reply
+    request = ModelRequest(
+        [Message.user("warm-up")],
+        output_schema={"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+        tools=[ToolDefinition("t", "warm-up", {"type": "object", "properties": {}})],
+        max_output_tokens=16,
+    )
+
+    async def once() -> None:
+        http = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda _: httpx2.Response(200, json=reply)))
+        try:
+            await type(model)(model.model_name, api_key="warm-up", http_client=http).request(request)
+        finally:
+            await http.aclose()
+
+    anyio.run(once)

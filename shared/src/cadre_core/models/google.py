@@ -34,6 +34,10 @@ class GoogleModel(ProviderModel):
     provider = "google"
     key_env = "GEMINI_API_KEY"
     sdk_modules = ("google.genai", "google.genai.types", "google.genai.errors", "httpx2")
+    warm_reply = {  # noqa: RUF012 - read only
+        "candidates": [{"content": {"role": "model", "parts": [{"text": '{"a": "b"}'}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
+    }
 
     def __init__(self, model_name: str, **kw: Any):
         super().__init__(model_name.removeprefix("models/"), **kw)

@@ -21,6 +21,13 @@ class OpenAIModel(ProviderModel):
     provider = "openai"
     key_env = "OPENAI_API_KEY"
     sdk_modules = ("openai",)
+    warm_reply = {  # noqa: RUF012 - read only
+        "id": "resp_warm", "object": "response", "created_at": 0, "status": "completed", "model": "warm-up",
+        "output": [{"type": "message", "id": "msg_warm", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": '{"a": "b"}', "annotations": []}]}],
+        "usage": {"input_tokens": 1, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 2},
+    }  # fmt: skip
 
     def make_client(self, api_key: str) -> Any:
         import openai

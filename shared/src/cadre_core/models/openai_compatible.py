@@ -58,6 +58,7 @@ LM Studio: "'response_format.type' must be 'json_schema' or 'text'" (400); older
 class OpenAICompatibleModel(OpenAIModel):
     provider = "openai_compatible"
     key_env = "OPENAI_COMPATIBLE_API_KEY"
+    warm_reply = None  # a local server's reply shapes vary; its first call builds the SDK's types
 
     def __init__(
         self,
