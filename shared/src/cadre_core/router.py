@@ -215,7 +215,7 @@ class RoutedModel(Model):
             answered, response = await self._enter(candidate, *ready, attempts, index == len(candidates) - 1)
             if answered:
                 return response  # type: ignore[return-value]
-        if self._flagged is None and circuit_open:  # never fail untried: the model that recovers first
+        if self._flagged is None and circuit_open:  # before failing, try the open model that recovers first
             now = router._clock()
             candidate, sized, model = min(circuit_open, key=lambda c: router.breaker(c[0].model).retry_in(now))
             log.info("all open candidates skipped; trying the one that recovers first", model=candidate.model)
