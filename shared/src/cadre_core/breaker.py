@@ -23,16 +23,19 @@ class Breaker:
     min_attempts: int = 5
     failure_rate: float = 0.8
     open_s: float = 60.0
-    _recent: deque[tuple[int, bool]] = field(default_factory=deque)
-    """(call id, failed) of recent attempts, oldest first."""
+    _recent: deque[tuple[int, bool]] = field(init=False)
+    """(call id, failed) of the last `window` attempts, oldest first."""
     _opened_at: float | None = None
     _last_error: str = ""
     _opened_because: str = ""
     _probe: int | None = None
     """The call probing a half-open breaker."""
 
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.window)
+
     def state(self, now: float) -> str:
-        """ "closed", "open" (skip) or "half_open" (one call may probe)."""
+        """The state: closed, open (skip the model) or half_open (one call may probe it)."""
         if self._opened_at is None:
             return "closed"
         return "open" if now < self._opened_at + self.open_s else "half_open"
@@ -63,7 +66,7 @@ class Breaker:
         """An attempt's outcome: `failed` for a transient provider fault, else the model answered."""
         if not failed:  # any answer, a probe's or a late one's, shows the model is back
             if self._opened_at is None:
-                self._remember(call, False)
+                self._recent.append((call, False))
             else:
                 self._opened_at, self._probe = None, None
                 self._recent.clear()
@@ -73,7 +76,7 @@ class Breaker:
             if self._probe == call or self.state(now) == "half_open":  # the probe failed: open again
                 self._opened_at, self._probe, self._opened_because = now, None, "a probe failed"
             return
-        self._remember(call, True)
+        self._recent.append((call, True))
         if self._sustained():
             failures = sum(f for _, f in self._recent)
             self._opened_at = now
@@ -85,11 +88,6 @@ class Breaker:
             return
         self._probe, self._opened_at = None, now
         self._last_error, self._opened_because = error, "a permanent error"
-
-    def _remember(self, call: int, failed: bool) -> None:
-        self._recent.append((call, failed))
-        while len(self._recent) > self.window:
-            self._recent.popleft()
 
     def _sustained(self) -> bool:
         if self.open_s <= 0 or len(self._recent) < self.min_attempts:
