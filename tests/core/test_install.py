@@ -31,13 +31,18 @@ def test_install_merges_keeps_other_servers_backs_up_and_is_idempotent(tmp_path,
     assert len(list(tmp_path.glob("host.json.bak-*"))) == 1
 
 
-def test_each_host_gets_its_own_key_reference_syntax():
+def test_each_host_gets_its_own_key_reference_syntax(tmp_path):
     entry = ServerEntry("cadre-oracle", "cadre-oracle", key_vars=("OPENAI_API_KEY",))
-    assert render("claude-code", entry)["env"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY}"}
+    # an unset ${VAR} without a default makes Claude Code drop the server: most users set one key of three
+    assert render("claude-code", entry)["env"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY:-}"}
     assert render("cursor", entry)["env"] == {"OPENAI_API_KEY": "${env:OPENAI_API_KEY}"}
-    assert render("vscode", entry) == {"type": "stdio", "command": "cadre-oracle", "args": [],
-                                       "env": {"OPENAI_API_KEY": "${input:openai-api-key}"}}  # fmt: skip
-    assert "env" not in render("claude-desktop", entry)
+    assert render("vscode", entry, tmp_path) == {
+        "type": "stdio", "command": "cadre-oracle", "args": ["--root", "${workspaceFolder}"],
+        "env": {"OPENAI_API_KEY": "${input:openai-api-key}"}}  # fmt: skip
+    desktop = render("claude-desktop", entry, tmp_path)  # expands nothing: no placeholder, an absolute root
+    assert "env" not in desktop and desktop["args"] == ["--root", str(tmp_path)]
+    assert render("claude-code", entry, tmp_path)["args"] == ["--root", str(tmp_path)]
+    assert render("claude-code", ServerEntry("someone-elses", "x"), tmp_path)["args"] == []  # not ours: no --root
 
 
 def test_vscode_prompts_for_keys_as_passwords(tmp_path):
@@ -50,7 +55,7 @@ def test_vscode_prompts_for_keys_as_passwords(tmp_path):
 def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path, capsys):
     assert run(tmp_path, "cursor", "--dry-run", "--servers", "search") == 0
     out = capsys.readouterr().out
-    assert "+++" in out and '"cadre-search"' in out and "${env:GEMINI_API_KEY}" in out
+    assert "+++" in out and '"cadre-search"' in out and "${env:GEMINI_API_KEY}" in out and "${workspaceFolder}" in out
     assert not (tmp_path / ".cursor/mcp.json").exists()
 
 
@@ -81,3 +86,50 @@ def test_literal_secrets_are_refused_unless_allowed(tmp_path):
 def test_unknown_server_is_refused(tmp_path, capsys):
     assert run(tmp_path, "cursor", "--servers", "poet") == 2
     assert "unknown server 'poet'" in capsys.readouterr().err
+
+
+def test_project_scope_writes_into_the_named_project_and_says_where(tmp_path, capsys, monkeypatch):
+    project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["install", "claude-code", "--root", str(project)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"wrote {project / '.mcp.json'} (claude-code, project scope, workspace {project})"
+    )
+    assert not (elsewhere / ".mcp.json").exists()
+    entry = json.loads((project / ".mcp.json").read_text())["mcpServers"]["cadre-search"]
+    assert entry["args"] == ["--root", str(project)]
+    monkeypatch.chdir(project)  # the default project is the folder you run it from
+    assert main(["install", "claude-code"]) == 0
+    assert "already up to date (claude-code, project scope" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["checkout", "home", "missing"])
+def test_install_refuses_a_root_that_is_not_a_users_project(tmp_path, capsys, monkeypatch, where):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    checkout = tmp_path / "cadre"
+    (checkout / "shared/src/cadre_core").mkdir(parents=True)
+    (checkout / "shared/src/cadre_core/__init__.py").write_text("")
+    root = {"checkout": checkout, "home": tmp_path / "home", "missing": tmp_path / "nope"}[where]
+    assert main(["install", "cursor", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    expected = {
+        "checkout": "is Cadre's own checkout; run `cadre install` from your project's folder",
+        "home": "is not a project: the servers would read all of it",
+        "missing": "is not a folder",
+    }[where]
+    assert expected in err
+    assert not (root / ".cursor").exists()
+
+
+def test_claude_desktop_says_where_its_keys_go(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home/.config"))
+    (tmp_path / "proj").mkdir()
+    assert main(["install", "claude-desktop", "--root", str(tmp_path / "proj")]) == 0
+    err = capsys.readouterr().err
+    assert f"put them in {tmp_path / 'home/.config/cadre/keys.env'}" in err
+    desktop = tmp_path / "home/.config/Claude/claude_desktop_config.json"
+    assert "${" not in desktop.read_text()

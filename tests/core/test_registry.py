@@ -43,7 +43,8 @@ def test_import_installs_local_packages_or_the_team_remote(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "registry", "import", *files, "--host", "claude-code"]) == 0
     servers = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]
     assert servers["cadre-search"]["command"].endswith("cadre-search")  # the local console script
-    assert servers["cadre-oracle"]["env"]["OPENAI_API_KEY"] == "${OPENAI_API_KEY}"
+    assert servers["cadre-oracle"]["env"]["OPENAI_API_KEY"] == "${OPENAI_API_KEY:-}"
+    assert servers["cadre-oracle"]["args"] == ["--root", str(tmp_path)]
     target = tmp_path / "cursor.json"
     args = ["registry", "import", *files, "--host", "cursor", "--remote", "--config-path", str(target)]
     assert main(["--root", str(tmp_path), *args]) == 0

@@ -17,6 +17,7 @@ from cadre_core.errors import CadreError
 
 HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode")
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+CADRE_SERVERS = ("cadre-oracle", "cadre-librarian", "cadre-search")
 
 
 @dataclass
@@ -40,7 +41,7 @@ def default_entries(servers: list[str]) -> list[ServerEntry]:
     entries = []
     for server in servers:
         name = f"cadre-{server.removeprefix('cadre-')}"
-        if name not in ("cadre-oracle", "cadre-librarian", "cadre-search"):
+        if name not in CADRE_SERVERS:
             raise CadreError(f"unknown server '{server}'; use oracle, librarian or search")
         script = Path(sys.executable).parent / name
         entries.append(ServerEntry(name, str(script) if script.exists() else name))
@@ -75,12 +76,28 @@ def _input_id(var: str) -> str:
 
 
 def reference(host: str, var: str) -> str:
-    """How `host` spells "the value of env var `var`" in its config file."""
-    return {"claude-code": f"${{{var}}}", "cursor": f"${{env:{var}}}", "vscode": f"${{input:{_input_id(var)}}}"}[host]
+    """How `host` spells "the value of env var `var`" in its config file.
+
+    Claude Code drops a server whose file names an unset `${VAR}` without a default, so it gets `${VAR:-}`;
+    Cursor's `${env:VAR}` and VS Code's password prompt are empty when there is nothing to give.
+    """
+    if host == "claude-code":
+        return f"${{{var}:-}}"
+    return {"cursor": f"${{env:{var}}}", "vscode": f"${{input:{_input_id(var)}}}"}[host]
 
 
-def render(host: str, entry: ServerEntry) -> dict[str, Any]:
-    """The host's JSON for one server; keys are references the host resolves, never values."""
+def root_arg(host: str, root: Path) -> str:
+    """The `--root` value for `host`: Cursor and VS Code expand `${workspaceFolder}` to the open project,
+    so a shared project file stays portable; Claude Desktop and Claude Code get the absolute path."""
+    return "${workspaceFolder}" if host in ("cursor", "vscode") else str(root)
+
+
+def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str, Any]:
+    """The host's JSON for one server; keys are references the host resolves, never values.
+
+    With `root`, a local Cadre server gets `--root`: Claude Desktop starts servers in `/` and sends no MCP roots,
+    and where a host does send roots they take precedence over it.
+    """
     if entry.url:
         if host == "claude-desktop":
             raise CadreError(
@@ -94,7 +111,10 @@ def render(host: str, entry: ServerEntry) -> dict[str, Any]:
     if host != "claude-desktop":  # Desktop expands nothing: keys come from the environment it starts in
         env = {var: reference(host, var) for var in entry.key_vars}
     env.update(entry.literal_env)
-    body: dict[str, Any] = {"command": entry.command, "args": list(entry.args)}
+    args = list(entry.args)
+    if root is not None and entry.name in CADRE_SERVERS and "--root" not in args:
+        args += ["--root", root_arg(host, root)]
+    body: dict[str, Any] = {"command": entry.command, "args": args}
     if host in ("claude-code", "vscode"):
         body = {"type": "stdio", **body}
     if env:
@@ -120,8 +140,9 @@ class Plan:
         return "".join(difflib.unified_diff(old, new, f"{label} (before)", f"{label} (after)"))
 
 
-def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_secrets: bool = False) -> Plan:
-    """The file as it would be after installing `entries`; other servers are kept as they are."""
+def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_secrets: bool = False,
+                 root: Path | None = None) -> Plan:  # fmt: skip
+    """The file as it would be after installing `entries` (serving `root`); other servers are kept as they are."""
     if host not in HOSTS:
         raise CadreError(f"unknown host '{host}'; use one of {', '.join(HOSTS)}")
     literal = [f"{e.name}: {k}" for e in entries for k in e.literal_env]
@@ -137,7 +158,7 @@ def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_sec
     if not isinstance(servers, dict):
         raise CadreError(f"{path}: '{key}' is not an object; fix the file by hand, it was left untouched")
     for entry in entries:
-        servers[entry.name] = render(host, entry)
+        servers[entry.name] = render(host, entry, root)
     notes = []
     if host == "vscode":
         inputs = data.setdefault("inputs", [])
@@ -145,8 +166,13 @@ def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_sec
         for var in sorted({v for e in entries for v in (*e.key_vars, *e.header_vars.values())}):
             if _input_id(var) not in known:
                 inputs.append({"type": "promptString", "id": _input_id(var), "description": var, "password": True})
-    if host == "claude-desktop":
-        notes.append("Claude Desktop does not expand ${VAR}: start it from a shell that has your keys set")
+    if host == "claude-desktop" and any(e.key_vars for e in entries if not e.url):
+        from cadre_core.envfile import env_file_path
+
+        notes.append(
+            "Claude Desktop passes no keys from your shell and expands no ${VAR}: put them in "
+            f"{env_file_path()} (NAME=value lines, chmod 600)"
+        )
     after = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if before is not None and _load(path, before) == data:
         after = before  # same content: leave the file byte-for-byte as it is

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core import telemetry
+from cadre_core.envfile import load_env_file
 from cadre_core.errors import CadreError
 from cadre_core.logs import configure_logging
 
@@ -39,6 +40,7 @@ def serve_main(
     if args.root is not None and not args.root.is_dir():
         parser.error(f"--root {args.root} is not a directory")
     configure_logging(args.log_level, server=name)
+    load_env_file()  # keys for hosts that pass none, e.g. Claude Desktop
     telemetry.setup(name)
     try:
         server = create_server(root=args.root, **extra)

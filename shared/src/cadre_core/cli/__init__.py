@@ -69,7 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     install = sub.add_parser("install", help="add the servers to an MCP host's config")
     install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
     install.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
-    install.add_argument("--scope", choices=["user", "project"], default=None, help="default: project if it exists")
+    install.add_argument(
+        "--root", dest="install_root", type=Path, default=None,
+        help="the project the servers read (default: cwd); project scope writes the host's file there",
+    )  # fmt: skip
+    install.add_argument(
+        "--scope", choices=["user", "project"], default=None,
+        help="default: project (its folder's .mcp.json, .cursor/ or .vscode/); user for claude-desktop",
+    )  # fmt: skip
     install.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
     install.add_argument("--config-path", type=Path, default=None, help="edit this file instead of the default")
@@ -110,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     from cadre_core.logs import configure_logging
 
     configure_logging("WARNING")
+    from cadre_core.envfile import load_env_file
+
+    load_env_file()  # what the servers read too, so doctor and the servers agree
     try:
         if args.command == "doctor":
             from cadre_core.cli.doctor import run

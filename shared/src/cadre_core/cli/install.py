@@ -6,31 +6,49 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cadre_core.errors import CadreError
 from cadre_core.install import apply, config_path, default_entries, plan_install
+
+
+def project_root(root: Path) -> Path:
+    """The project the servers will read: an existing folder that is not `/`, the home folder or Cadre's own
+    checkout (running `cadre install` from the checkout would configure Cadre itself, not your project)."""
+    real = root.expanduser().resolve()
+    if not real.is_dir():
+        raise CadreError(f"--root {root} is not a folder; pass your project's folder")
+    if real in (Path(real.anchor), Path.home().resolve()):
+        raise CadreError(f"{real} is not a project: the servers would read all of it; cd to a project or pass --root")
+    if (real / "shared/src/cadre_core/__init__.py").is_file():
+        raise CadreError(
+            f"{real} is Cadre's own checkout; run `cadre install` from your project's folder or pass --root DIR"
+        )
+    return real
 
 
 def install(host: str, entries: list, *, scope: str | None, root: Path, config: Path | None, dry_run: bool,
             allow_secrets: bool = False) -> int:  # fmt: skip
-    """Plan, show and (unless a dry run) write one host's config."""
+    """Plan, show and (unless a dry run) write one host's config, serving the project at `root`."""
     scope = scope or ("project" if host != "claude-desktop" else "user")
+    root = project_root(root)
     path = config or config_path(host, scope, root)
-    plan = plan_install(host, entries, path, allow_secrets=allow_secrets)
+    plan = plan_install(host, entries, path, allow_secrets=allow_secrets, root=root)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
+    where = f"{host}, {scope} scope, workspace {root}"
     if not plan.changed:
-        print(f"{path}: already up to date")
+        print(f"{path}: already up to date ({where})")
         return 0
     if dry_run:
         print(plan.diff(), end="")
         return 0
     backup = apply(plan)
-    print(f"{path}: updated" + (f" (backup: {backup})" if backup else ""))
+    print(f"wrote {path} ({where})" + (f"; backup: {backup}" if backup else ""))
     return 0
 
 
 def run(args: Any) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     return install(
-        args.host, default_entries(servers), scope=args.scope, root=Path(args.root or Path.cwd()),
+        args.host, default_entries(servers), scope=args.scope, root=Path(args.install_root or args.root or Path.cwd()),
         config=args.config_path, dry_run=args.dry_run, allow_secrets=args.allow_secrets,
     )  # fmt: skip

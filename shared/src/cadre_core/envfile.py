@@ -1,0 +1,45 @@
+"""`keys.env` beside the user config: keys for hosts that pass none (Claude Desktop expands no `${VAR}`)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+def env_file_path() -> Path:
+    """`keys.env` in Cadre's user config folder, e.g. ~/.config/cadre/keys.env (found through HOME, which
+    every host passes)."""
+    from cadre_core.config import user_config_path
+
+    return user_config_path().with_name("keys.env")
+
+
+def load_env_file(path: Path | None = None) -> list[str]:
+    """Set each `NAME=value` of the file whose variable the environment lacks; returns the names set.
+
+    A variable the host left empty or as an unexpanded placeholder (`${OPENAI_API_KEY}`) counts as lacking.
+    A missing or unreadable file sets nothing.
+    """
+    from dotenv import dotenv_values
+
+    from cadre_core.config import _real_value as is_real_value
+
+    path = path or env_file_path()
+    try:
+        if not path.is_file():
+            return []
+        values = dotenv_values(path)
+        loose = path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    except OSError:
+        return []
+    if loose:
+        import structlog
+
+        structlog.get_logger().warning("env file readable by others; run chmod 600 on it", path=str(path))
+    names = []
+    for name, value in values.items():
+        if value is not None and is_real_value(value) and not is_real_value(os.environ.get(name, "")):
+            os.environ[name] = value
+            names.append(name)
+    return names
