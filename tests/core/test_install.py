@@ -133,3 +133,13 @@ def test_claude_desktop_says_where_its_keys_go(tmp_path, capsys, monkeypatch):
     assert f"put them in {tmp_path / 'home/.config/cadre/keys.env'}" in err
     desktop = tmp_path / "home/.config/Claude/claude_desktop_config.json"
     assert "${" not in desktop.read_text()
+
+
+def test_an_editor_user_scope_names_no_folder_so_any_cwd_will_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the home folder: refused where the file would name it
+    assert main(["install", "cursor", "--scope", "user"]) == 0
+    entry = json.loads((tmp_path / ".cursor/mcp.json").read_text())["mcpServers"]["cadre-search"]
+    assert entry["args"] == ["--root", "${workspaceFolder}"]
+    assert main(["install", "claude-code", "--scope", "user"]) == 2
+    assert "is not a project" in capsys.readouterr().err

@@ -64,13 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--url", default=None, help="a streamable-HTTP endpoint instead of spawning the server")
     call.add_argument("--root", dest="call_root", type=Path, default=None, help="workspace root for the server")
     call.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the result")
-    call.add_argument("--token-file", type=Path, default=None, help="bearer token for --url (default: $CADRE_TOKEN)")
+    call.add_argument(
+        "--token-file", type=Path, default=None, metavar="FILE", help="bearer token for --url (default: $CADRE_TOKEN)"
+    )
     call.add_argument("--verbose", action="store_true", help="show the spawned server's log lines")
     install = sub.add_parser("install", help="add the servers to an MCP host's config")
     install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
     install.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
     install.add_argument(
-        "--root", dest="install_root", type=Path, default=None,
+        "--root", dest="install_root", type=Path, default=None, metavar="DIR",
         help="the project the servers read (default: cwd); project scope writes the host's file there",
     )  # fmt: skip
     install.add_argument(

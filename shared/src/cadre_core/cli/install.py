@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core.errors import CadreError
-from cadre_core.install import apply, config_path, default_entries, plan_install
+from cadre_core.install import apply, config_path, default_entries, plan_install, root_arg
 
 
 def project_root(root: Path) -> Path:
@@ -29,7 +29,8 @@ def install(host: str, entries: list, *, scope: str | None, root: Path, config: 
             allow_secrets: bool = False) -> int:  # fmt: skip
     """Plan, show and (unless a dry run) write one host's config, serving the project at `root`."""
     scope = scope or ("project" if host != "claude-desktop" else "user")
-    root = project_root(root)
+    if scope == "project" or root_arg(host, root) != "${workspaceFolder}":  # the file names this folder
+        root = project_root(root)
     path = config or config_path(host, scope, root)
     plan = plan_install(host, entries, path, allow_secrets=allow_secrets, root=root)
     for note in plan.notes:
