@@ -141,7 +141,7 @@ def test_call_runs_a_tool_through_a_real_client(tmp_path):
         (["call", "search", "search_codebase", "--json", "{bad"], "--json is not valid JSON"),
         (["call", "search", "search_codebase", "--json", "[1]"], "must be a JSON object"),
         (["call", "poet", "x"], "unknown server 'poet'"),
-        (["call", "search", "x", "--url", "http://127.0.0.1:9/mcp", "--timeout", "5"], "could not connect to http://127"),
+        (["call", "search", "x", "--url", "http://127.0.0.1:9/mcp", "--timeout", "5"], "could not connect to http:"),
     ],
 )
 def test_call_errors_say_what_to_change(capsys, tmp_path, argv, message):
