@@ -49,7 +49,7 @@ def test_server_logs_show_only_with_verbose_and_a_tool_error_has_one_prefix(home
     loud = cadre("call", "oracle", "consult_oracle", "--root", str(ws), "--json", '{"question": "q"}',
                  "--verbose", env=env)  # fmt: skip
     assert quiet.returncode == loud.returncode == 1
-    assert quiet.stderr.startswith("cadre: consult_oracle failed: all candidates for role 'oracle' failed")
+    assert quiet.stderr.startswith("cadre: consult_oracle failed: ") and "OPENAI_API_KEY" in quiet.stderr
     assert "Error executing tool" not in quiet.stderr and '"event"' not in quiet.stderr
     assert '"event": "candidate skipped"' in loud.stderr
 
