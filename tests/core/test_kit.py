@@ -334,3 +334,80 @@ def test_the_host_request_is_only_built_when_the_host_will_be_asked(keys):
         assert host_sample_request(ctx, keyless.kit, lambda: None) is None  # nothing worth asking
         no_host = make_server({"anthropic:y": TestModel()})
         assert host_sample_request(ctx, no_host.kit, build) is None  # the route leaves the host out
+
+
+def counting_server():
+    from pydantic import Field
+
+    from cadre_core.arguments import Names
+
+    server = build_server("oracle", "cadre-test", "test server", kit=Kit("oracle", "cadre-test"))
+
+    @server.tool()
+    @tool_errors
+    async def count(limit: Annotated[int, Field(ge=1)], tags: Names | None = None) -> str:
+        """Count."""
+        return str(limit)
+
+    return server
+
+
+async def test_bad_arguments_get_one_line_naming_the_argument_without_urls_or_echo():
+    async with Client(counting_server()) as client:
+        calls = [{"limit": "ten"}, {}, {"limit": 1, "tags": ["A" * 1_000_000]}, {"limit": 0, "tags": ["a"] * 21}]
+        texts = [(await client.call_tool("count", args)).content[0].text for args in calls]
+    assert texts[0] == "Error executing tool count: argument 'limit': expected an integer ≥ 1, got \"ten\""
+    assert texts[1] == "Error executing tool count: argument 'limit' is required"
+    assert texts[2] == ("Error executing tool count: argument 'tags[0]': expected a string of at most 200 characters, "
+                        'got "' + "A" * 59 + '… (1,000,002 characters)')  # fmt: skip
+    assert "argument 'limit': expected an integer ≥ 1, got 0" in texts[3]
+    assert "argument 'tags': expected a list of at most 20 items, each a string of at most 200 characters, " \
+           "got a list of 21 items" in texts[3]  # fmt: skip
+    assert all("\n" not in t and "pydantic.dev" not in t and len(t) < 400 for t in texts)
+
+
+async def test_failures_caused_by_the_input_are_clear_errors_not_internal_ones(tmp_path):
+    import subprocess
+
+    server = make_server({"openai:x": TestModel()}, root=tmp_path)
+
+    @server.tool()
+    @tool_errors
+    async def run(arg: str) -> str:
+        """Pass `arg` to a command."""
+        done = await anyio.to_thread.run_sync(lambda: subprocess.run(["true", arg], check=False))
+        return done.args[1]
+
+    async with Client(server) as client:
+        too_long = await client.call_tool("read", {"path": "x" * 5000})
+        nul = await client.call_tool("read", {"path": "a\x00b"})
+        no_user = await client.call_tool("read", {"path": "~nosuchuser_cadre/x"})
+        # execve(2): a single argument over MAX_ARG_STRLEN (32 pages, 128 KiB on Linux) fails with E2BIG
+        e2big = await client.call_tool("run", {"arg": "x" * 200_000})
+    texts = [r.content[0].text for r in (too_long, nul, no_user, e2big)]
+    assert all(r.is_error for r in (too_long, nul, no_user, e2big))
+    assert "a path or file name is too long for this system; pass a shorter path" in texts[0]
+    assert "NUL byte" in texts[1]
+    assert "cannot resolve '~nosuchuser_cadre/x'" in texts[2]
+    assert "an argument is too long to pass to a command; pass a shorter value" in texts[3]
+    assert all("internal error" not in t and "x" * 100 not in t for t in texts)
+
+
+async def test_an_error_never_repeats_a_long_argument():
+    @tool_errors
+    async def look(path: str) -> str:
+        raise WorkspaceError(f"'{path}' does not exist")
+
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    with pytest.raises(ToolError) as raised:
+        await look(path="p" * 5000)
+    assert str(raised.value) == "'" + "p" * 60 + "… (5,000 characters)' does not exist"
+
+
+def test_clip_keeps_input_short_and_on_one_line():
+    from cadre_core.errors import clip
+
+    assert clip("src/app.py") == "src/app.py"
+    assert clip("a\nb\x00c\ud800") == "a\\nb\\x00c\\ud800"
+    assert clip("x" * 100, 10) == "xxxxxxxxxx… (100 characters)"

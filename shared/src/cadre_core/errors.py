@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ECHO_LIMIT = 60
+"""At most this many characters of a caller's input go into an error message."""
+
+
+def clip(value: object, limit: int = ECHO_LIMIT) -> str:
+    """`value` as one line of text for an error message: control characters and lone surrogates escaped,
+    cut to `limit` characters with the full length said, so an error never echoes a huge input back."""
+    text = value if isinstance(value, str) else repr(value)
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}… ({len(text):,} characters)"
+
 
 class CadreError(Exception):
     """Base class: a failure a user can act on; `str()` is the actionable message."""

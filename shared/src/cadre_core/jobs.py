@@ -43,7 +43,7 @@ import anyio.lowlevel
 import structlog
 
 from cadre_core import db
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, clip
 from cadre_core.logs import ensure_logging
 from cadre_core.owner import owner_alive, process_owner
 
@@ -458,7 +458,7 @@ class Jobs:
         job = self.store.get(job_id)
         if job is None:
             raise UnknownJobError(
-                f"unknown job_id '{job_id}'. Pass a job_id returned by a call made with wait=false "
+                f"unknown job_id '{clip(job_id)}'. Pass a job_id returned by a call made with wait=false "
                 f"(finished jobs are kept {self.keep_days:g} days), or make that call again to start a new job."
             )
         return job

@@ -6,6 +6,7 @@ use, so a host's spawn-to-tools/list stays as fast as a bare server.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import time
@@ -19,10 +20,11 @@ import anyio
 import mcp_types
 import structlog
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
 
 from cadre_core import telemetry
-from cadre_core.errors import CadreError, NoHostSamplingError, SamplingUnavailableError
+from cadre_core.errors import ECHO_LIMIT, CadreError, NoHostSamplingError, SamplingUnavailableError, clip
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
 from cadre_core.results import with_cost
@@ -322,8 +324,8 @@ def host_sample_request(
         return None
 
 
-def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
-    """The one `CadreError` a task group failed with, if that is all it holds."""
+def _single_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    """The one exception a task group failed with, if that is all it holds."""
     leaves = []
     stack: list[BaseException] = [group]
     while stack:
@@ -332,7 +334,42 @@ def _single_cadre_error(group: BaseExceptionGroup) -> CadreError | None:
             stack.extend(item.exceptions)
         else:
             leaves.append(item)
-    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], CadreError) else None
+    return leaves[0] if len(leaves) == 1 else None
+
+
+_OS_HINTS = {
+    errno.ENAMETOOLONG: "a path or file name is too long for this system; pass a shorter path",
+    errno.E2BIG: "an argument is too long to pass to a command; pass a shorter value",
+    errno.ENOENT: "no such file or folder; pass an existing path",
+    errno.ENOTDIR: "a part of the path is not a folder; pass an existing path",
+    errno.EISDIR: "that is a folder, not a file; pass a file path",
+    errno.ELOOP: "too many levels of symbolic links; pass the real path",
+    errno.EACCES: "permission denied; pass a path the server may read",
+    errno.EPERM: "operation not permitted; pass a path the server may read",
+}
+
+
+def input_failure(exc: BaseException) -> str | None:
+    """A clear message for a failure caused by what the caller passed (a path too long, a NUL byte, an
+    unencodable character, an OS error), or None for a real bug."""
+    if isinstance(exc, OSError):
+        where = f" ({clip(exc.filename)})" if isinstance(exc.filename, str) else ""
+        hint = _OS_HINTS.get(exc.errno or 0) or f"system error: {clip(exc.strerror or str(exc), 200)}"
+        return hint + where
+    if isinstance(exc, UnicodeError):
+        return "an argument holds text that is not valid Unicode (a lone surrogate?); pass plain UTF-8 text"
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return "an argument contains a NUL byte (\\x00); remove it"
+    return None
+
+
+def without_echo(message: str, arguments: dict[str, Any]) -> str:
+    """`message` with every long argument value it repeats cut short (see `clip`)."""
+    values = [v for a in arguments.values() for v in (a if isinstance(a, list) else [a]) if isinstance(v, str)]
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) > 2 * ECHO_LIMIT and value in message:
+            message = message.replace(value, clip(value))
+    return message
 
 
 _tool_calls: ContextVar[list[Any] | None] = ContextVar("cadre_tool_calls", default=None)
@@ -368,20 +405,19 @@ def tool_errors(func: F) -> F:
                 return with_cost(result) if costed else result
         except ToolError:
             raise
-        except CadreError as exc:
-            raise ToolError(str(exc) + spent_before_failing(calls)) from exc
-        except ExceptionGroup as group:
-            inner = _single_cadre_error(group)
-            if inner is None:
-                log.exception("tool failed", tool=func.__name__)
-                raise ToolError(f"internal error in {func.__name__}; the server log on stderr has details") from group
-            raise ToolError(str(inner) + spent_before_failing(calls)) from group
         except Exception as exc:
-            log.exception("tool failed", tool=func.__name__)
-            raise ToolError(
-                f"internal error ({type(exc).__name__}: {exc}). This is a Cadre bug; "
-                "the server log on stderr has the details."
-            ) from exc
+            failure = _single_leaf(exc) if isinstance(exc, ExceptionGroup) else exc
+            if isinstance(failure, CadreError):
+                message = str(failure)
+            elif failure is not None and (message := input_failure(failure)) is not None:
+                log.info("tool refused its input", tool=func.__name__, error=message)
+            else:
+                log.exception("tool failed", tool=func.__name__)
+                raise ToolError(
+                    f"internal error ({type(exc).__name__}: {clip(str(exc), 200)}). This is a Cadre bug; "
+                    "the server log on stderr has the details."
+                ) from exc
+            raise ToolError(without_echo(message, kwargs) + spent_before_failing(calls)) from exc
         finally:
             _tool_calls.reset(token)
 
@@ -403,6 +439,22 @@ def build_server(
     from cadre_core.logs import ensure_logging
 
     ensure_logging()  # never structlog's stdout default: stdout is the protocol
-    server = MCPServer(name=name, instructions=instructions, version=server_version, log_level="WARNING")
+    server = _Server(name=name, instructions=instructions, version=server_version, log_level="WARNING")
     server.kit = kit or Kit(role, name, root=root)  # type: ignore[attr-defined]
     return server
+
+
+class _Server(MCPServer):
+    """An `MCPServer` whose argument validation errors are one line naming the argument (no URLs, no echo)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            from cadre_core.arguments import validation_message
+
+            schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
+            raise ToolError(f"Error executing tool {name}: {validation_message(cause, schema)}") from cause

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cadre_core import db
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, clip
 from cadre_core.models.base import Message, ToolCall
 
 SCHEMA = """
@@ -97,7 +97,7 @@ class ThreadStore:
         """The thread's messages in order; raises `UnknownThreadError` with the fix."""
         if not self.exists(thread_id):
             raise UnknownThreadError(
-                f"unknown thread_id '{thread_id}'. Omit thread_id to start a new thread, "
+                f"unknown thread_id '{clip(thread_id)}'. Omit thread_id to start a new thread, "
                 "or pass one returned by an earlier call."
             )
         with self._lock:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from cadre_core.errors import WorkspaceError
+from cadre_core.errors import WorkspaceError, clip
 
 HOST_ROOT_HINT = (
     "add `--root DIR` (a project folder) to this server's entry in the host's config, "
@@ -60,16 +60,16 @@ class Workspace:
         text = str(path)
         if "\x00" in text:
             raise WorkspaceError("path contains a NUL byte; pass a plain file path")
-        candidate = Path(text).expanduser()
-        if not candidate.is_absolute():
-            candidate = self.primary / candidate
         try:
+            candidate = Path(text).expanduser()  # RuntimeError for ~user of no such user
+            if not candidate.is_absolute():
+                candidate = self.primary / candidate
             real = candidate.resolve()
         except (OSError, RuntimeError) as exc:
-            raise WorkspaceError(f"cannot resolve '{text}': {exc}") from exc
+            raise WorkspaceError(f"cannot resolve '{clip(text)}': {getattr(exc, 'strerror', None) or exc}") from exc
         if not any(real == root or real.is_relative_to(root) for root in self.roots):
             shown = ", ".join(str(r) for r in self.roots)
-            raise WorkspaceError(f"'{text}' is outside the workspace roots ({shown}); pass a path inside them")
+            raise WorkspaceError(f"'{clip(text)}' is outside the workspace roots ({shown}); pass a path inside them")
         return real
 
     def relative(self, path: Path) -> str:

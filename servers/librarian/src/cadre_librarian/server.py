@@ -9,6 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
+from cadre_core.arguments import Line, Name, Names, PathText, Question
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 
 ROLE = "librarian"
@@ -48,11 +49,11 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
     @server.tool()
     @tool_errors
     async def research(
-        question: Annotated[str, Field(description="What to find out")],
+        question: Annotated[Question, Field(description="What to find out")],
         ctx: Context,
-        libraries: Annotated[list[str] | None, Field(description="Package names or owner/repo")] = None,
-        version: str | None = None,
-        thread_id: Annotated[str | None, Field(description="Continue an earlier answer")] = None,
+        libraries: Annotated[Names | None, Field(description="Package names or owner/repo")] = None,
+        version: Name | None = None,
+        thread_id: Annotated[Name | None, Field(description="Continue an earlier answer")] = None,
         roots: HostRoots = None,
         host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host)] = None,
     ) -> dict[str, Any]:
@@ -67,12 +68,12 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
     @server.tool()
     @tool_errors
     async def read_source(
-        target: Annotated[str, Field(description="Installed package name or owner/repo")],
-        path: str,
-        ref: str | None = None,
-        version: str | None = None,
-        start_line: int | None = None,
-        end_line: int | None = None,
+        target: Annotated[Name, Field(description="Installed package name or owner/repo")],
+        path: PathText,
+        ref: Name | None = None,
+        version: Name | None = None,
+        start_line: Line | None = None,
+        end_line: Line | None = None,
         roots: HostRoots = None,
     ) -> dict[str, Any]:
         """A file of a package or GitHub repository, with line numbers (no model)."""
@@ -85,8 +86,8 @@ def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer
     @server.tool()
     @tool_errors
     async def find_examples(
-        symbol_or_snippet: str,
-        language: str | None = None,
+        symbol_or_snippet: Question,
+        language: Name | None = None,
         limit: Annotated[int, Field(ge=1, le=30)] = 10,
         roots: HostRoots = None,
     ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
+from cadre_core.arguments import LongText, Name, Paths, Question
 from cadre_core.errors import CadreError
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 
@@ -68,13 +69,13 @@ def create_server(root: Path | None = None) -> MCPServer:
     @server.tool()
     @tool_errors
     async def consult_oracle(
-        question: Annotated[str, Field(description="What to answer")],
+        question: Annotated[Question, Field(description="What to answer")],
         ctx: Context,
-        files: Annotated[list[str] | None, Field(description="Paths or globs to read")] = None,
-        context: Annotated[str | None, Field(description="Extra context from you")] = None,
+        files: Annotated[Paths | None, Field(description="Paths or globs to read")] = None,
+        context: Annotated[LongText | None, Field(description="Extra context from you")] = None,
         mode: Mode = "ask",
         effort: Effort | None = None,
-        thread_id: Annotated[str | None, Field(description="Continue an earlier answer")] = None,
+        thread_id: Annotated[Name | None, Field(description="Continue an earlier answer")] = None,
         wait: Annotated[bool, Field(description="false: return a job_id now, poll oracle_result")] = True,
         roots: HostRoots = None,
         host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host)] = None,
@@ -96,7 +97,7 @@ def create_server(root: Path | None = None) -> MCPServer:
 
     @server.tool()
     @tool_errors
-    async def oracle_result(job_id: str) -> dict[str, Any]:
+    async def oracle_result(job_id: Name) -> dict[str, Any]:
         """Result of a consult_oracle call made with wait=false."""
         return await jobs.result(job_id)
 
@@ -104,9 +105,9 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool_errors
     async def review_change(
         ctx: Context,
-        diff: Annotated[str | None, Field(description="Unified diff; default: git diff")] = None,
-        base: Annotated[str | None, Field(description="Git ref to diff against (default HEAD)")] = None,
-        focus: str | None = None,
+        diff: Annotated[LongText | None, Field(description="Unified diff; default: git diff")] = None,
+        base: Annotated[Name | None, Field(description="Git ref to diff against (default HEAD)")] = None,
+        focus: Question | None = None,
         roots: HostRoots = None,
         host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host_review)] = None,
     ) -> dict[str, Any]:
@@ -118,9 +119,9 @@ def create_server(root: Path | None = None) -> MCPServer:
     @server.tool()
     @tool_errors
     async def second_opinions(
-        question: str,
+        question: Question,
         ctx: Context,
-        files: list[str] | None = None,
+        files: Paths | None = None,
         n: Annotated[int, Field(ge=2, le=3)] = 2,
         roots: HostRoots = None,
         host: Annotated[mcp_types.CreateMessageResult | None, Resolve(ask_host_opinion)] = None,

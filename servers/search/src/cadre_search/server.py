@@ -10,6 +10,7 @@ import mcp_types
 from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
+from cadre_core.arguments import Name, PathText, Question
 from cadre_core.errors import WorkspaceError
 from cadre_core.kit import HostRoots, build_server, host_sample_request, tool_errors
 from cadre_core.results import totals
@@ -69,9 +70,9 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
     @server.tool()
     @tool_errors
     async def search_codebase(
-        query: Annotated[str, Field(description="Words, identifiers, or a pasted error/bug report")],
+        query: Annotated[Question, Field(description="Words, identifiers, or a pasted error/bug report")],
         ctx: Context,
-        path: Annotated[str | None, Field(description="Only under this file or folder")] = None,
+        path: Annotated[PathText | None, Field(description="Only under this file or folder")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         mode: Annotated[Literal["fast", "deep"], Field(description="deep: a fast model explores and answers")] = "fast",
         roots: HostRoots = None,
@@ -103,8 +104,8 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer
     @server.tool()
     @tool_errors
     async def find_symbol(
-        name: Annotated[str, Field(description="Symbol name, e.g. Router or Router.request")],
-        kind: Annotated[str | None, Field(description="function, class, method, ...")] = None,
+        name: Annotated[Name, Field(description="Symbol name, e.g. Router or Router.request")],
+        kind: Annotated[Name | None, Field(description="function, class, method, ...")] = None,
         roots: HostRoots = None,
     ) -> dict[str, Any]:
         """Where a symbol is defined, and references where cheap."""
