@@ -121,3 +121,24 @@ async def test_identical_calls_in_one_turn_run_once(engine):
     first, second = tool_results(seen[1])
     assert not first.is_error and second.is_error and second.text.startswith("not run")
     assert search.notes and "tool_call_loop" in search.notes[0]
+
+
+async def test_a_hostile_tool_call_becomes_an_error_the_model_reads(repo, tmp_path, monkeypatch):
+    """Over-long paths (ENAMETOOLONG) and a megabyte symbol name come back to the model as short errors."""
+    huge = "A" * 1_000_000
+
+    def reply(request, model):
+        if len(model.requests) == 1:
+            return calling(ToolCall("c1", "read_span", {"path": "x" * 5000}),
+                           ToolCall("c2", "find_symbol", {"name": huge}))  # fmt: skip
+        return ModelResponse(text="Nothing found.", usage=Usage(900, 0, 0, 30, 0))
+
+    model = FunctionModel(reply, model_name="gemini-3-flash-preview")
+    server, _ = search_server(repo, tmp_path, monkeypatch, model)
+    data = await deep(server)
+
+    assert data["answer"] == "Nothing found."
+    errors = [m.text for m in tool_results(model.requests[1])]
+    assert all(m.is_error for m in tool_results(model.requests[1]))
+    assert "too long" in errors[0] and len(errors[0]) < 400
+    assert "1,000,000 characters long" in errors[1] and huge[:100] not in errors[1]

@@ -7,6 +7,8 @@ import pytest
 
 from cadre_core.errors import CadreError, WorkspaceError
 from cadre_search.engine import Engine, QueryError
+from cadre_search.query import plan
+from cadre_search.tokens import compound_parts, parts
 
 TRACEBACK = (
     """Calling the client fails when offline:
@@ -245,3 +247,19 @@ def test_watch_mode_reindexes_in_the_background(repo, tmp_path, monkeypatch):
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_symbol_names_that_cannot_name_a_symbol_are_refused(engine):
+    with pytest.raises(QueryError, match="1,000,000 characters long; pass at most 200"):
+        engine.find_symbol("A" * 1_000_000)  # SQLite refused its LIKE pattern as too complex
+    with pytest.raises(QueryError, match="pass a symbol name"):
+        engine.find_symbol("Router.")  # matched every symbol
+
+
+def test_a_long_run_of_capitals_is_read_in_linear_time():
+    """Two regexes backtracked quadratically on "AAAA…": a 20,000-character query took ~5 s to plan."""
+    started = time.perf_counter()
+    plan("A" * 20_000)
+    compound_parts("B" * 20_000)
+    assert time.perf_counter() - started < 1.0
+    assert parts("A" * 200) == () and parts("getUserName") == ("get", "user", "name")

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from cadre_core.detectors import runaway_turns, tool_call_loop
-from cadre_core.errors import AllCandidatesFailedError, CadreError
+from cadre_core.errors import AllCandidatesFailedError, CadreError, clip
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
 from cadre_search.engine import Engine, SearchResult
 from cadre_search.rank import Hit
@@ -133,8 +133,8 @@ class DeepSearch:
             try:
                 text = await anyio.to_thread.run_sync(self._tool, call)
                 results[i] = (call, text[:TOOL_RESULT_CHARS], False)
-            except (CadreError, ValueError, TypeError, KeyError) as exc:
-                results[i] = (call, f"error: {exc}", True)
+            except (CadreError, ValueError, TypeError, KeyError, OSError) as exc:  # OSError: a path too long...
+                results[i] = (call, f"error: {clip(str(exc), 300)}", True)
 
         async with anyio.create_task_group() as tg:
             for i, call in enumerate(calls):

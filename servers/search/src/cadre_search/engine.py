@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cadre_core.errors import CadreError, WorkspaceError
+from cadre_core.errors import CadreError, WorkspaceError, clip
 from cadre_core.workspace import Workspace
 from cadre_search.files import read_text
 from cadre_search.index import Index, RefreshStats
@@ -20,6 +20,7 @@ from cadre_search.tokens import fts_quote
 
 MAX_LIMIT = 50
 MAX_SPAN_LINES = 400
+MAX_SYMBOL_CHARS = 200
 
 
 class QueryError(CadreError):
@@ -118,17 +119,19 @@ class Engine:
             return ""
         resolved = self.workspace.resolve(path)
         if not resolved.exists():
-            raise WorkspaceError(f"'{path}' does not exist under {self.root}; pass an existing file or folder")
+            raise WorkspaceError(f"'{clip(path)}' does not exist under {self.root}; pass an existing file or folder")
         rel = self.workspace.relative(resolved)
         return "" if rel == "." else rel
 
     def find_symbol(self, name: str, kind: str | None = None, *, limit: int = 20) -> dict:
         """Definitions named `name` (exact, then prefix), and references where cheap."""
         name = (name or "").strip()
-        if not name or "\x00" in name:
-            raise QueryError("pass a symbol name, e.g. 'Router' or 'parse_model_ref'")
-        self._refresh_for_query(None, [])
         short = name.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+        if not short or "\x00" in name:
+            raise QueryError("pass a symbol name, e.g. 'Router' or 'parse_model_ref'")
+        if len(name) > MAX_SYMBOL_CHARS:
+            raise QueryError(f"the symbol name is {len(name):,} characters long; pass at most {MAX_SYMBOL_CHARS}")
+        self._refresh_for_query(None, [])
         where, args = "lname = ?", [short.lower()]
         if kind:
             where += " AND kind = ?"

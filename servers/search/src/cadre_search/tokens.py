@@ -7,6 +7,8 @@ from functools import lru_cache
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HUMPS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+LONGEST_SPLIT = 128
+"""Longer identifiers are not split: no real one is that long, and `_HUMPS` is quadratic in a run of capitals."""
 
 STOPWORDS = frozenset(
     [
@@ -97,6 +99,8 @@ def parts(identifier: str) -> tuple[str, ...]:
 
     `getUserName` -> (get, user, name); `retry_policy` -> (retry, policy); `HTTPServer` -> (http, server).
     """
+    if len(identifier) > LONGEST_SPLIT:
+        return ()
     pieces: list[str] = []
     for chunk in identifier.split("_"):
         if chunk:
