@@ -535,3 +535,20 @@ async def test_a_tool_call_loop_ends_the_reading_early(workspace, tmp_path, keys
     assert data["answer"] == "Locked now."
     assert len(seen) == 4  # three identical reads, then the answer turn
     assert any("read_file" in n and "called 3 times" in n for n in data["notes"])
+
+
+async def test_review_refuses_a_base_git_could_misread_before_running_git(workspace, tmp_path):
+    server, _ = oracle(workspace, {}, tmp_path, roles={"review": []})
+    out = tmp_path / "written-by-git"
+    async with Client(server) as client:
+        results = [
+            await client.call_tool("review_change", {"base": base})
+            for base in (f"--output={out}", "HEAD\r\n--output=x", "HEAD~1 --stat", "HEAD\x00")
+        ]
+    texts = [r.content[0].text for r in results]
+    assert all(
+        r.is_error and "is not a git ref; pass a branch, tag or commit" in t
+        for r, t in zip(results, texts, strict=True)
+    )
+    assert "HEAD\\r\\n--output=x" in texts[1] and "\n" not in texts[1]
+    assert not out.exists()

@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, clip
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
@@ -17,14 +17,16 @@ from cadre_oracle.answers import Review, strict_schema, validator
 from cadre_oracle.prompts import REVIEW
 
 MAX_DIFF_CHARS = 400_000
+MAX_REF_CHARS = 256
 REVIEW_SCHEMA = strict_schema(Review)
 
 
 def git_diff(ws: Workspace, base: str | None) -> str:
     """`git diff <base>` in the first root (default HEAD: the working tree, staged or not)."""
     ref = base or "HEAD"
-    if ref.startswith("-"):
-        raise CadreError(f"base '{ref}' is not a git ref; pass a branch, tag or commit")
+    if ref.startswith("-") or len(ref) > MAX_REF_CHARS or not ref.isprintable() or " " in ref:
+        # a leading '-' would be read as an option (`--output=...`), whatever follows `git diff`
+        raise CadreError(f"base '{clip(ref)}' is not a git ref; pass a branch, tag or commit")
     try:
         done = subprocess.run(
             ["git", "-C", str(ws.primary), "diff", "--no-color", "--no-ext-diff", ref, "--"],
@@ -38,7 +40,9 @@ def git_diff(ws: Workspace, base: str | None) -> str:
     except subprocess.TimeoutExpired as exc:
         raise CadreError("git diff took over 60 s; pass the change as `diff` instead") from exc
     if done.returncode != 0:
-        raise CadreError(f"git diff {ref} failed: {done.stderr.strip()[:300]}. Pass a valid `base` or a `diff`.")
+        raise CadreError(
+            f"git diff {clip(ref)} failed: {clip(done.stderr.strip(), 300)}. Pass a valid `base` or a `diff`."
+        )
     return done.stdout
 
 
@@ -49,7 +53,9 @@ def review_request(
     the same way in a Sample resolver and in the tool, so the host is asked exactly what the tool checks."""
     text = diff if diff and diff.strip() else git_diff(ws, base)
     if not text.strip():
-        raise CadreError(f"there is nothing to review: no changes against {base or 'HEAD'}; pass `diff` or `base`")
+        raise CadreError(
+            f"there is nothing to review: no changes against {clip(base or 'HEAD')}; pass `diff` or `base`"
+        )
     notes = []
     if len(text) > MAX_DIFF_CHARS:
         notes.append(f"diff truncated to its first {MAX_DIFF_CHARS:,} characters")
