@@ -41,6 +41,7 @@ from urllib.parse import quote
 import anyio
 import structlog
 
+from cadre_core.errors import clip
 from cadre_core.files import is_text_file, read_text
 from cadre_librarian.locks import KeyedLocks
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
@@ -92,7 +93,7 @@ def normalize_repo(repo: str) -> str:
     text = text.strip("/")
     text = text.removesuffix(".git")
     if not _REPO.fullmatch(text) or ".." in text:
-        raise SourceError(f"'{repo}' is not a GitHub repository; pass it as owner/name, e.g. 'encode/httpx'")
+        raise SourceError(f"'{clip(repo)}' is not a GitHub repository; pass it as owner/name, e.g. 'encode/httpx'")
     return text
 
 
@@ -102,7 +103,9 @@ def normalize_ref(ref: str | None) -> str | None:
         return None
     ref = ref.strip()
     if not _REF.fullmatch(ref) or ref.startswith(("-", "/")) or ".." in ref or ref.endswith((".lock", "/")):
-        raise SourceError(f"'{ref}' is not a valid git ref; pass a branch, a tag or a full 40-character commit SHA")
+        raise SourceError(
+            f"'{clip(ref)}' is not a valid git ref; pass a branch, a tag or a full 40-character commit SHA"
+        )
     return ref
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+from cadre_core.errors import clip
 from cadre_core.files import is_secret_file, is_text_file, read_text
 from cadre_librarian.environments import Package, interpreter_sites, normalize, scan_site, stamp, venv_sites
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
@@ -138,7 +139,8 @@ class Installed:
         near = [p.name for p in self.packages(name[:4])][:5]
         hint = f"; installed names like it: {', '.join(near)}" if near else ""
         raise NotFoundError(
-            f"'{name}' is not installed in the workspace ({how}; node_modules in {', '.join(map(str, self.roots))})"
+            f"'{clip(name)}' is not installed in the workspace ({how}; "
+            f"node_modules in {', '.join(map(str, self.roots))})"
             f"{hint}. Pass an installed package name, or owner/repo to read it on GitHub"
         )
 
