@@ -111,6 +111,16 @@ async def test_cadre_error_inside_a_task_group_is_unwrapped(store):
     assert view["error"] == "set OPENAI_API_KEY"
 
 
+async def test_a_failure_the_input_caused_is_a_clear_error_not_an_internal_one(store):
+    async def fails(args):
+        await anyio.Path("x" * 5000).stat()  # ENAMETOOLONG, as a too-long path in a job's files gives
+
+    async with Jobs(store, {"t": fails}) as jobs:
+        view = await until(jobs, await jobs.start("t", {}), "error")
+    assert view["error"].startswith("a path or file name is too long for this system; pass a shorter path")
+    assert "x" * 100 not in view["error"]
+
+
 async def test_other_exception_gives_a_generic_message_and_logs_the_traceback(store, capsys):
     async def fails(args):
         raise RuntimeError("secret detail 1234")

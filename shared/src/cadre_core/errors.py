@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 ECHO_LIMIT = 60
@@ -14,6 +15,39 @@ def clip(value: object, limit: int = ECHO_LIMIT) -> str:
     text = value if isinstance(value, str) else repr(value)
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
     return shown if len(text) <= limit else f"{shown}… ({len(text):,} characters)"
+
+
+def single_failure(exc: BaseException) -> BaseException:
+    """The exception behind `exc`, also when task groups wrapped it alone."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+_OS_HINTS = {
+    errno.ENAMETOOLONG: "a path or file name is too long for this system; pass a shorter path",
+    errno.E2BIG: "an argument is too long to pass to a command; pass a shorter value",
+    errno.ENOENT: "no such file or folder; pass an existing path",
+    errno.ENOTDIR: "a part of the path is not a folder; pass an existing path",
+    errno.EISDIR: "that is a folder, not a file; pass a file path",
+    errno.ELOOP: "too many levels of symbolic links; pass the real path",
+    errno.EACCES: "permission denied; pass a path the server may read",
+    errno.EPERM: "operation not permitted; pass a path the server may read",
+}
+
+
+def input_failure(exc: BaseException) -> str | None:
+    """A clear message for a failure the caller's input caused (a path too long, a NUL byte, an
+    unencodable character, an OS error), or None for a real bug."""
+    if isinstance(exc, OSError):
+        where = f" ({clip(exc.filename)})" if isinstance(exc.filename, str) else ""
+        hint = _OS_HINTS.get(exc.errno or 0) or f"system error: {clip(exc.strerror or str(exc), 200)}"
+        return hint + where
+    if isinstance(exc, UnicodeError):
+        return "an argument holds text that is not valid Unicode (a lone surrogate?); pass plain UTF-8 text"
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return "an argument contains a NUL byte (\\x00); remove it"
+    return None
 
 
 class CadreError(Exception):

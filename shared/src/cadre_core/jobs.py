@@ -43,7 +43,7 @@ import anyio.lowlevel
 import structlog
 
 from cadre_core import db
-from cadre_core.errors import CadreError, clip
+from cadre_core.errors import CadreError, clip, input_failure, single_failure
 from cadre_core.logs import ensure_logging
 from cadre_core.owner import owner_alive, process_owner
 
@@ -231,13 +231,6 @@ def default_jobs_path() -> Path:
 # -- the runner -------------------------------------------------------------------------------------
 
 
-def _cadre_error(exc: BaseException) -> CadreError | None:
-    """The CadreError behind `exc`, also when a task group wrapped it alone in a group."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, CadreError) else None
-
-
 @dataclass
 class _Owner:
     tg: anyio.abc.TaskGroup
@@ -397,15 +390,15 @@ class Jobs:
                     result = await self.runners[tool](args)
                     json.dumps(result)
                 except Exception as exc:
-                    error = _cadre_error(exc)
-                    if error is None:
+                    failure = single_failure(exc)
+                    if isinstance(failure, CadreError):
+                        message = str(failure)
+                    elif (message := input_failure(failure)) is None:
                         log.exception("job failed")
                         message = (
                             f"internal error ({type(exc).__name__}) while running job {job_id}. This is a Cadre "
                             f"bug; the server log on stderr has the details. Call {tool} again to retry."
                         )
-                    else:
-                        message = str(error)
                     self.store.finish(job_id, "error", error=message, owner=self.owner)
                 else:
                     self.store.finish(job_id, "done", result=result, owner=self.owner)

@@ -6,7 +6,6 @@ use, so a host's spawn-to-tools/list stays as fast as a bare server.
 
 from __future__ import annotations
 
-import errno
 import functools
 import inspect
 import time
@@ -24,7 +23,15 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 
 from cadre_core import telemetry
-from cadre_core.errors import ECHO_LIMIT, CadreError, NoHostSamplingError, SamplingUnavailableError, clip
+from cadre_core.errors import (
+    ECHO_LIMIT,
+    CadreError,
+    NoHostSamplingError,
+    SamplingUnavailableError,
+    clip,
+    input_failure,
+    single_failure,
+)
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
 from cadre_core.results import with_cost
@@ -324,45 +331,6 @@ def host_sample_request(
         return None
 
 
-def _single_leaf(group: BaseExceptionGroup) -> BaseException | None:
-    """The one exception a task group failed with, if that is all it holds."""
-    leaves = []
-    stack: list[BaseException] = [group]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    return leaves[0] if len(leaves) == 1 else None
-
-
-_OS_HINTS = {
-    errno.ENAMETOOLONG: "a path or file name is too long for this system; pass a shorter path",
-    errno.E2BIG: "an argument is too long to pass to a command; pass a shorter value",
-    errno.ENOENT: "no such file or folder; pass an existing path",
-    errno.ENOTDIR: "a part of the path is not a folder; pass an existing path",
-    errno.EISDIR: "that is a folder, not a file; pass a file path",
-    errno.ELOOP: "too many levels of symbolic links; pass the real path",
-    errno.EACCES: "permission denied; pass a path the server may read",
-    errno.EPERM: "operation not permitted; pass a path the server may read",
-}
-
-
-def input_failure(exc: BaseException) -> str | None:
-    """A clear message for a failure caused by what the caller passed (a path too long, a NUL byte, an
-    unencodable character, an OS error), or None for a real bug."""
-    if isinstance(exc, OSError):
-        where = f" ({clip(exc.filename)})" if isinstance(exc.filename, str) else ""
-        hint = _OS_HINTS.get(exc.errno or 0) or f"system error: {clip(exc.strerror or str(exc), 200)}"
-        return hint + where
-    if isinstance(exc, UnicodeError):
-        return "an argument holds text that is not valid Unicode (a lone surrogate?); pass plain UTF-8 text"
-    if isinstance(exc, ValueError) and "null byte" in str(exc):
-        return "an argument contains a NUL byte (\\x00); remove it"
-    return None
-
-
 def without_echo(message: str, arguments: dict[str, Any]) -> str:
     """`message` with every long argument value it repeats cut short (see `clip`)."""
     values = [v for a in arguments.values() for v in (a if isinstance(a, list) else [a]) if isinstance(v, str)]
@@ -406,10 +374,10 @@ def tool_errors(func: F) -> F:
         except ToolError:
             raise
         except Exception as exc:
-            failure = _single_leaf(exc) if isinstance(exc, ExceptionGroup) else exc
+            failure = single_failure(exc)
             if isinstance(failure, CadreError):
                 message = str(failure)
-            elif failure is not None and (message := input_failure(failure)) is not None:
+            elif (message := input_failure(failure)) is not None:
                 log.info("tool refused its input", tool=func.__name__, error=message)
             else:
                 log.exception("tool failed", tool=func.__name__)
