@@ -228,6 +228,7 @@ def connected(server) -> Iterator[tuple[Any, Client]]:
         yield portal, client
 
 
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # a failing megabyte argument's repr
 @pytest.mark.parametrize("build", [oracle, librarian, search], ids=["oracle", "librarian", "search"])
 def test_every_tool_survives_hostile_arguments(build, tmp_path, keys):
     with connected(build(tmp_path)) as (portal, client):
