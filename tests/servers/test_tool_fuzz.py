@@ -34,7 +34,7 @@ from tests.servers.librarian_env import make_env
 ECHO_LIMIT = 200
 MODELS = ["openai:gpt-5.2", "anthropic:claude-opus-4-5", "google:gemini-3-pro-preview"]
 SETTINGS = settings(
-    max_examples=30,
+    max_examples=40,
     derandomize=True,  # the same examples on every run
     database=None,
     deadline=None,  # one call may index a workspace; the test as a whole is bounded by max_examples
