@@ -26,3 +26,29 @@ async def test_schemas_are_valid_and_the_list_fits_its_token_budget(name, tmp_pa
         assert tool.description and len(tool.description) <= 200
     size = len(json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])) / 4
     assert size <= budget
+
+
+def unbounded(schema, where: str = "") -> list[str]:
+    """Where a schema takes a string without maxLength, a list without maxItems or an unbounded number."""
+    found = []
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "string" and "maxLength" not in schema and "enum" not in schema:
+            found.append(f"{where}: string without maxLength")
+        if kind == "array" and "maxItems" not in schema:
+            found.append(f"{where}: list without maxItems")
+        if kind in ("integer", "number") and not {"minimum", "maximum"} <= schema.keys():
+            found.append(f"{where}: number without minimum and maximum")
+        for key, value in schema.items():
+            found += unbounded(value, f"{where}/{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            found += unbounded(value, f"{where}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(BUDGETS))
+async def test_every_argument_is_bounded(name, tmp_path):
+    async with Client(BUDGETS[name][0](root=tmp_path)) as client:
+        tools = (await client.list_tools()).tools
+    assert [f"{t.name}{w}" for t in tools for w in unbounded(t.input_schema)] == []
