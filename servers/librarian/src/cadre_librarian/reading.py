@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 
+from cadre_core.errors import clip
 from cadre_librarian.evidence import anchored
 from cadre_librarian.installed import Installed, source_repo
 from cadre_librarian.library import Library
@@ -67,7 +68,9 @@ async def read_source(
                 return await _from_github(library, repo, path, tag, start, end_line, [note])
             except NotFoundError:
                 continue
-        raise NotFoundError(f"{repo} has no tag v{wanted} or {wanted} with {path}; check the version or the path")
+        raise NotFoundError(
+            f"{repo} has no tag v{clip(wanted)} or {clip(wanted)} with {clip(path)}; check the version or the path"
+        )
     excerpt = await anyio.to_thread.run_sync(lambda: installed.read(package.name, path, start, end_line))
     return as_result(excerpt, [])
 

@@ -11,7 +11,7 @@ from mcp.server.mcpserver import Context, MCPServer, Resolve
 from pydantic import Field
 
 from cadre_core.arguments import Name, PathText, Question
-from cadre_core.errors import WorkspaceError
+from cadre_core.errors import WorkspaceError, clip
 from cadre_core.kit import HostRoots, build_server, host_sample_request, tool_errors
 from cadre_core.results import totals
 
@@ -31,7 +31,7 @@ def _engine(server: MCPServer, roots: Any, path: str | None) -> "Engine":
     if path and Path(path).is_absolute():
         owner = next((r for r in workspace.roots if Path(path).resolve().is_relative_to(r)), None)
         if owner is None:
-            raise WorkspaceError(f"'{path}' is outside the workspace roots; pass a path inside them")
+            raise WorkspaceError(f"'{clip(path)}' is outside the workspace roots; pass a path inside them")
         root = owner
     return engine_for(root)
 
