@@ -160,8 +160,10 @@ def _open_regular(path: Path) -> tuple[int, int]:
 
 
 def _checked(path: Path | str) -> Path:
+    """`path`, unless its name or its link target's name is a secret file's (folders are the caller's to
+    check, relative to its workspace: `is_secret_path`)."""
     path = Path(path)
-    if is_secret_path(path) or (path.is_symlink() and is_secret_path(path.resolve())):
+    if is_secret_file(path.name) or (path.is_symlink() and is_secret_file(path.resolve().name)):
         raise UnreadableFileError(path, SENSITIVE)
     return path
 
@@ -191,7 +193,7 @@ def _check_head(path: Path, head: bytes, size: int, max_bytes: int | None) -> No
     if _secret_shape(head):
         raise UnreadableFileError(path, SENSITIVE)
     if max_bytes is not None and size > max_bytes:
-        raise UnreadableFileError(path, f"larger than {max_bytes:,} bytes")
+        raise UnreadableFileError(path, f"larger than {max_bytes / 1_000_000:g} MB")
     if b"\x00" in head[:8192]:
         raise UnreadableFileError(path, BINARY)
     if size > 20_000 and path.suffix in _MINIFIED_SUFFIXES:

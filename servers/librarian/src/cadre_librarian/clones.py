@@ -42,7 +42,7 @@ import anyio
 import structlog
 
 from cadre_core.errors import clip
-from cadre_core.files import is_text_file, read_text
+from cadre_core.files import is_secret_path, is_text_file, read_text
 from cadre_librarian.locks import KeyedLocks
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 
@@ -376,6 +376,8 @@ class Clones:
 
         def run() -> Excerpt:
             real, rel = _confined(checkout, path)
+            if is_secret_path(rel):
+                raise SourceError(f"'{rel}' looks like a secret file and is not read")
             if real.is_dir():
                 raise SourceError(
                     f"'{rel}' is a folder in {checkout.repo}; pass the path of a file inside it "

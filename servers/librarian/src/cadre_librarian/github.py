@@ -18,6 +18,7 @@ from urllib.parse import quote
 import anyio
 import httpx2
 
+from cadre_core.files import is_secret_path
 from cadre_librarian.github_http import AUTH_FIX, JSON, RAW, TEXT_MATCH, GitHubHTTP, ReplyTooLarge, discover_token
 from cadre_librarian.github_shapes import check_repo, clean_path, clip, commit_summary, hit_ref, iso_date, locate
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, TooLargeError, slice_lines
@@ -196,6 +197,8 @@ class GitHub:
         repo, path = check_repo(repo), clean_path(path)
         if not path:
             raise SourceError("pass the path of a file in the repository; github_tree lists them")
+        if is_secret_path(path):
+            raise SourceError(f"'{path}' looks like a secret file and is not read")
         ref = await self._ref(repo, ref)
         text = await self._file_text(repo, path, ref)
         start, end, lines = slice_lines(text, start_line, end_line)

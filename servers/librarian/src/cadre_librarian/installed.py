@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cadre_core.errors import clip
-from cadre_core.files import is_secret_file, is_text_file, read_text
+from cadre_core.files import is_secret_path, read_redacted, read_text
 from cadre_librarian.environments import Package, interpreter_sites, normalize, scan_site, stamp, venv_sites
 from cadre_librarian.sources import Excerpt, NotFoundError, SourceError, slice_lines
 from cadre_librarian.windows import score_windows
@@ -177,7 +177,7 @@ class Installed:
             inside = package.rel(candidate)
             if inside not in (None, ".") and package.owns_rel(inside) and candidate.exists():
                 target = Path(os.path.normpath(package.base / inside))
-                if is_secret_file(target.name) or is_secret_file(target.resolve().name):
+                if is_secret_path(inside) or is_secret_path(target.resolve().name):
                     raise SourceError(f"'{path}' is a secret file and is not readable here")
                 return target
         if ".." in Path(rel).parts and not any(package.owns(c) for c in candidates):
@@ -223,10 +223,10 @@ class Installed:
             raise SourceError(
                 f"'{path}' is a folder of {package.name}; pass a file, e.g. one of: {', '.join(entries[:15])}"
             )
-        size = real.stat().st_size
-        if size > MAX_FILE_BYTES or not is_text_file(real, size):
-            raise SourceError(f"'{path}' is binary or larger than {MAX_FILE_BYTES:,} bytes; pass a source file")
-        source = read_text(real)
+        try:  # redacted whole, so a key body cut by the line range is still recognised
+            source = read_redacted(real, max_bytes=MAX_FILE_BYTES)
+        except OSError as exc:
+            raise SourceError(f"'{path}' cannot be read: {exc.strerror or exc}; pass a source file") from exc
         start, end, text = slice_lines(source, start_line, end_line)
         total = source.count("\n") + (0 if source.endswith("\n") or not source else 1)
         return replace(self.excerpt(package, real, start, end, text), extra={"total_lines": total})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cadre_core.errors import CadreError
+from cadre_core.redact import redact
 
 Kind = Literal["local", "github", "web"]
 
@@ -50,6 +51,10 @@ class Excerpt:
     """Where a person can open it: a GitHub blob URL with #L anchors, a page URL, or a file:// path."""
     score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        """Every excerpt is redacted as it is made: whatever reads it (a model, the host) sees no secret."""
+        object.__setattr__(self, "text", redact(self.text, filename=self.path)[0])
 
     def citation(self) -> dict[str, Any]:
         """The citation fields of the librarian's answers."""

@@ -14,9 +14,19 @@ from pathlib import Path, PurePath
 import pathspec
 
 from cadre_core.errors import WorkspaceError
-from cadre_core.files import DEFAULT_MAX_BYTES, IgnoreRules, is_secret_file, is_skipped_dir, is_text_file, read_text
+from cadre_core.files import (
+    BINARY,
+    DEFAULT_MAX_BYTES,
+    NOT_FILE,
+    SENSITIVE,
+    TOO_BIG,
+    IgnoreRules,
+    file_problem,
+    is_secret_path,
+    is_skipped_dir,
+    read_redacted,
+)
 from cadre_core.models.base import CHARS_PER_TOKEN
-from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", "GEMINI.md", ".cursorrules", ".github/copilot-instructions.md")
@@ -25,14 +35,11 @@ DEFAULT_MAX_FILES = 200
 _GLOB_CHARS = frozenset("*?[")
 _NOTE_EXAMPLES = 5
 
-SENSITIVE = "looks like a secret file"
+__all__ = ["BINARY", "NOT_FILE", "SENSITIVE", "TOO_BIG"]  # skip reasons, shared with the reading gate
 IGNORED = "excluded by .gitignore/.ignore/.cadreignore"
 TOOL_DIR = "vendored, tool or hidden directory"
 LINKED_DIR = "symbolic link to a directory, not followed"
 OUTSIDE = "symbolic link to outside the workspace roots"
-NOT_FILE = "missing or not a regular file"
-TOO_BIG = f"larger than {DEFAULT_MAX_BYTES // 1_000_000} MB"
-BINARY = "binary or minified"
 DELETED = "deleted before it could be read"
 
 
@@ -89,19 +96,11 @@ class _Collector:
             self.files.add(real)
 
     def file_problem(self, path: Path, real: Path) -> str | None:
-        if is_secret_file(path.name) or is_secret_file(real.name):
+        if is_secret_path(self.workspace.relative(path)) or is_secret_path(self.workspace.relative(real)):
             return SENSITIVE
         if self.ignored(path, False) or self.ignored(real, False):
             return IGNORED
-        try:
-            if not real.is_file():
-                return NOT_FILE
-            size = real.stat().st_size
-        except OSError:
-            return NOT_FILE
-        if size > DEFAULT_MAX_BYTES:
-            return TOO_BIG
-        return None if is_text_file(real, size) else BINARY
+        return file_problem(real, max_bytes=DEFAULT_MAX_BYTES)
 
     def dir_problem(self, folder: Path) -> str | None:
         if folder.is_symlink():
@@ -211,15 +210,13 @@ def project_instructions(workspace: Workspace) -> list[tuple[str, str]]:
     for name in INSTRUCTION_FILES:
         try:
             path = workspace.resolve(name)
-            size = path.stat().st_size if path.is_file() else -1
+            if path in seen:
+                continue
+            text = read_redacted(path, name=name)
         except (WorkspaceError, OSError):
             continue
-        if path in seen or not 0 < size <= DEFAULT_MAX_BYTES or not is_text_file(path, size):
-            continue
         seen.add(path)
-        try:
-            text, _ = redact(read_text(path), filename=name)
-        except OSError:
+        if not text:
             continue
         found.append((name, _cap(text, INSTRUCTIONS_MAX_CHARS)))
     return found
@@ -285,7 +282,7 @@ def _split_lines(text: str) -> list[str]:
 
 def _numbered_lines(path: Path, name: str) -> list[str]:
     """The redacted text of `path` as numbered lines; raises `OSError` when it cannot be read."""
-    lines = _split_lines(redact(read_text(path), filename=name)[0])  # redaction keeps line breaks
+    lines = _split_lines(read_redacted(path, name=name))  # redaction keeps line breaks
     width = max(5, len(str(len(lines))))
     return [f"{n:>{width}} | {line}" for n, line in enumerate(lines, 1)]
 

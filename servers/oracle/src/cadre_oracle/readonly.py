@@ -1,7 +1,8 @@
 """Read-only workspace tools the oracle may call: read_file, grep, list_dir.
 
-Everything is confined to the workspace roots, skips ignored, secret and binary files, and is
-redacted before it is returned to the model.
+Everything is confined to the workspace roots, read through the core's reading gate (no secret,
+binary or non-regular file, capped sizes), and redacted with the whole file in view before it is
+returned to the model: grep matches against the redacted text, so a hit inside a secret shows nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from cadre_core.errors import CadreError, WorkspaceError
-from cadre_core.files import SKIP_DIRS, IgnoreRules, is_secret_file, is_text_file, read_text
+from cadre_core.files import SKIP_DIRS, IgnoreRules, is_secret_path, is_text_file, read_lines, read_text
 from cadre_core.models.base import ToolCall, ToolDefinition
 from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
@@ -68,7 +69,7 @@ TOOLS = [
 
 
 def _readable(ws: Workspace, path: Path) -> None:
-    if is_secret_file(path.name):
+    if is_secret_path(ws.relative(path)):
         raise WorkspaceError(f"'{ws.relative(path)}' looks like a secret file and is not readable here")
     rules = IgnoreRules(ws.primary)
     rel = ws.relative(path)
@@ -82,14 +83,12 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
     if not real.is_file():
         raise WorkspaceError(f"'{path}' is not a file in the workspace; use list_dir to see what exists")
     _readable(ws, real)
-    if not is_text_file(real, real.stat().st_size):
-        raise WorkspaceError(f"'{path}' is a binary file")
-    lines = redact(read_text(real), filename=real.name)[0].split("\n")
-    start = max(1, int(start_line or 1))
-    end = min(len(lines), int(end_line or start + MAX_LINES - 1), start + MAX_LINES - 1)
-    body = "\n".join(f"{n:>6} | {lines[n - 1]}" for n in range(start, end + 1))
-    more = f"\n[{len(lines) - end} more lines; ask with start_line={end + 1}]" if end < len(lines) else ""
-    return f"=== {ws.relative(real)} (lines {start}-{end} of {len(lines)}) ===\n{body}{more}"
+    lines, start, total = read_lines(real, int(start_line or 1), end_line and int(end_line), max_lines=MAX_LINES)
+    end = start + len(lines) - 1
+    body = "\n".join(f"{n:>6} | {line}" for n, line in enumerate(lines, start))
+    of = f"of {total}" if total is not None else "of a file over 1 MB"
+    more = f"\n[more lines; ask with start_line={end + 1}]" if total is None or end < total else ""
+    return f"=== {ws.relative(real)} (lines {start}-{end} {of}) ===\n{body}{more}"
 
 
 def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
@@ -107,12 +106,12 @@ def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
             text = read_text(file)
         except OSError:
             continue
-        for number, line in enumerate(text.split("\n"), 1):
-            if len(line) > MAX_LINE_CHARS or not regex.search(line):
-                continue
-            shown = redact(line, filename=file.name)[0]
-            if regex.search(shown):  # a match only inside a secret must not reveal it
-                matches.append(f"{ws.relative(file)}:{number}: {shown.strip()[:200]}")
+        if not any(len(line) <= MAX_LINE_CHARS and regex.search(line) for line in text.split("\n")):
+            continue
+        # match the redacted file, so a hit inside a secret (a key-body line) reveals nothing
+        for number, line in enumerate(redact(text, filename=file.name)[0].split("\n"), 1):
+            if len(line) <= MAX_LINE_CHARS and regex.search(line):
+                matches.append(f"{ws.relative(file)}:{number}: {line.strip()[:200]}")
                 if len(matches) >= MAX_MATCHES:
                     break
     return "\n".join(matches) or f"no matches for {pattern!r} under {path}"
@@ -120,6 +119,7 @@ def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
 
 def _walk(ws: Workspace, top: Path, rules: IgnoreRules):
     if top.is_file():
+        _readable(ws, top)
         yield top
         return
     for dirpath, dirnames, filenames in os.walk(top):
@@ -129,13 +129,13 @@ def _walk(ws: Workspace, top: Path, rules: IgnoreRules):
         )
         for name in sorted(filenames):
             file = here / name
-            if is_secret_file(name) or file.is_symlink() or _ignored(ws, rules, file):
+            if is_secret_path(ws.relative(file)) or file.is_symlink() or _ignored(ws, rules, file):
                 continue
             try:
                 size = file.stat().st_size
             except OSError:
                 continue
-            if size <= MAX_FILE_BYTES and is_text_file(file, size):
+            if size <= MAX_FILE_BYTES and is_text_file(file):  # never opens a FIFO or a secret
                 yield file
 
 
@@ -152,7 +152,7 @@ def list_dir(ws: Workspace, path: str = ".") -> str:
     rules = IgnoreRules(ws.primary)
     entries = []
     for child in sorted(real.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
-        if child.name in SKIP_DIRS or is_secret_file(child.name) or _ignored(ws, rules, child):
+        if child.name in SKIP_DIRS or is_secret_path(ws.relative(child)) or _ignored(ws, rules, child):
             continue
         entries.append(child.name + ("/" if child.is_dir() else ""))
     return "\n".join(entries) or "(empty)"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
 import anyio
 
 from cadre_core.errors import CadreError, clip
+from cadre_core.files import SECRET_DIRS, SECRET_PATTERNS, is_secret_path
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
@@ -19,6 +21,12 @@ from cadre_oracle.prompts import REVIEW
 MAX_DIFF_CHARS = 400_000
 MAX_REF_CHARS = 256
 REVIEW_SCHEMA = strict_schema(Review)
+EXCLUDE_SECRETS = [f":(exclude,glob,icase)**/{p}" for p in SECRET_PATTERNS] + [
+    f":(exclude,glob,icase)**/{d}/**" for d in sorted(SECRET_DIRS)
+]
+"""git pathspecs that keep secret files out of `git diff` (gitglossary: a leading `**/` matches in every
+directory, the root included)."""
+_FILE_HEADER = re.compile(r"^diff --git a/(.*?) b/(.*)$", re.MULTILINE)
 
 
 def git_diff(ws: Workspace, base: str | None) -> str:
@@ -27,9 +35,10 @@ def git_diff(ws: Workspace, base: str | None) -> str:
     if ref.startswith("-") or len(ref) > MAX_REF_CHARS or not ref.isprintable() or " " in ref:
         # a leading '-' would be read as an option (`--output=...`), whatever follows `git diff`
         raise CadreError(f"base '{clip(ref)}' is not a git ref; pass a branch, tag or commit")
+    command = ["git", "-C", str(ws.primary), "diff", "--no-color", "--no-ext-diff", "--no-textconv", ref]
     try:
         done = subprocess.run(
-            ["git", "-C", str(ws.primary), "diff", "--no-color", "--no-ext-diff", ref, "--"],
+            [*command, "--", ".", *EXCLUDE_SECRETS],
             capture_output=True,
             text=True,
             timeout=60,
@@ -46,6 +55,24 @@ def git_diff(ws: Workspace, base: str | None) -> str:
     return done.stdout
 
 
+def redact_diff(diff: str) -> tuple[str, list[str]]:
+    """The diff without the sections of secret files, each other file's section redacted by its own
+    rules; and the paths left out."""
+    headers = list(_FILE_HEADER.finditer(diff))
+    if not headers:
+        return redact(diff)[0], []
+    parts = [redact(diff[: headers[0].start()])[0]]
+    dropped: list[str] = []
+    for header, after in zip(headers, [*headers[1:], None], strict=True):
+        section = diff[header.start() : after.start() if after else len(diff)]
+        old, new = header.group(1), header.group(2)
+        if is_secret_path(old) or is_secret_path(new):
+            dropped.append(new)
+            continue
+        parts.append(redact(section, filename=new)[0])
+    return "".join(parts), dropped
+
+
 def review_request(
     ws: Workspace, *, diff: str | None = None, base: str | None = None, focus: str | None = None
 ) -> tuple[ModelRequest, list[str]]:
@@ -60,7 +87,9 @@ def review_request(
     if len(text) > MAX_DIFF_CHARS:
         notes.append(f"diff truncated to its first {MAX_DIFF_CHARS:,} characters")
         text = text[:MAX_DIFF_CHARS]
-    text = redact(text)[0]
+    text, dropped = redact_diff(text)
+    if dropped:
+        notes.append(f"left out secret files: {', '.join(dropped[:10])}")
     prompt = f"Focus: {focus}\n\n" if focus else ""
     request = ModelRequest(
         [Message.user(f"{prompt}Change to review (unified diff):\n{text}")],

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cadre_core.errors import CadreError, WorkspaceError, clip
+from cadre_core.files import is_secret_path, read_lines
+from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
-from cadre_search.files import read_text
 from cadre_search.index import Index, RefreshStats
 from cadre_search.query import MAX_QUERY_CHARS, plan
 from cadre_search.rank import Hit, search
@@ -165,23 +166,26 @@ class Engine:
         for path, start, body in rows:
             for offset, line in enumerate(body.split("\n")):
                 if pattern.search(line) and (path, start + offset) not in defined:
-                    out.append({"path": path, "line": start + offset, "text": line.strip()[:200]})
+                    text = redact(line.strip()[:200], filename=path)[0]
+                    out.append({"path": path, "line": start + offset, "text": text})
         unique = {(r["path"], r["line"]): r for r in out}
         return sorted(unique.values(), key=lambda r: (r["path"], r["line"]))[:limit]
 
     def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict:
-        """Lines of a workspace file with line numbers (at most 400)."""
+        """Redacted lines of a workspace file with line numbers (at most 400), through the reading gate."""
         resolved = self.workspace.resolve(path)
         if not resolved.is_file():
             raise WorkspaceError(f"'{path}' is not a file under {self.root}")
+        rel = self.workspace.relative(resolved)
+        if is_secret_path(rel) or is_secret_path(path):
+            raise WorkspaceError(f"'{path}' looks like a secret file and is not readable here")
+        start = max(1, int(start_line or 1))
         try:
-            lines = read_text(resolved).split("\n")
+            lines, start, _ = read_lines(resolved, start, int(end_line or start + 199), max_lines=MAX_SPAN_LINES)
         except OSError as exc:
             raise WorkspaceError(f"cannot read '{path}': {exc.strerror}") from exc
-        start = max(1, int(start_line or 1))
-        end = min(len(lines), int(end_line or start + 199), start + MAX_SPAN_LINES - 1)
-        numbered = "\n".join(f"{n:>5}  {lines[n - 1]}" for n in range(start, end + 1))
-        return {"path": self.workspace.relative(resolved), "start_line": start, "end_line": end, "text": numbered}
+        numbered = "\n".join(f"{n:>5}  {line}" for n, line in enumerate(lines, start))
+        return {"path": rel, "start_line": start, "end_line": start + len(lines) - 1, "text": numbered}
 
     def list_dir(self, path: str = ".") -> dict:
         """Indexed files and folders directly under `path`."""

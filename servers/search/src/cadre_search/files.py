@@ -14,6 +14,7 @@ from cadre_core.files import (
     SKIP_DIRS,
     IgnoreRules,
     is_secret_file,
+    is_secret_path,
     is_skipped_dir,
     is_text_file,
     read_text,
@@ -108,7 +109,7 @@ def walk(
 def check_file(root: Path, rel: str, *, max_bytes: int, rules: IgnoreRules) -> FileEntry | None:
     """The entry for one file, or None when it must not be indexed."""
     name = rel.rsplit("/", 1)[-1]
-    if is_secret_file(name) or _matches(name, SKIP_NAMES) or rules.ignored(rel, False):
+    if is_secret_path(rel) or _matches(name, SKIP_NAMES) or rules.ignored(rel, False):
         return None
     full = root / rel
     try:
@@ -122,6 +123,6 @@ def check_file(root: Path, rel: str, *, max_bytes: int, rules: IgnoreRules) -> F
             return None
     except (OSError, RuntimeError):
         return None
-    if st.st_size > max_bytes or st.st_size == 0 or not is_text_file(full, st.st_size):
+    if st.st_size > max_bytes or st.st_size == 0 or not is_text_file(full):
         return None
     return FileEntry(rel, st.st_size, st.st_mtime_ns)

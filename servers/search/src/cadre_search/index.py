@@ -87,7 +87,7 @@ class Prepared:
 def prepare(root: str, entry: FileEntry) -> Prepared | None:
     """Read and chunk one file; None if it vanished or cannot be read."""
     try:
-        text = read_text(Path(root) / entry.path)
+        text = read_text(Path(root) / entry.path, max_bytes=max(entry.size, DEFAULT_MAX_BYTES))
     except OSError:
         return None
     language = language_of(entry.path)

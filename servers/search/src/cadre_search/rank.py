@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from cadre_core.redact import redact
 from cadre_search.index import Index
 from cadre_search.query import QueryPlan
 from cadre_search.tokens import IDENTIFIER, fts_quote
@@ -263,4 +264,4 @@ def _snippet(cand: _Candidate, terms: dict[str, float]) -> str:
             best_index, best_count = i, count
     start = max(0, min(best_index - 2, len(lines) - SNIPPET_LINES))
     window = [line[:200] for line in lines[start : start + SNIPPET_LINES]]
-    return "\n".join(window).strip("\n")
+    return redact("\n".join(window), filename=cand.path)[0].strip("\n")
