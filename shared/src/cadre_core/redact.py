@@ -60,8 +60,7 @@ _EXTRA_TOKENS = (  # literal prefixes first, so the regex engine can skip ahead;
 )
 
 # layer 3: header-less key bodies and random tokens
-_B64_LINE = re.compile(r"""(?m)^[ \t>#*/"'`]*([A-Za-z0-9+/]{40,}={0,2})(?:\\n)?["'`,;+\\ \t\r]*$""")
-_B64_SHORT = re.compile(r"""^[ \t>#*/"'`]*[A-Za-z0-9+/]{4,}={0,2}(?:\\n)?["'`,;+\\ \t\r]*$""")
+_B64_SHORT = re.compile(r"""(?m)^[ \t>#*/"'`]*([A-Za-z0-9+/]{4,}={0,2})(?:\\n)?["'`,;+\\ \t\r]*$""")
 _PEM_EDGE = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]*-----")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}={0,2}")
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -209,13 +208,16 @@ class _Redactor:
     # --- layer 3 -------------------------------------------------------------------------------------
 
     def key_bodies(self, text: str) -> str:
-        """Lines of base64 that read as a key body: in a run of two or more, or next to a PEM edge."""
-        found = list(_B64_LINE.finditer(text))
-        if not found:
+        """Lines of base64 that read as a key body: in a run of two or more, next to a PEM edge, the short
+        line that ends a body, or a lone line of 16+ random-looking characters."""
+        shorts = {}
+        starts = _line_starts(text)
+        for m in _B64_SHORT.finditer(text):
+            shorts[_line_index(starts, m.start())] = m.group(1)
+        if not shorts:
             return text
         lines = text.split("\n")
-        starts = _line_starts(text)
-        body = {_line_index(starts, m.start()): m.group(1) for m in found}
+        body = {i: core for i, core in shorts.items() if len(core.rstrip("=")) >= 40}
         hit = set()
         for run in _runs(sorted(body)):
             if len(run) > 1 and any(_looks_random(body[i]) for i in run):
@@ -223,12 +225,11 @@ class _Redactor:
         for i in body:
             if any(0 <= j < len(lines) and _PEM_EDGE.search(lines[j]) for j in (i - 1, i + 1)):
                 hit.add(i)
-        for i in sorted(hit):  # the short last line of a body, and a short line before a footer
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(lines) and j not in hit and _B64_SHORT.match(lines[j]):
-                    hit.add(j)
-        for i, line in enumerate(lines):
-            if i not in hit and _B64_SHORT.match(line) and i + 1 < len(lines) and _PEM_EDGE.search(lines[i + 1]):
+        for i in sorted(hit):  # the short last line of a body
+            hit.update(j for j in (i - 1, i + 1) if j in shorts)
+        for i, core in shorts.items():
+            before_footer = i + 1 < len(lines) and _PEM_EDGE.search(lines[i + 1])
+            if before_footer or _lone_tail(core):
                 hit.add(i)
         for i in hit:
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
@@ -305,19 +306,21 @@ class _Redactor:
             value = re.split(r"[ \t]+#", rest, maxsplit=1)[0].rstrip().rstrip(",;")
         else:
             value = _UNQUOTED_END.split(rest, maxsplit=1)[0]
-        if not self.unquoted_literal(value, key, whole_line, match.group("op")):
+        before = line[: match.start()]
+        in_string = before.count('"') % 2 == 1 or before.count("'") % 2 == 1  # "Server=x;Password=y"
+        if not self.unquoted_literal(value, key, whole_line, match.group("op"), in_string):
             return None
         return start, start + len(value)
 
-    def unquoted_literal(self, value: str, key: str, whole_line: bool, op: str) -> bool:
+    def unquoted_literal(self, value: str, key: str, whole_line: bool, op: str, in_string: bool) -> bool:
         if not _value_ok(value, key) or value[:1] in "[({<|>&*!%@\\" or "(" in value or "[" in value:
             return False
         if _DOTTED.fullmatch(value):  # settings.password, self.token
             return False
         env_form = whole_line and op == "=" and not value.startswith(" ") and key.upper() == key
-        if self.kind == "code" and not env_form:
-            return False  # in code an unquoted value is an expression
-        if _IDENTIFIER.fullmatch(value) and (self.kind == "" and not env_form):
+        if self.kind == "code" and not env_form and not in_string:
+            return False  # in code an unquoted value is an expression, unless inside a string literal
+        if _IDENTIFIER.fullmatch(value) and (self.kind in ("", "code") and not env_form):
             return len(value) >= 8 and any(c.isdigit() for c in value)  # a variable, unless it looks made up
         return True
 
@@ -361,6 +364,13 @@ def _looks_random(token: str) -> bool:
     parts = _WORDS.findall(core)
     mean_part = sum(map(len, parts)) / max(1, len(parts))
     return mean_part < 3.0 or entropy >= 4.6
+
+
+def _lone_tail(core: str) -> bool:
+    """A line that is only 16+ base64 characters of mixed case and digits: a key body's last line, alone."""
+    core = core.rstrip("=")
+    mixed = any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)
+    return len(core) >= 16 and mixed and _entropy(core) >= 3.5
 
 
 def _in_url(before: str) -> bool:
