@@ -104,7 +104,8 @@ def _gcp_service_account() -> tuple[Secret, str]:
         "token_uri": "https://oauth2.googleapis.com/token",
     }
     as_json = json.dumps(data, indent=2)
-    return Secret("gcp-service-account", as_json, (key_id, *_key_secret("rsa-pkcs8").parts)), as_json
+    # private_key_id only names the key; the key is the secret
+    return Secret("gcp-service-account", as_json, _key_secret("rsa-pkcs8").parts), as_json
 
 
 def corpus() -> list[Secret]:
@@ -190,5 +191,6 @@ def secret_files(found: list[Secret]) -> dict[str, str]:
         "deploy_key": by_kind["pem-openssh-ed25519"].text + "\n",  # likewise
         ".npmrc": by_kind["npm"].text + "\n",
         ".netrc": f"machine api.example.com login bot password {by_kind['ini-unquoted'].parts[0]}\n",
-        ".aws/credentials": f"[default]\n{by_kind['aws-access-key-id'].text}\n{by_kind['aws-secret-access-key'].text}\n",
+        ".aws/credentials": "[default]\n"
+        + "".join(by_kind[k].text + "\n" for k in ("aws-access-key-id", "aws-secret-access-key")),
     }

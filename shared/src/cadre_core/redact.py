@@ -262,6 +262,8 @@ class _Redactor:
             return line
         for pattern, group in rules:
             match = pattern.search(line)
+            if match and group != 2 and not _secret_key(_word_at(line, match.start())):
+                continue  # `secret_name: prod-db`: the key only contains a keyword (group 2: the value comes first)
             value = match.group(group) if match else None
             if value and len(value) >= 4 and _value_ok(value) and not _prose(value):
                 start, end = match.span(group)
@@ -377,6 +379,16 @@ def _in_url(before: str) -> bool:
     """True when the token continues a URL on its line (a path, not a credential: basic auth is caught apart)."""
     last = before.rsplit(None, 1)[-1] if before.strip() else ""
     return bool(_URL.search(last)) and not last.endswith(("=", ":"))
+
+
+def _word_at(line: str, pos: int) -> str:
+    """The whole key (letters, digits, `_`, `.`, `-`) around `pos`."""
+    start, end = pos, pos
+    while start > 0 and (line[start - 1].isalnum() or line[start - 1] in "_.-"):
+        start -= 1
+    while end < len(line) and (line[end].isalnum() or line[end] in "_.-"):
+        end += 1
+    return line[start:end]
 
 
 def _secret_key(key: str) -> bool:

@@ -1,0 +1,57 @@
+"""Redaction against a corpus of 30+ secret formats, in every form a reader hands it over, and code it must keep."""
+
+import pytest
+
+from cadre_core.redact import redact
+from tests.secret_corpus import config_yaml, corpus, leaks, notes_md
+
+FOUND = corpus()
+
+
+def test_the_corpus_has_at_least_30_formats():
+    assert len({s.kind for s in FOUND}) >= 30
+
+
+@pytest.mark.parametrize("secret", FOUND, ids=lambda s: s.kind)
+@pytest.mark.parametrize("filename", ["notes.md", "config.yaml", ".env", ""])
+def test_each_secret_is_redacted_whole_and_line_by_line(secret, filename):
+    assert not leaks([secret], redact(secret.text, filename=filename)[0])
+    for line in secret.text.splitlines():  # a grep hit, a one-line range
+        assert not leaks([secret], redact(line, filename=filename)[0]), line
+
+
+def test_a_file_of_every_secret_is_redacted_and_its_prose_kept():
+    text = notes_md(FOUND)
+    redacted, count = redact(text, filename="notes.md")
+    assert not leaks(FOUND, redacted)
+    assert count >= len(FOUND)
+    assert redacted.count("\n") == text.count("\n")
+    assert "Ordinary text the tools must still show." in redacted and "The end of the notes." in redacted
+    assert not leaks(FOUND, redact(config_yaml(FOUND), filename="config.yaml")[0])
+
+
+def test_key_body_lines_are_caught_without_their_header():
+    for secret in (s for s in FOUND if s.kind.startswith("pem-")):
+        body = secret.text.splitlines()[1:-1]
+        assert not leaks([secret], redact("\n".join(body[2:6]))[0])  # a range from the middle of a key
+
+
+@pytest.mark.parametrize(
+    ("filename", "code"),
+    [
+        ("app.py", 'password = request.form["password"]'),
+        ("app.py", "token = get_token()"),
+        ("app.py", "def login(user, password: str) -> bool:\n    return check(password=password)"),
+        ("app.py", "max_tokens = 4096\napi_key = settings.api_key\nself.token = token"),
+        ("app.py", 'label = {"password": "Enter your password"}'),
+        ("app.py", "class BetaManagedAgentsAgentToolset20260401ReadInput:\n    pass"),
+        ("app.py", 'sha = "8ced2f59f5c7bea3344e35d2d53e1f8f8e2bd1c0"\nuid = "123e4567-e89b-12d3-a456-426614174000"'),
+        ("app.py", 'url = "https://github.com/HypothesisWorks/hypothesis/blob/8ced2f59f5c7bea3344e35d2d53e1f8f8e/x"'),
+        ("web.ts", "const apiKey = process.env.API_KEY;\nheaders: { Authorization: `Bearer ${token}` }"),
+        ("README.md", "Set `password: str` on the model, and `token: Optional[str] = None`."),
+        ("config.yaml", "password: ${DB_PASSWORD}\ntoken: null\nsecret_name: prod-db"),
+        ("", "ip = 8.8.8.8\nnext_token = page.next_token"),
+    ],
+)
+def test_ordinary_code_is_left_alone(filename, code):
+    assert redact(code, filename=filename) == (code, 0)
