@@ -131,12 +131,17 @@ class UnreadableFileError(WorkspaceError, OSError):
         self.reason = self.strerror = reason
 
 
+def looks_like_secret_file(text: str) -> bool:
+    """The start of a key or certificate file, or a cloud credential JSON, whatever the file's name."""
+    return _secret_shape(text[:8192].encode("utf-8", errors="replace"))
+
+
 def _secret_shape(head: bytes) -> bool:
-    """A key or certificate file, or a cloud credential JSON, whatever its name."""
     start = head.lstrip()[:200]
     if start.startswith(b"-----BEGIN ") or start.startswith(b"PuTTY-User-Key-File"):
         return True
-    return b'"private_key"' in head and (b'"service_account"' in head or b'"client_email"' in head)
+    is_json = start.startswith(b"{")
+    return is_json and b'"private_key"' in head and (b'"service_account"' in head or b'"client_email"' in head)
 
 
 def _open_regular(path: Path) -> tuple[int, int]:

@@ -69,7 +69,7 @@ _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
 # layer 4: keyword assignments
 _KEYWORDS = re.compile(r"(?i)pass|pwd|secret|token|key|credential|contrase")
 _ASSIGN = re.compile(
-    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<close>["'\]]{0,2})[ \t]*(?P<op>:=|=>|[!=]==?|=|:)[ \t]*"""
+    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<close>(?:\\?["'\]]){0,2})[ \t]*(?P<op>:=|=>|[!=]==?|=|:)[ \t]*"""
 )
 _XML_ELEMENT = re.compile(r"<(?P<key>[A-Za-z_][\w.-]*)>(?P<value>[^<\n]{4,})</(?P=key)>")
 _LINE_START = re.compile(r"""^[ \t]*(?:(?:#+|//|;|--)[ \t]*)?(?:export[ \t]+|set[ \t]+|-[ \t]+)?["']?$""")
@@ -293,6 +293,12 @@ class _Redactor:
         start = match.end()
         rest = line[start:]
         key = match.group("key")
+        if rest[:2] in ('\\"', "\\'"):  # a quoted value inside a string literal: "api_key = \"...\""
+            end = rest.find(rest[:2], 2)
+            value = rest[2:end]
+            if end < 0 or not _value_ok(value, key) or _prose(value):
+                return None
+            return start + 2, start + end
         if rest[:1] in ("'", '"', "`"):
             end = _closing_quote(rest)
             if end is None:

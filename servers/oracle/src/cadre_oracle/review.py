@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from cadre_core.errors import CadreError, clip
-from cadre_core.files import SECRET_DIRS, SECRET_PATTERNS, is_secret_path
+from cadre_core.files import SECRET_DIRS, SECRET_PATTERNS, is_secret_path, looks_like_secret_file
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
@@ -56,8 +56,8 @@ def git_diff(ws: Workspace, base: str | None) -> str:
 
 
 def redact_diff(diff: str) -> tuple[str, list[str]]:
-    """The diff without the sections of secret files, each other file's section redacted by its own
-    rules; and the paths left out."""
+    """The diff without the sections of secret files (by path, or by what was added: a key, a credential
+    JSON), each other file's section redacted by its own rules; and the paths left out."""
     headers = list(_FILE_HEADER.finditer(diff))
     if not headers:
         return redact(diff)[0], []
@@ -66,7 +66,8 @@ def redact_diff(diff: str) -> tuple[str, list[str]]:
     for header, after in zip(headers, [*headers[1:], None], strict=True):
         section = diff[header.start() : after.start() if after else len(diff)]
         old, new = header.group(1), header.group(2)
-        if is_secret_path(old) or is_secret_path(new):
+        added = "\n".join(line[1:] for line in section.split("\n") if line.startswith("+") and line[:4] != "+++ ")
+        if is_secret_path(old) or is_secret_path(new) or looks_like_secret_file(added):
             dropped.append(new)
             continue
         parts.append(redact(section, filename=new)[0])
