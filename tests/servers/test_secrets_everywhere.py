@@ -276,6 +276,7 @@ async def test_a_fifo_hangs_no_reader(tmp_path, keys):
     root = make_repo(tmp_path / "ws", {"app.py": "def main():\n    return 1\n", "README.md": "# Demo\n"})
     os.mkfifo(root / "pipe.md")
     os.mkfifo(root / "pipe.py")
+    os.mkfifo(root / ".gitignore")  # read by every walker's ignore rules
     oracle_log, search_log = Log(), Log()
     reads = [ToolCall("r", "read_file", {"path": "pipe.md"}), ToolCall("g", "grep", {"pattern": "main"}),
              ToolCall("g2", "grep", {"pattern": "x", "path": "pipe.py"})]  # fmt: skip
@@ -286,7 +287,9 @@ async def test_a_fifo_hangs_no_reader(tmp_path, keys):
         async with Client(search_server(root, tmp_path, search_log, spans)) as client:
             deep = await client.call_tool("search_codebase", {"query": "main", "mode": "deep"})
     assert not consult.is_error and not deep.is_error, (consult.content, deep.content)
-    assert "2 skipped (missing or not a regular file): pipe.md, pipe.py" in consult.structured_content["notes"]
+    assert (
+        "3 skipped (missing or not a regular file): .gitignore, pipe.md, pipe.py" in consult.structured_content["notes"]
+    )
     assert "not a file" in oracle_log.tool_results["r"] and "app.py:1: def main():" in oracle_log.tool_results["g"]
     assert "not a file" in search_log.tool_results["r"]
     assert deep.structured_content["index"]["files"] == 2  # app.py and README.md; the FIFOs are not indexed

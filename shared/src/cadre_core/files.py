@@ -103,7 +103,7 @@ class IgnoreRules:
             folder = self.root / rel_dir if rel_dir else self.root
             for name in IGNORE_FILES:
                 try:
-                    lines += (folder / name).read_text("utf-8", errors="replace").splitlines()
+                    lines += read_text(folder / name).splitlines()  # through the gate: a FIFO cannot block
                 except OSError:
                     continue
             self._specs[rel_dir] = _spec(lines) if lines else None

@@ -99,7 +99,7 @@ class Installed:
             manifests = [*modules.glob("*/package.json"), *modules.glob("@*/*/package.json")]
             for manifest in sorted(manifests):
                 try:
-                    data = json.loads(manifest.read_text("utf-8"))
+                    data = json.loads(read_text(manifest))
                 except (OSError, ValueError):
                     continue
                 if not isinstance(data, dict):
@@ -311,7 +311,7 @@ def source_repo(package: Package) -> str | None:
     urls: list[str] = []
     if package.ecosystem == "node":
         try:
-            data = json.loads((package.base / "package.json").read_text("utf-8"))
+            data = json.loads(read_text(package.base / "package.json"))
         except (OSError, ValueError):
             return None
         repo = data.get("repository")
