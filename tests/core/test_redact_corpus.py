@@ -55,3 +55,20 @@ def test_key_body_lines_are_caught_without_their_header():
 )
 def test_ordinary_code_is_left_alone(filename, code):
     assert redact(code, filename=filename) == (code, 0)
+
+
+def test_tool_results_in_a_models_loop_are_redacted_even_as_escaped_json():
+    """A tool result that is JSON (search hits) escapes quotes and newlines, hiding a secret's shape from a
+    plain pass; what the provider is sent is still clean."""
+    import json
+
+    from cadre_core.kit import redact_request
+    from cadre_core.models.base import Message, ModelRequest, ToolCall
+
+    hits = [{"path": "app/settings.py", "snippet": f"S{i} = {json.dumps(s.text)}"} for i, s in enumerate(FOUND)]
+    call = ToolCall("c1", "search", {"query": "keys"})
+    request = ModelRequest([Message.user("q"), Message.assistant(tool_calls=[call]),
+                            Message.tool_result(call, json.dumps(hits))])  # fmt: skip
+    sent = redact_request(request).messages[-1].text
+    assert not leaks(FOUND, sent)
+    assert json.loads(sent)[0]["path"] == "app/settings.py"

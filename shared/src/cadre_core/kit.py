@@ -297,9 +297,14 @@ def redact_request(request: ModelRequest) -> ModelRequest:
     """A copy of `request` with secrets removed from the system prompt and every message."""
     from dataclasses import replace
 
-    from cadre_core.redact import redact
+    from cadre_core.redact import redact, redact_json
 
-    messages = [replace(m, text=redact(m.text)[0]) if m.text else m for m in request.messages]
+    def clean(message: Message) -> Message:
+        if not message.text:
+            return message
+        return replace(message, text=(redact_json if message.role == "tool" else redact)(message.text)[0])
+
+    messages = [clean(m) for m in request.messages]
     system = redact(request.system)[0] if request.system else request.system
     return replace(request, messages=messages, system=system)
 

@@ -445,3 +445,34 @@ def redact(text: str, *, filename: str = "") -> tuple[str, int]:
     code only in `KEY=value` form; without it, an unquoted identifier counts only when it looks made up."""
     redactor = _Redactor(filename)
     return redactor.run(text), redactor.count
+
+
+def redact_json(text: str) -> tuple[str, int]:
+    """`redact`, and first, when `text` is a JSON document (a tool result), each string in it: escaped quotes
+    and `\\n` hide a secret's shape from the plain pass. A string beside a `path` gets that file's rules."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return redact(text)
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return redact(text)
+    found = 0
+
+    def walk(value, filename: str = ""):
+        nonlocal found
+        if isinstance(value, str):
+            clean, n = redact(value, filename=filename)
+            found += n
+            return clean
+        if isinstance(value, list):
+            return [walk(v, filename) for v in value]
+        if isinstance(value, dict):
+            name = value.get("path") if isinstance(value.get("path"), str) else filename
+            return {k: walk(v, name) for k, v in value.items()}
+        return value
+
+    data = walk(data)
+    text, count = redact(json.dumps(data, ensure_ascii=False) if found else text)
+    return text, count + found
