@@ -92,6 +92,12 @@ def test_a_line_range_of_a_50_mb_file_is_read_without_loading_it(tmp_path):
     assert (first, len(lines), total) == (10, 5, None)  # total unknown: the end was never read
     assert lines[0] == line.decode().rstrip("\n")
     assert took < 1.0, took
+    started = time.monotonic()
+    near_end = 50_000_000 // len(line) - 2
+    lines, first, total = read_lines(big, near_end, near_end + 10)  # skipped a megabyte at a time
+    assert (first, len(lines), total) == (near_end, 3, near_end + 2)
+    assert time.monotonic() - started < 1.0
+    assert read_lines(big, near_end + 50, near_end + 60) == ([], near_end + 50, near_end + 2)
     with pytest.raises(UnreadableFileError, match="larger than"):
         read_text(big)
 

@@ -258,19 +258,34 @@ def read_lines(
             first, total = 1, len(lines)
         else:
             first, lines, total = _window(f, path, start, last)
-    lines = _redact_lines(lines, path.name)
-    if total is not None:
-        start = min(start, max(total, 1))
-    return lines[start - first : last - first + 1], start, total
+    if total is not None and start > total:
+        return [], start, total
+    return _redact_lines(lines, path.name)[start - first : last - first + 1], start, total
 
 
 def _window(f, path: Path, start: int, last: int) -> tuple[int, list[str], int | None]:
-    """(first line number, lines) around `start..last` of a big file, and its total when the end was reached."""
+    """(first line number, lines) around `start..last` of a big file, and its total when the end was reached.
+    Lines before the window are skipped a megabyte at a time, only counted."""
     first = max(1, start - CONTEXT_LINES)
-    stop = last + CONTEXT_LINES
+    number = 0  # lines passed
+    while number < first - 1:
+        at = f.tell()
+        block = f.read(1 << 20)
+        if not block:
+            return first, [], number
+        count = block.count(b"\n")
+        if number + count >= first - 1:
+            end = -1
+            for _ in range(first - 1 - number):
+                end = block.index(b"\n", end + 1)
+            f.seek(at + end + 1)
+            number = first - 1
+        else:
+            number += count
+            if f.tell() > MAX_SCAN_BYTES:
+                raise UnreadableFileError(path, f"line {start} is beyond the first {MAX_SCAN_BYTES // 1_000_000} MB")
     kept: list[str] = []
-    number = 0
-    while number < stop:
+    while number < last + CONTEXT_LINES:
         raw = f.readline(MAX_LINE_BYTES)
         if not raw:
             return first, kept, number
@@ -278,10 +293,7 @@ def _window(f, path: Path, start: int, last: int) -> tuple[int, list[str], int |
             while (more := f.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
                 pass
         number += 1
-        if f.tell() > MAX_SCAN_BYTES and number < start:
-            raise UnreadableFileError(path, f"line {start} is beyond the first {MAX_SCAN_BYTES // 1_000_000} MB")
-        if number >= first:
-            kept.append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        kept.append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
     return first, kept, None if f.read(1) else number
 
 

@@ -84,6 +84,8 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
         raise WorkspaceError(f"'{path}' is not a file in the workspace; use list_dir to see what exists")
     _readable(ws, real)
     lines, start, total = read_lines(real, int(start_line or 1), end_line and int(end_line), max_lines=MAX_LINES)
+    if not lines and total:
+        raise WorkspaceError(f"'{path}' has {total} lines; pass a start_line of at most {total}")
     end = start + len(lines) - 1
     body = "\n".join(f"{n:>6} | {line}" for n, line in enumerate(lines, start))
     of = f"of {total}" if total is not None else "of a file over 1 MB"

@@ -177,13 +177,15 @@ class Engine:
         if not resolved.is_file():
             raise WorkspaceError(f"'{path}' is not a file under {self.root}")
         rel = self.workspace.relative(resolved)
-        if is_secret_path(rel) or is_secret_path(path):
+        if is_secret_path(rel):
             raise WorkspaceError(f"'{path}' looks like a secret file and is not readable here")
         start = max(1, int(start_line or 1))
         try:
-            lines, start, _ = read_lines(resolved, start, int(end_line or start + 199), max_lines=MAX_SPAN_LINES)
+            lines, start, total = read_lines(resolved, start, int(end_line or start + 199), max_lines=MAX_SPAN_LINES)
         except OSError as exc:
             raise WorkspaceError(f"cannot read '{path}': {exc.strerror}") from exc
+        if not lines and total:
+            raise WorkspaceError(f"'{path}' has {total} lines; pass a start_line of at most {total}")
         numbered = "\n".join(f"{n:>5}  {line}" for n, line in enumerate(lines, start))
         return {"path": rel, "start_line": start, "end_line": start + len(lines) - 1, "text": numbered}
 
