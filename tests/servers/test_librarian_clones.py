@@ -358,3 +358,21 @@ async def test_slow_search_gives_way_to_the_callers_time_limit(clones: Clones):
     with anyio.move_on_after(0.3):
         await clones.search("acme/widgets", "anything")
     assert time.monotonic() - started < 2
+
+
+async def test_a_clone_never_shows_a_secret_file_or_a_secret(remote: Remote, tmp_path: Path):
+    from tests.secret_corpus import corpus, leaks, notes_md
+
+    found = corpus()
+    remote.push_main(".env", "DB_PASSWORD=" + "x1Y2z3" * 4 + "\n")
+    remote.push_main("docs/notes.md", notes_md(found))
+    made = Clones(tmp_path / "cache", url_for=remote.url_for, timeout=30)
+    try:
+        with pytest.raises(SourceError, match="secret file"):
+            await made.read("acme/widgets", ".env")
+        notes = await made.read("acme/widgets", "docs/notes.md", start_line=1, end_line=400)
+        hits = await made.search("acme/widgets", "BEGIN PRIVATE KEY password token secret")
+    finally:
+        made.close()
+    assert "Ordinary text the tools must still show." in notes.text
+    assert hits and not leaks(found, notes.text + "\n".join(h.text for h in hits))
