@@ -51,6 +51,9 @@ def test_key_body_lines_are_caught_without_their_header():
         ("README.md", "Set `password: str` on the model, and `token: Optional[str] = None`."),
         ("config.yaml", "password: ${DB_PASSWORD}\ntoken: null\nsecret_name: prod-db"),
         ("", "ip = 8.8.8.8\nnext_token = page.next_token"),
+        ("types.py", "from .tools import (\n    ToolBash20250124Param,\n    CodeExecutionTool20250522Param,\n)"),
+        ("judge.py", 'PROMPT = """Reply with JSON only: {"pass": true|false, "reason": "<one sentence>"}."""'),
+        ("consts.py", 'ENV_API_KEY = "ANTHROPIC_API_KEY"\nGRANT_TYPE_REFRESH_TOKEN = "refresh_token"'),
     ],
 )
 def test_ordinary_code_is_left_alone(filename, code):

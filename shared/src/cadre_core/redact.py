@@ -129,6 +129,7 @@ _NOT_VALUES = frozenset(
     ]
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _UNQUOTED_END = re.compile(r"""[\s,;'"`)}\]&]""")
 
@@ -265,7 +266,8 @@ class _Redactor:
             if match and group != 2 and not _secret_key(_word_at(line, match.start())):
                 continue  # `secret_name: prod-db`: the key only contains a keyword (group 2: the value comes first)
             value = match.group(group) if match else None
-            if value and len(value) >= 4 and _value_ok(value) and not _prose(value):
+            quoted = value and line[match.start(group) - 1 : match.start(group)] in ("'", '"', "`")
+            if quoted and len(value) >= 4 and _value_ok(value) and not _prose(value):  # unquoted: layer 4's rules
                 start, end = match.span(group)
                 return line[:start] + self.label("secret") + line[end:]
         return line
@@ -369,16 +371,20 @@ def _looks_random(token: str) -> bool:
     entropy = _entropy(core)
     if entropy < 4.0:
         return False
+    return _mean_part(core) < 3.0 or entropy >= 4.6
+
+
+def _mean_part(core: str) -> float:
+    """Average length of a token's words (`Tool`, `Bash`, `2025`): 4+ in identifiers, about 2 in random text."""
     parts = _WORDS.findall(core)
-    mean_part = sum(map(len, parts)) / max(1, len(parts))
-    return mean_part < 3.0 or entropy >= 4.6
+    return sum(map(len, parts)) / max(1, len(parts))
 
 
 def _lone_tail(core: str) -> bool:
     """A line that is only 16+ base64 characters of mixed case and digits: a key body's last line, alone."""
     core = core.rstrip("=")
     mixed = any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)
-    return len(core) >= 16 and mixed and _entropy(core) >= 3.5
+    return len(core) >= 16 and mixed and _entropy(core) >= 3.5 and _mean_part(core) < 3.0  # not `Tool20250124Param`
 
 
 def _in_url(before: str) -> bool:
@@ -404,7 +410,7 @@ def _secret_key(key: str) -> bool:
         return False
     last = parts[-1]
     if last in _SECRET_WORDS or last.endswith(_SECRET_ENDINGS):
-        return True
+        return last != "pass" or len(parts) > 1  # DB_PASS, not a bare `pass`
     owned = last == "key" and len(parts) > 1 and parts[-2] in _KEY_OWNERS
     return owned or last.endswith(("apikey", "privatekey"))
 
@@ -412,9 +418,11 @@ def _secret_key(key: str) -> bool:
 def _value_ok(value: str, key: str = "") -> bool:
     """A value that could be a secret: 4+ characters with a letter or digit, not a template or a reference."""
     value = value.strip()
-    if len(value) < 4 or value.lower() in _NOT_VALUES or value.lower() == key.lower():
+    if len(value) < 4 or value.lower() in _NOT_VALUES or key.lower().endswith(value.lower()):  # refresh_token
         return False
     if value.startswith(("$", "{", "<", "%(", "[REDACTED", "***")) or "REDACTED" in value:
+        return False
+    if _ENV_NAME.fullmatch(value):  # the name of an environment variable: "ANTHROPIC_API_KEY"
         return False
     return any(c.isalnum() for c in value)
 
