@@ -271,25 +271,32 @@ async def test_the_librarian_leaks_nothing(leaky_env, tmp_path, keys):
     assert any(e["local"] and "[REDACTED" in json.dumps(e["examples"]) for e in examples)  # found, redacted
 
 
-async def test_a_fifo_hangs_no_reader(tmp_path, keys):
-    """A FIFO is never opened: no reader blocks on it (packing, read_file, grep, read_span, indexing)."""
+async def test_a_fifo_hangs_no_reader_and_a_50_mb_file_reads_fast(tmp_path, keys):
+    """A FIFO is never opened: no reader blocks on it (packing, read_file, grep, read_span, indexing). A 50 MB
+    log is skipped whole and read by line range without being loaded."""
     root = make_repo(tmp_path / "ws", {"app.py": "def main():\n    return 1\n", "README.md": "# Demo\n"})
     os.mkfifo(root / "pipe.md")
     os.mkfifo(root / "pipe.py")
     os.mkfifo(root / ".gitignore")  # read by every walker's ignore rules
+    with (root / "big.log").open("w") as f:
+        f.write("a line of an ordinary log, long enough to add up\n" * 1_000_000)
     oracle_log, search_log = Log(), Log()
     reads = [ToolCall("r", "read_file", {"path": "pipe.md"}), ToolCall("g", "grep", {"pattern": "main"}),
-             ToolCall("g2", "grep", {"pattern": "x", "path": "pipe.py"})]  # fmt: skip
-    spans = [ToolCall("r", "read_span", {"path": "pipe.md"}), ToolCall("s", "search", {"query": "main"})]
+             ToolCall("g2", "grep", {"pattern": "x", "path": "pipe.py"}),
+             ToolCall("b", "read_file", {"path": "big.log", "start_line": 500_000, "end_line": 500_004})]  # fmt: skip
+    spans = [ToolCall("r", "read_span", {"path": "pipe.md"}), ToolCall("s", "search", {"query": "main"}),
+             ToolCall("b", "read_span", {"path": "big.log", "start_line": 900_000, "end_line": 900_004})]  # fmt: skip
     with anyio.fail_after(30):
         async with Client(oracle_server(root, tmp_path, oracle_log, reads)) as client:
             consult = await client.call_tool("consult_oracle", {"question": "q", "files": ["**/*", "pipe.md"]})
         async with Client(search_server(root, tmp_path, search_log, spans)) as client:
             deep = await client.call_tool("search_codebase", {"query": "main", "mode": "deep"})
     assert not consult.is_error and not deep.is_error, (consult.content, deep.content)
-    assert (
-        "3 skipped (missing or not a regular file): .gitignore, pipe.md, pipe.py" in consult.structured_content["notes"]
-    )
+    notes = consult.structured_content["notes"]
+    assert "3 skipped (missing or not a regular file): .gitignore, pipe.md, pipe.py" in notes
+    assert "big.log skipped: larger than 1 MB" in notes
+    assert "lines 500000-500004 of a file over 1 MB" in oracle_log.tool_results["b"]
+    assert search_log.tool_results["b"].count("a line of an ordinary log") == 5
     assert "not a file" in oracle_log.tool_results["r"] and "app.py:1: def main():" in oracle_log.tool_results["g"]
     assert "not a file" in search_log.tool_results["r"]
     assert deep.structured_content["index"]["files"] == 2  # app.py and README.md; the FIFOs are not indexed
