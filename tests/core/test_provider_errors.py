@@ -19,7 +19,7 @@ from cadre_core.models.google import GoogleModel
 from cadre_core.models.openai import OpenAIModel
 from cadre_core.models.openai_compatible import OpenAICompatibleModel
 from cadre_core.models.status import retry_after_seconds
-from cadre_core.testing import RecordingHandler, mock_http_client
+from cadre_core.testing import RecordingHandler, UnexpectedRequestError, mock_http_client
 from tests.core.wire import ask, fixture
 
 pytestmark = pytest.mark.anyio
@@ -496,3 +496,13 @@ async def test_a_refused_connection_names_the_url_it_tried(cls):
     with pytest.raises(errors.ConnectionFailedError) as info:
         await model.request(ask())
     assert f"cannot connect to http://127.0.0.1:{port}/v1" in str(info.value)
+
+
+@all_vendors
+async def test_a_request_with_nothing_queued_fails_the_test(vendor: Vendor):
+    """The fake answers once; a second call must not be answered by a replay, nor be turned by the
+    SDK (which catches `Exception`) into a connection error a router would fall back from."""
+    model = vendor.make(RecordingHandler((200, vendor.ok_body())))
+    await model.request(REQUEST)
+    with pytest.raises(UnexpectedRequestError, match="unexpected request 2"):
+        await model.request(REQUEST)

@@ -296,13 +296,15 @@ async def test_sdk_makes_one_http_call_per_router_attempt(keys):
     """The router owns retries: with an always-429 provider, HTTP calls == router attempts."""
     from cadre_core.models.openai import OpenAIModel
 
-    handler = RecordingHandler((429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after": "0"}))
-    model = OpenAIModel("gpt-5.2", api_key="k", http_client=mock_http_client(handler))
     config = make_config(oracle=["openai:gpt-5.2"])
+    attempts = config.router.retries_per_candidate + 1
+    rate_limited = (429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after": "0"})
+    handler = RecordingHandler(*[rate_limited] * attempts)  # one more request would fail the test
+    model = OpenAIModel("gpt-5.2", api_key="k", http_client=mock_http_client(handler))
     router = make_router(config, **{"openai:gpt-5.2": model})
     with pytest.raises(errors.AllCandidatesFailedError, match="RateLimit|429"):
         await router.request("oracle", REQUEST)
-    assert len(handler.requests) == config.router.retries_per_candidate + 1
+    assert len(handler.requests) == attempts
 
 
 async def test_routed_model_is_a_model_that_falls_back(keys):

@@ -17,6 +17,7 @@ __all__ = [
     "NetworkBlockedError",
     "RecordingHandler",
     "TestModel",
+    "UnexpectedRequestError",
     "block_network",
     "mock_http_client",
 ]
@@ -72,10 +73,19 @@ def block_network() -> Iterator[None]:
         socket.getaddrinfo = real_getaddrinfo
 
 
-class RecordingHandler:
-    """A MockTransport handler that replays queued responses and records requests.
+class UnexpectedRequestError(BaseException):
+    """A `RecordingHandler` got a request with no response queued for it.
 
-    Each queued item is a `(status, json_body)` pair, an `httpx2.Response`, an
+    A BaseException, like pytest's own `fail()`: code under test catches `Exception` (SDKs turn it
+    into a connection error, the router falls back), which would hide the extra request."""
+
+
+class RecordingHandler:
+    """A MockTransport handler that answers each request with the next queued response, in
+    order, and records the requests. A request after the queue is empty raises
+    `UnexpectedRequestError`, so a test sees every extra call.
+
+    Each queued item is a `(status, json_body[, headers])` tuple, an `httpx2.Response`, an
     exception to raise, or a callable taking the request.
     """
 
@@ -96,8 +106,10 @@ class RecordingHandler:
 
         self.requests.append(request)
         if not self.responses:
-            raise AssertionError(f"unexpected request {request.method} {request.url}")
-        item = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+            raise UnexpectedRequestError(
+                f"unexpected request {len(self.requests)}: {request.method} {request.url} (no response queued)"
+            )
+        item = self.responses.pop(0)
         if isinstance(item, BaseException):
             raise item
         if callable(item) and not isinstance(item, httpx2.Response):
