@@ -14,8 +14,8 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_route_every_role_with_fallbacks_across_vendors():
-    cfg = load_config(Path.cwd()).config
+def test_defaults_route_every_role_with_fallbacks_across_vendors(tmp_path):
+    cfg = load_config(tmp_path).config  # an empty folder: no project file can change the defaults
     assert set(cfg.roles) == {"oracle", "review", "librarian", "search"}
     first = {role: parse_model_ref(rc.candidates[0].model)[0] for role, rc in cfg.roles.items()}
     assert first == {
@@ -31,8 +31,8 @@ def test_defaults_route_every_role_with_fallbacks_across_vendors():
         assert providers[-1] == "sampling"
 
 
-def test_every_default_model_has_a_price_in_the_catalog():
-    cfg = load_config(Path.cwd()).config
+def test_every_default_model_has_a_price_in_the_catalog(tmp_path):
+    cfg = load_config(tmp_path).config
     for role_cfg in cfg.roles.values():
         for cand in role_cfg.candidates:
             provider, model = parse_model_ref(cand.model)
