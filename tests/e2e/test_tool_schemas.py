@@ -19,6 +19,7 @@ async def test_schemas_are_valid_and_the_list_fits_its_token_budget(name, tmp_pa
     create, budget = BUDGETS[name]
     async with Client(create(root=tmp_path)) as client:
         tools = (await client.list_tools()).tools
+    assert tools  # an empty list would pass every check below
     for tool in tools:
         Draft202012Validator.check_schema(tool.input_schema)
         if tool.output_schema is not None:
