@@ -120,6 +120,7 @@ def cadre(*argv: str, tmp_path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_call_runs_a_tool_through_a_real_client(tmp_path):
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "parser.py").write_text("def parse_header(line):\n    return line.split(':')\n")

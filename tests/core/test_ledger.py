@@ -154,6 +154,7 @@ def test_local_models_are_not_billed_at_cloud_prices():
     assert cost == pytest.approx(0.3 + 1.5)  # OpenRouter-style names are priced as the vendor's model
 
 
+@pytest.mark.slow
 def test_concurrent_first_opens_of_a_new_database_all_succeed(tmp_path):
     """Switching a new file to WAL can fail at once with "database is locked" while another opener holds
     the lock; every opener must wait its turn instead (before the fix ~7% of such races failed)."""

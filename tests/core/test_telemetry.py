@@ -248,6 +248,7 @@ OFF_CHECK = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "env",
     [{}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}],
@@ -321,6 +322,7 @@ class Collector(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 async def test_a_stdio_server_exports_its_spans_over_otlp_when_it_exits(tmp_path):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 

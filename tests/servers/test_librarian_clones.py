@@ -330,6 +330,7 @@ def hanging_git(tmp: Path) -> tuple[str, Path]:
     return str(script), pid_file
 
 
+@pytest.mark.slow
 async def test_cancelled_clone_kills_git_and_leaves_no_temp_folder(tmp_path: Path):
     wrapper, pid_file = hanging_git(tmp_path)
     clones = Clones(tmp_path / "cache", url_for=lambda r: "file:///nowhere", git=wrapper, timeout=30)

@@ -568,6 +568,7 @@ async def test_403_with_remaining_zero_is_rate_limited(fake: FakeGitHub, tmp_pat
         assert gh.requests_made == 1
 
 
+@pytest.mark.slow
 async def test_secondary_limit_waits_once_when_short_and_raises_when_long(fake: FakeGitHub, tmp_path: Path) -> None:
     secondary = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}
     fake.script["/repos/acme/widgets"] = [(403, {"Retry-After": "1"}, secondary)]

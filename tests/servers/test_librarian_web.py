@@ -200,6 +200,7 @@ async def test_huge_body_is_cut_at_max_bytes(base: str):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 async def test_slow_page_hits_the_overall_deadline(base: str):
     async with Web(allow_private=True, timeout=1.0) as web:
         started = time.monotonic()

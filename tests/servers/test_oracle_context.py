@@ -159,6 +159,7 @@ def test_planted_secrets_never_reach_the_packed_text_and_line_numbers_hold(root,
     assert "[REDACTED aws-access-key]" in lines[8]
 
 
+@pytest.mark.slow
 def test_line_numbers_and_headers(root, ws):
     (root / "long.py").write_text("".join(f"line{i}\n" for i in range(1, 101_000)))
     packed = pack([root / "src" / "app.py", root / "long.py"], ws, budget_tokens=1_000_000)
@@ -177,6 +178,7 @@ def sized(root: Path, name: str, lines: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_largest_files_are_left_out_first_within_the_budget(root, ws):
     small, medium, large = sized(root, "small.py", 5), sized(root, "medium.py", 50), sized(root, "large.py", 400)
     files = [large, medium, small]

@@ -185,6 +185,7 @@ async def test_deep_mode_with_keys_but_a_provider_down_says_what_failed(repo, ke
     assert "google:gemini-3-flash-preview failed: HTTP 503: The model is overloaded" in data["notes"][-1]
 
 
+@pytest.mark.slow
 async def test_search_server_over_stdio(repo, tmp_path):
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "cadre_search", "--root", str(repo)], env={"XDG_CACHE_HOME": str(tmp_path)}
@@ -195,6 +196,7 @@ async def test_search_server_over_stdio(repo, tmp_path):
     assert result.structured_content["hits"][0]["path"] == "src/app/parser.py"
 
 
+@pytest.mark.slow
 def test_cli_json_contract_and_stdin(repo, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "cadre_core.cli", "search", "--root", str(repo), "--limit", "2", "--json"]
