@@ -36,3 +36,10 @@ async def test_each_entry_spawns_and_lists_its_tools(name, tmp_path):
             result = await client.call_tool("consult_oracle", {"question": "q"})
             assert result.is_error and "OPENAI_API_KEY" in result.content[0].text
     assert name != "cadre-search" or [t.name for t in tools] == ["search_codebase", "find_symbol"]
+
+
+def test_mcp_json_lists_every_server_with_its_keys():
+    """The tests above loop over mcp.json's entries and env: an emptied file would pass them."""
+    assert sorted(ENTRIES) == ["cadre-librarian", "cadre-oracle", "cadre-search"]
+    for entry in ENTRIES.values():
+        assert set(entry["env"]) == {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"}
