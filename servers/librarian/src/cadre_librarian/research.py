@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadre_core.errors import CadreError
+from cadre_core.errors import AllCandidatesFailedError, CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.results import shown_model, totals
@@ -261,16 +261,18 @@ async def _without_tools(kit, ctx, desk, call, question, names, version, excerpt
     else:
         history = []
     request, excerpts = host_request(desk, question, names, version, excerpts, notes, history)
+    named_keys = False
     if excerpts:
         try:
             response = await kit.call_model(ctx, request, tool="research", call=call, host_sample=host)
             return await _result(kit, desk, call, question, response, notes, thread_id)
         except CadreError as exc:
             why = str(exc)
+            named_keys = isinstance(exc, AllCandidatesFailedError) and bool(exc.missing_keys)
     else:
         why = "no evidence was found to answer from"
     notes = [f"no synthesised answer: {why}", *notes]
-    if not kit.keyed(ROLE):
+    if not kit.keyed(ROLE) and not named_keys:
         notes.append("set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY for full research")
     return evidence_result(desk, call, excerpts, thread_id, notes)
 
