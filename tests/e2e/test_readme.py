@@ -126,7 +126,8 @@ def test_the_first_questions_run_here_and_answer(tmp_path):
     env = {"HOME": str(home), "PATH": f"{CADRE.parent}:/usr/bin:/bin", "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "CADRE_SEARCH_INDEX_DIR": str(tmp_path / "index")}  # fmt: skip
-    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "-q", "--verify", "HEAD~1"], capture_output=True).returncode:
+    parent = subprocess.run(["git", "-C", str(REPO), "rev-parse", "-q", "--verify", "HEAD~1"], capture_output=True)
+    if parent.returncode:
         pytest.skip("a shallow clone has no HEAD~1 for review_change")
     lines = code_lines(section("First questions"))
     assert lines[0] == "source .venv/bin/activate"

@@ -62,7 +62,9 @@ _EXTRA_TOKENS = (  # literal prefixes first, so the regex engine can skip ahead;
 # layer 3: header-less key bodies and random tokens
 _B64_SHORT = re.compile(r"""(?m)^[ \t>#*/"'`]*([A-Za-z0-9+/]{4,}={0,2})(?:\\n)?["'`,;+\\ \t\r]*$""")
 _PEM_EDGE = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]*-----")
-_KEY_BODY_START = re.compile(r"MII[A-Za-z0-9+/]{3}IBA[AD]|MI[GH][A-Za-z0-9+/]AgE[AB]|MHcCAQEE|MC4CAQAw|b3BlbnNzaC1rZXktdjE")
+_KEY_BODY_START = re.compile(
+    r"MII[A-Za-z0-9+/]{3}IBA[AD]|MI[GH][A-Za-z0-9+/]AgE[AB]|MHcCAQEE|MC4CAQAw|b3BlbnNzaC1rZXktdjE"
+)
 """The base64 of a private key's first bytes: the DER header of PKCS#1/PKCS#8 RSA, DSA and EC keys
 (RFC 8017 A.1.2, RFC 5208 5, RFC 5915 3) and OpenSSH's `openssh-key-v1` magic. Its low entropy (runs of
 `A`) hides it from the randomness test, so a key's first line alone is known by its start."""
