@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cadre_core.errors import ConfigError
+from cadre_core.models.base import Effort
 from cadre_core.models.refs import PROVIDERS, parse_model_ref
 
-Effort = Literal["low", "medium", "high"]
 RoleName = Literal["oracle", "review", "librarian", "search"]
 ProviderName = Literal["anthropic", "openai", "google", "openai_compatible"]
 ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search")

@@ -12,13 +12,13 @@ from pydantic import Field
 from cadre_core.arguments import LongText, Name, Paths, Question
 from cadre_core.errors import CadreError
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_core.models import Effort
 
 ROLE = "oracle"
 NAME = "cadre-oracle"
 INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]
-Effort = Literal["low", "medium", "high"]
 
 
 def create_server(root: Path | None = None) -> MCPServer:
