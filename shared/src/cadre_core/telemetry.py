@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cadre_core.errors import single_failure
+
 if TYPE_CHECKING:
     from cadre_core.ledger import LedgerRow
     from cadre_core.models.base import ModelResponse
@@ -221,7 +223,7 @@ class _ToolSpan:
             else:
                 cancelled = isinstance(exc, BaseException) and not isinstance(exc, Exception)
                 span.set_attribute("cadre.outcome", "cancelled" if cancelled else "error")
-                span.set_attribute("error.type", _error_type(exc))
+                span.set_attribute("error.type", type(single_failure(exc)).__name__)
                 span.set_status(StatusCode.ERROR, str(exc)[:500] or type(exc).__name__)
             if totals.attempts:
                 span.set_attribute("cadre.attempts", totals.attempts)
@@ -232,13 +234,6 @@ class _ToolSpan:
             _totals.reset(self.totals_token)
             context.detach(self.token)
             span.end()
-
-
-def _error_type(exc: BaseException) -> str:
-    """The class name, looking through an exception group that holds one exception."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return type(exc).__name__
 
 
 def _build_provider(service: str) -> Any:

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, single_failure
 
 SERVERS = ("oracle", "librarian", "search")
 TOKEN_ENV = "CADRE_TOKEN"  # noqa: S105 - the name of the variable, not a token
@@ -104,19 +104,12 @@ async def call(args: Any) -> tuple[bool, Any]:
     return result.is_error, result.structured_content if result.structured_content is not None else text
 
 
-def leaf(exc: BaseException) -> BaseException:
-    """The one real error inside nested single-member exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def connection_error(args: Any, exc: BaseException, statuses: list[int]) -> CadreError:
     """What went wrong talking to the server, in one line that names it and what to change."""
     import httpx2
 
     where = args.url or f"cadre-{args.server.removeprefix('cadre-')}"
-    exc = leaf(exc)
+    exc = single_failure(exc)
     if isinstance(exc, CadreError):
         return exc
     if 401 in statuses:
