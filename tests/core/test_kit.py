@@ -189,6 +189,16 @@ async def test_keyed_provider_is_preferred_over_sampling(keys):
     assert asked == []
 
 
+@pytest.mark.parametrize("host", ["sampling:host", "SAMPLING:host", "Sampling"])
+def test_only_the_hosts_model_is_not_keyed_in_any_spelling(host, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = make_config(oracle=["openai:x", host], search=["openai:x"])
+    kit = Kit("oracle", "cadre-test", config=LoadedConfig(config, {}, []), router=Router(config, None))
+    assert not kit.keyed()  # no key for openai, and the host's model needs none: no background job
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    assert kit.keyed() and kit.keyed("search")
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_host_without_sampling_is_refused_clearly(mode):
     server = make_server({"openai:x": TestModel(), "sampling:host": SamplingModel()})

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from cadre_core.errors import ConfigError
 from cadre_core.models.base import Effort
-from cadre_core.models.refs import PROVIDERS, parse_model_ref
+from cadre_core.models.refs import PROVIDERS, canonical_ref, model_key, parse_model_ref
 
 RoleName = Literal["oracle", "review", "librarian", "search"]
 ProviderName = Literal["anthropic", "openai", "google", "openai_compatible"]
@@ -43,9 +43,8 @@ class Candidate(_Strict):
 
     @field_validator("model")
     @classmethod
-    def _known_provider(cls, value: str) -> str:
-        parse_model_ref(value)
-        return value
+    def _canonical(cls, value: str) -> str:
+        return canonical_ref(value)
 
 
 class RoleConfig(_Strict):
@@ -184,7 +183,7 @@ class CadreConfig(BaseSettings):
         """The candidate's window: its own setting, the `[models]` table, else the price catalog."""
         if candidate.context_window:
             return candidate.context_window
-        if info := self.models.get(candidate.model):
+        if info := next((i for ref, i in self.models.items() if model_key(ref) == candidate.model), None):
             return info.context_window
         from cadre_core.pricing import catalog_context_window
 

@@ -248,8 +248,10 @@ class AllCandidatesFailedError(CadreError):
     @staticmethod
     def _no_model(role: str, attempts: list[Attempt]) -> str | None:
         """The one-sentence message when no candidate had a key and the host's model did not answer."""
+        from cadre_core.models.refs import is_host  # here: the models package imports this module
+
         keyless = [a for a in attempts if a.outcome == "no_key" and a.env_var]
-        host = [a for a in attempts if a.model.startswith("sampling:")]
+        host = [a for a in attempts if is_host(a.model)]
         unavailable = all(a.error_class in ("SamplingUnavailableError", "NoHostSamplingError") for a in host)
         if not keyless or len(keyless) + len(host) != len(attempts) or not unavailable:
             return None

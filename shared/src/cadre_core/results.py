@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cadre_core.models.refs import is_host
+
 NO_TOKENS = {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0}
 
 
@@ -24,4 +26,4 @@ def totals(call: Any) -> tuple[float | None, dict[str, int]]:
 
 def shown_model(model: str) -> str:
     """`host` for the MCP host's model, else `provider:model`."""
-    return "host" if model.startswith("sampling:") else model
+    return "host" if is_host(model) else model

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from cadre_core.errors import OutputInvalidError
 from cadre_core.models.base import ModelResponse
+from cadre_core.models.refs import is_host
 
 ANNOTATIONS = frozenset({"title", "default", "examples", "$schema"})
 """Dropped: OpenAI's strict mode refuses `default` ("'default' is not permitted"); the rest carry nothing a
@@ -84,7 +85,7 @@ def validator(model: type[BaseModel], *, host_prose: Callable[[str], dict[str, A
     asked twice on every MCP protocol, so its prose is kept rather than repaired."""
 
     def check(response: ModelResponse) -> None:
-        if host_prose and response.model.startswith("sampling:") and not is_valid(model, response.output):
+        if host_prose and is_host(response.model) and not is_valid(model, response.output):
             response.output = host_prose(response.text.strip() or "(empty answer)")
         if response.output is None:
             raise OutputInvalidError("the reply is not a JSON object; answer with JSON matching the schema")

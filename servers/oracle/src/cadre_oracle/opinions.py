@@ -9,7 +9,7 @@ import anyio
 from cadre_core.errors import CadreError, no_model_message, one_of
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
-from cadre_core.models.refs import parse_model_ref
+from cadre_core.models.refs import is_host, parse_model_ref
 from cadre_core.results import NO_TOKENS, shown_model, totals
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer
@@ -65,7 +65,7 @@ async def second_opinions(
         notes.append(f"not traceable by thread: {exc}")
     calls: list[Any] = []
 
-    hosted = candidates[0].model.startswith("sampling:")
+    hosted = is_host(candidates[0].model)
 
     async def ask(index: int, candidate) -> None:
         call = kit.new_call("second_opinions", thread_id)

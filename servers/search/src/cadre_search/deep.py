@@ -11,6 +11,7 @@ import anyio
 from cadre_core.detectors import runaway_turns, tool_call_loop
 from cadre_core.errors import AllCandidatesFailedError, CadreError, clip
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
+from cadre_core.models.refs import is_host
 from cadre_search.engine import Engine, SearchResult
 from cadre_search.rank import Hit
 
@@ -182,7 +183,7 @@ async def deep_search(
 
 def _no_answer_note(exc: AllCandidatesFailedError) -> str:
     """Why deep mode got no answer: the keys to set when no provider has one, else what each provider did."""
-    tried = [a for a in exc.attempts if a.outcome != "no_key" and not a.model.startswith("sampling:")]
+    tried = [a for a in exc.attempts if a.outcome != "no_key" and not is_host(a.model)]
     if not tried:
         keys = ", ".join(exc.missing_keys) or "a provider key"
         return f"deep mode needs a model ({keys}); returned fast-mode results"

@@ -8,6 +8,7 @@ from typing import Any
 
 from cadre_core.config import load_config
 from cadre_core.ledger import default_ledger_path
+from cadre_core.models.refs import is_host
 from cadre_core.router import Router
 from cadre_core.threads import default_threads_path
 
@@ -30,7 +31,7 @@ def report(args: Any) -> dict[str, Any]:
     for role in cfg.roles:
         entries = [{"model": c.model, "unavailable": why} for c, why in router.availability(role)]
         first = next(
-            (e["model"] for e in entries if e["unavailable"] is None and not e["model"].startswith("sampling")),
+            (e["model"] for e in entries if e["unavailable"] is None and not is_host(e["model"])),
             None,
         )
         roles[role] = {

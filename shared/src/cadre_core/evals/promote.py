@@ -25,8 +25,9 @@ from pydantic import ValidationError
 
 from cadre_core.config import CadreConfig, Candidate, LoadedConfig, RoleConfig
 from cadre_core.errors import CadreError, EvalError
-from cadre_core.evals.runner import EvalReport, model_key
+from cadre_core.evals.runner import EvalReport
 from cadre_core.evals.stats import ModelStats
+from cadre_core.models.refs import model_key
 
 EPSILON = 1e-9
 

@@ -24,7 +24,7 @@ from cadre_core.evals.judge import JUDGE_TOOL, Judge
 from cadre_core.evals.roles import RoleTarget, target_for
 from cadre_core.evals.stats import ModelStats, summarize
 from cadre_core.evals.suite import JudgeCheck, Suite, Task
-from cadre_core.models.refs import parse_model_ref
+from cadre_core.models.refs import is_host, model_key
 
 
 @dataclass
@@ -91,14 +91,6 @@ class _Tap:
         return getattr(self.ledger, name)
 
 
-def model_key(ref: str) -> str:
-    """`ref` normalised to `provider:model` (`gemini:x` and `google:x` are one model); unparsable refs as given."""
-    try:
-        return "{}:{}".format(*parse_model_ref(ref))
-    except ValueError:
-        return ref.strip()
-
-
 def candidate_for(config: CadreConfig, role: str, ref: str) -> Candidate:
     """The role's own settings for `ref` when it is already a candidate (any provider alias), else a plain one."""
     role_cfg = config.roles.get(role)  # type: ignore[call-overload]
@@ -127,7 +119,7 @@ def route_config(config: CadreConfig, role: str, candidate: Candidate, ledger: P
 def _unusable(config: CadreConfig, role: str, candidate: Candidate) -> str | None:
     from cadre_core.router import Router
 
-    if candidate.model.startswith("sampling:"):
+    if is_host(candidate.model):
         return "the MCP host's model cannot be evaluated outside a host; pick a provider model"
     cfg = config.model_copy(deep=True)
     cfg.roles[role] = RoleConfig(candidates=[candidate])  # type: ignore[index]
