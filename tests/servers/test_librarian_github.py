@@ -17,6 +17,7 @@ import pytest
 from cadre_librarian.github import GitHub, check_repo, locate, token_from_env
 from cadre_librarian.github_cache import ResponseCache, is_immutable
 from cadre_librarian.github_http import GitHubHTTP
+from cadre_librarian.github_shapes import is_repo_name
 from cadre_librarian.sources import NetworkError, NotFoundError, RateLimitedError, SourceError
 
 pytestmark = pytest.mark.anyio
@@ -376,11 +377,30 @@ def test_keyring_hosts_yml_and_broken_yaml_give_no_token(tmp_path: Path) -> None
 
 
 def test_repo_names_are_validated() -> None:
-    assert check_repo("https://github.com/encode/httpx.git") == "encode/httpx"
-    assert check_repo(" acme/widgets ") == "acme/widgets"
-    for bad in ("httpx", "a/b/c", "acme/..", "-bad/x", "acme/wid gets", ""):
+    """One check for the API, the clones and the research: GitHub's owner/name rules."""
+    for spelled in ("https://github.com/encode/httpx.git", "http://www.github.com/encode/httpx/", " encode/httpx ",
+                    "git@github.com:encode/httpx.git", "github:encode/httpx", "GitHub.com/encode/httpx"):  # fmt: skip
+        assert check_repo(spelled) == "encode/httpx", spelled
+    bad = (
+        "httpx",
+        "a/b/c",
+        "acme/..",
+        "acme/.",
+        "../etc/passwd",
+        "-bad/x",
+        "acme/wid gets",
+        "",
+        "o.k/x",
+        "x" * 40 + "/y",
+    )
+    for name in bad:
         with pytest.raises(SourceError, match="owner/name"):
-            check_repo(bad)
+            check_repo(name)
+        assert not is_repo_name(name)
+    assert is_repo_name("encode/httpx") and is_repo_name("a-b/c.d_e")
+    assert not is_repo_name("https://github.com/encode/httpx")  # a library written as a URL is not a repo name
+    with pytest.raises(SourceError, match=r"\(5,000 characters\)"):
+        check_repo("x" * 5000)  # a huge input is clipped in the message
 
 
 def test_only_sha_pinned_urls_are_immutable() -> None:

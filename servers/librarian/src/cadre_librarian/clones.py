@@ -43,6 +43,7 @@ import structlog
 
 from cadre_core.errors import clip
 from cadre_core.files import is_secret_path, is_text_file, read_text
+from cadre_librarian.github_shapes import check_repo
 from cadre_librarian.locks import KeyedLocks
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, SourceError, slice_lines
 
@@ -57,9 +58,7 @@ MAX_HIT_LINES = 60
 MAX_READ_BYTES = 10_000_000
 _SWEEP_AFTER = 3_600.0
 _SHA = re.compile(r"[0-9a-fA-F]{40}")
-_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _REF = re.compile(r"[A-Za-z0-9._/+@-]{1,255}")
-_GITHUB_PREFIXES = ("https://github.com/", "http://github.com/", "git@github.com:", "github.com/", "github:")
 
 
 @dataclass(frozen=True)
@@ -81,20 +80,6 @@ class Checkout:
         if start_line is not None:
             url += f"#L{start_line}" + (f"-L{end_line}" if end_line and end_line != start_line else "")
         return url
-
-
-def normalize_repo(repo: str) -> str:
-    """`owner/name` from `owner/name`, a GitHub URL or `owner/name.git`; anything else is an error."""
-    text = (repo or "").strip()
-    for prefix in _GITHUB_PREFIXES:
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    text = text.strip("/")
-    text = text.removesuffix(".git")
-    if not _REPO.fullmatch(text) or ".." in text:
-        raise SourceError(f"'{clip(repo)}' is not a GitHub repository; pass it as owner/name, e.g. 'encode/httpx'")
-    return text
 
 
 def normalize_ref(ref: str | None) -> str | None:
@@ -148,7 +133,7 @@ class Clones:
 
     async def checkout(self, repo: str, ref: str | None = None) -> Checkout:
         """A checkout of `repo` at `ref` (default branch when None): reused, refreshed or cloned."""
-        repo, ref = normalize_repo(repo), normalize_ref(ref)
+        repo, ref = check_repo(repo), normalize_ref(ref)
         key_dir = self.cache_dir / _key_name(repo, ref)
         async with self._locks.hold(key_dir.name):
             current = self._current(key_dir)

@@ -7,17 +7,27 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cadre_core.errors import clip as clip_input
 from cadre_librarian.sources import SourceError
 
-REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
+"""GitHub's `owner/name`: an owner of up to 39 letters, digits and hyphens, a name of up to 100 of those,
+`.` and `_`. The one repository-name check of the librarian."""
+_GITHUB_PREFIX = re.compile(r"(?:(?:https?://)?(?:www\.)?github\.com/|git@github\.com:|github:)", re.IGNORECASE)
+
+
+def is_repo_name(text: str) -> bool:
+    """True when `text` is written as plain `owner/name` (not a URL): how a library names a repository."""
+    return bool(REPO.fullmatch(text)) and ".." not in text and not text.endswith("/.")
 
 
 def check_repo(repo: str) -> str:
-    """`owner/name` (a github.com URL or a trailing .git is accepted); a clear error otherwise."""
-    name = re.sub(r"^(?:https?://)?(?:www\.)?github\.com/", "", str(repo).strip()).strip("/").removesuffix(".git")
-    if not REPO.match(name) or name.split("/")[1] in (".", ".."):
-        raise SourceError(f"{repo!r} is not a GitHub repository; write it as owner/name, e.g. encode/httpx")
-    return name
+    """`owner/name` from `owner/name`, a GitHub URL, `git@github.com:owner/name` or `owner/name.git`;
+    a SourceError naming the fix otherwise."""
+    text = _GITHUB_PREFIX.sub("", str(repo or "").strip(), count=1).strip("/").removesuffix(".git")
+    if not is_repo_name(text):
+        raise SourceError(f"'{clip_input(repo)}' is not a GitHub repository; pass it as owner/name, e.g. encode/httpx")
+    return text
 
 
 def clean_path(path: str) -> str:

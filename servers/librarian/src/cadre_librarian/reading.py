@@ -8,9 +8,9 @@ import anyio
 
 from cadre_core.errors import clip
 from cadre_librarian.evidence import anchored
+from cadre_librarian.github_shapes import is_repo_name
 from cadre_librarian.installed import Installed, source_repo
 from cadre_librarian.library import Library
-from cadre_librarian.research import REPO_NAME
 from cadre_librarian.sources import (
     Excerpt,
     NetworkError,
@@ -51,7 +51,7 @@ async def read_source(
     if not target or not (path or "").strip():
         raise SourceError("pass target (a package name or owner/repo) and path (a file inside it)")
     start = start_line or 1
-    if REPO_NAME.match(target) and not installed.has(target):
+    if is_repo_name(target) and not installed.has(target):
         return await _from_github(library, target, path, ref or version, start, end_line, [])
     package = await anyio.to_thread.run_sync(lambda: installed.find(target))
     wanted = (version or ref or "").lstrip("v")

@@ -17,6 +17,7 @@ from cadre_core.structured import strict_schema, validator
 from cadre_core.toolloop import tool_loop
 from cadre_librarian.environments import normalize
 from cadre_librarian.evidence import check_citations
+from cadre_librarian.github_shapes import is_repo_name
 from cadre_librarian.installed import search_package, source_repo
 from cadre_librarian.sources import Excerpt, SourceError
 from cadre_librarian.tools import DEFINITIONS, Desk, run_tool
@@ -27,7 +28,6 @@ SEED_HITS = 4
 SEED_SECONDS = 30.0
 REPO_SECONDS = 90.0
 NO_MODEL_HITS = 8
-REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SYSTEM = """You are the librarian: you research how libraries really work by reading their source, \
 release notes and docs, then answer a coding agent's question.
 
@@ -102,7 +102,7 @@ def gather(desk: Desk, question: str, libraries: list[str] | None, version: str 
         try:
             package = desk.installed.find(name)
         except SourceError as exc:
-            if REPO_NAME.match(name):
+            if is_repo_name(name):
                 notes.append(f"{name} is not installed here, so it is read from GitHub")
             else:
                 notes.append(str(exc))
@@ -139,7 +139,7 @@ async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tupl
     """For the no-model path: GitHub repositories named in `libraries`, searched in a shallow clone."""
     excerpts: list[Excerpt] = []
     notes: list[str] = []
-    repos = [name for name in libraries if REPO_NAME.match(name)]
+    repos = [name for name in libraries if is_repo_name(name)]
     for name in repos:
         try:
             with anyio.fail_after(REPO_SECONDS):
