@@ -22,12 +22,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from cadre_core import telemetry
 from cadre_core.errors import ModelNotFoundError, RateLimitError
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, Usage
 from cadre_core.models.test import FunctionModel
 from cadre_core.pricing import price
-from cadre_core.router import Router
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import wire_fake_models
 from tests.core.conftest import make_config
 from tests.servers.conftest import make_repo
 
@@ -59,11 +57,9 @@ def oracle(tmp_path, models: dict, *, retries: int = 2):
     server = create_server(root=make_repo(tmp_path / "ws", {"app/store.py": "class Store:\n    pass\n"}))
     config = make_config(oracle=list(models))
     config.router.retries_per_candidate = retries
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    router = Router(
-        config, ledger, model_factory=lambda cand, cfg: models[cand.model], sleep=lambda s: anyio.lowlevel.checkpoint()
+    ledger = wire_fake_models(
+        server, models, config=config, state=tmp_path, sleep=lambda s: anyio.lowlevel.checkpoint()
     )
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
     return server, ledger
 
 

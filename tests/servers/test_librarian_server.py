@@ -8,11 +8,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
-from cadre_core.router import Router
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import wire_fake_models
 from cadre_librarian.library import Library
 from cadre_librarian.server import create_server
 from cadre_librarian.sources import Excerpt, NetworkError, NotFoundError, RateLimitedError, SourceError, TooLargeError
@@ -30,11 +28,7 @@ def env(tmp_path):
 
 def librarian(root, model, tmp_path, *, library=None):
     server = create_server(root=root, library=library or Library(environ={}))
-    config = make_config(librarian=[MODEL])
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    router = Router(config, ledger, model_factory=lambda cand, cfg: model)
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
-    return server, ledger
+    return server, wire_fake_models(server, model, config=make_config(librarian=[MODEL]), state=tmp_path)
 
 
 async def call(server, tool, args):
@@ -385,10 +379,7 @@ def host_only_librarian(env, tmp_path):
 
     server = create_server(root=env, library=Library(environ={}))
     config = make_config(librarian=["openai:gpt-5.2", "sampling:host"])
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    models = {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}
-    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
+    wire_fake_models(server, {"openai:gpt-5.2": None, "sampling:host": SamplingModel()}, config=config, state=tmp_path)
     return server
 
 

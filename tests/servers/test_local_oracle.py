@@ -11,11 +11,8 @@ import pytest
 from mcp import Client
 
 from cadre_core.config import ProviderConfig
-from cadre_core.ledger import Ledger
 from cadre_core.models import build_model, endpoints
-from cadre_core.router import Router
-from cadre_core.testing import mock_http_client
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import mock_http_client, wire_fake_models
 from cadre_oracle.server import create_server
 from tests.core.conftest import make_config
 from tests.core.test_local_endpoints import RAW_ANSWER, FakeServer, llama_cpp_python, vllm_without_auto_tool_choice
@@ -37,15 +34,12 @@ def local_oracle(root, fake: FakeServer, tmp_path, role: str):
     server = create_server(root=root)
     config = make_config(**{role: [MODEL]})
     config.providers["openai_compatible"] = ProviderConfig(base_url="http://127.0.0.1:8000/v1", key_required=False)
-    config.paths.jobs = tmp_path / "jobs.sqlite"
-    ledger = Ledger(tmp_path / "ledger.sqlite")
     client = mock_http_client(fake)
 
     def factory(candidate, cfg):
         return build_model(candidate.model, cfg.providers["openai_compatible"], http_client=client)
 
-    router = Router(config, ledger, model_factory=factory)
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
+    wire_fake_models(server, factory, config=config, state=tmp_path)
     return server
 
 

@@ -8,11 +8,9 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
-from cadre_core.router import Router
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import wire_fake_models
 from cadre_oracle.server import create_server
 from tests.core.conftest import make_config
 from tests.servers.conftest import make_repo
@@ -45,11 +43,7 @@ def oracle(root, models: dict, tmp_path, *, roles=None, heartbeat_s=5.0):
     server = create_server(root=root)
     config = make_config(**(roles or {"oracle": list(models)}))
     config.server.heartbeat_s = heartbeat_s
-    config.paths.jobs = tmp_path / "jobs.sqlite"
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
-    return server, ledger
+    return server, wire_fake_models(server, models, config=config, state=tmp_path)
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@
 import pytest
 from mcp import Client
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
-from cadre_core.router import Router
+from cadre_core.testing import wire_fake_models
 from cadre_search.deep import MAX_TURNS, DeepSearch
 from cadre_search.server import create_server
 from tests.core.conftest import make_config
@@ -31,9 +30,7 @@ def search_server(repo, tmp_path, monkeypatch, model):
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     server = create_server(root=repo)
     config = make_config(search=["google:gemini-3-flash-preview"])
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    server.kit.use(config=config, router=Router(config, ledger, model_factory=lambda c, cfg: model))
-    return server, ledger
+    return server, wire_fake_models(server, model, config=config, state=tmp_path)
 
 
 async def deep(server, query="how are retries applied?") -> dict:

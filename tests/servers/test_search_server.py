@@ -9,10 +9,9 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
-from cadre_core.router import Router
+from cadre_core.testing import wire_fake_models
 from cadre_search.server import create_server
 from tests.core.conftest import make_config
 from tests.servers.conftest import make_repo
@@ -110,9 +109,7 @@ async def test_deep_mode_runs_parallel_engine_calls_and_answers(repo, tmp_path, 
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     server = create_server(root=repo)
     config = make_config(search=["google:gemini-3-flash-preview"])
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    model = scripted_search_model()
-    server.kit.use(config=config, router=Router(config, ledger, model_factory=lambda c, cfg: model))
+    ledger = wire_fake_models(server, scripted_search_model(), config=config, state=tmp_path)
     async with Client(server) as client:
         result = await client.call_tool("search_codebase", {"query": "how are retries applied?", "mode": "deep"})
     data = result.structured_content
@@ -168,7 +165,7 @@ async def test_deep_mode_without_a_key_asks_the_host_model_from_the_hits(repo, m
     assert fast.structured_content["hits"] == data["hits"]
 
 
-async def test_deep_mode_with_keys_but_a_provider_down_says_what_failed(repo, keys):
+async def test_deep_mode_with_keys_but_a_provider_down_says_what_failed(repo, keys, tmp_path):
     from cadre_core import errors
     from cadre_core.models.test import TestModel
 
@@ -176,7 +173,7 @@ async def test_deep_mode_with_keys_but_a_provider_down_says_what_failed(repo, ke
     config = make_config(search=["google:gemini-3-flash-preview"])
     config.router.retries_per_candidate = 0
     down = TestModel(error=errors.OverloadedError("HTTP 503: The model is overloaded", provider="google", model="g"))
-    server.kit.use(config=config, router=Router(config, None, model_factory=lambda c, cfg: down))
+    wire_fake_models(server, down, config=config, state=tmp_path)
     async with Client(server) as client:
         result = await client.call_tool("search_codebase", {"query": "retry policy", "mode": "deep"})
     data = result.structured_content

@@ -14,11 +14,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
-from cadre_core.router import Router
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import wire_fake_models
 from tests.core.conftest import make_config
 from tests.secret_corpus import config_yaml, corpus, leaks, notes_md, secret_files
 from tests.servers.conftest import make_repo
@@ -134,11 +132,7 @@ def oracle_server(root, tmp_path, log: Log, calls: list[ToolCall] | None = None)
 
     models = {m: FunctionModel(reply) for m in ("openai:gpt-5.2", "anthropic:claude-sonnet-4-5")}
     server = create_server(root=root)
-    config = make_config(oracle=list(models), review=["openai:gpt-5.2"])
-    config.paths.jobs = tmp_path / "jobs.sqlite"
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    router = Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model])
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "threads.sqlite"), router=router)
+    wire_fake_models(server, models, config=make_config(oracle=list(models), review=["openai:gpt-5.2"]), state=tmp_path)
     return server
 
 
@@ -182,8 +176,7 @@ def search_server(root, tmp_path, log: Log, calls: list[ToolCall] | None = None)
     server = create_server(root=root)
     config = make_config(search=["google:gemini-3-flash-preview"])
     model = FunctionModel(reply, model_name="gemini-3-flash-preview")
-    ledger = Ledger(tmp_path / "search-ledger.sqlite")
-    server.kit.use(config=config, router=Router(config, ledger, model_factory=lambda c, cfg: model))
+    wire_fake_models(server, model, config=config, state=tmp_path / "search")
     return server
 
 
@@ -249,10 +242,7 @@ async def test_the_librarian_leaks_nothing(leaky_env, tmp_path, keys):
 
     server = create_server(root=leaky_env, library=Library(environ={}))
     config = make_config(librarian=["openai:gpt-5.2"])
-    model = FunctionModel(reply)
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    router = Router(config, ledger, model_factory=lambda cand, cfg: model)
-    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(tmp_path / "t.sqlite"), router=router)
+    wire_fake_models(server, FunctionModel(reply), config=config, state=tmp_path)
     async with Client(server) as client:
         research = await client.call_tool("research", {"question": "What secrets?", "libraries": ["leaky"]})
         assert not research.is_error, research.content

@@ -18,10 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from cadre_core.ledger import Ledger
 from cadre_core.models.test import TestModel
-from cadre_core.router import Router
-from cadre_core.threads import ThreadStore
+from cadre_core.testing import wire_fake_models
 from cadre_librarian.library import Library
 from cadre_librarian.server import create_server as librarian_server
 from cadre_librarian.sources import NetworkError
@@ -158,14 +156,11 @@ def echoed(text: str, value: str) -> bool:
     return any(len(w) > ECHO_LIMIT and w in text for w in windows)
 
 
-def fake_router(config, tmp_path: Path, name: str) -> tuple[Router, Ledger, ThreadStore]:
-    ledger = Ledger(tmp_path / f"{name}-ledger.sqlite")
+def plain_models(server, config, state: Path):
+    """`server` wired to fakes that give a plain answer from every model in MODELS."""
     models = {m: TestModel("A plain answer.", model_name=m) for m in MODELS}
-    return (
-        Router(config, ledger, model_factory=lambda cand, cfg: models[cand.model]),
-        ledger,
-        ThreadStore(tmp_path / f"{name}-threads.sqlite"),
-    )
+    wire_fake_models(server, models, config=config, state=state)
+    return server
 
 
 def git_repo(root: Path) -> Path:
@@ -180,11 +175,7 @@ def git_repo(root: Path) -> Path:
 
 def oracle(tmp_path: Path):
     server = oracle_server(root=git_repo(tmp_path / "oracle-ws"))
-    config = make_config(oracle=MODELS, review=MODELS)
-    config.paths.jobs = tmp_path / "jobs.sqlite"
-    router, ledger, threads = fake_router(config, tmp_path, "oracle")
-    server.kit.use(config=config, ledger=ledger, threads=threads, router=router)
-    return server
+    return plain_models(server, make_config(oracle=MODELS, review=MODELS), tmp_path / "oracle")
 
 
 class Offline:
@@ -205,16 +196,12 @@ class Offline:
 def librarian(tmp_path: Path):
     library = Library(environ={}, github=Offline(), clones=Offline(), web=Offline())
     server = librarian_server(root=make_env(tmp_path / "librarian-ws"), library=library)
-    router, ledger, threads = fake_router(make_config(librarian=MODELS), tmp_path, "librarian")
-    server.kit.use(config=make_config(librarian=MODELS), ledger=ledger, threads=threads, router=router)
-    return server
+    return plain_models(server, make_config(librarian=MODELS), tmp_path / "librarian")
 
 
 def search(tmp_path: Path):
     server = search_server(root=make_repo(tmp_path / "search-ws"))
-    router, ledger, threads = fake_router(make_config(search=MODELS), tmp_path, "search")
-    server.kit.use(config=make_config(search=MODELS), ledger=ledger, threads=threads, router=router)
-    return server
+    return plain_models(server, make_config(search=MODELS), tmp_path / "search")
 
 
 @contextmanager

@@ -1,16 +1,22 @@
 """Test helpers that ship with the library: fake HTTP for provider SDKs, a network guard,
-and the fakes `TestModel` / `FunctionModel`."""
+the fakes `TestModel` / `FunctionModel`, and a server wired to fake models."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from cadre_core.models.base import Model
 from cadre_core.models.test import FunctionModel, TestModel
+
+if TYPE_CHECKING:
+    from cadre_core.config import CadreConfig, Candidate
+    from cadre_core.ledger import Ledger
 
 __all__ = [
     "FunctionModel",
@@ -20,6 +26,7 @@ __all__ = [
     "UnexpectedRequestError",
     "block_network",
     "mock_http_client",
+    "wire_fake_models",
 ]
 
 
@@ -128,3 +135,36 @@ def mock_http_client(handler: Callable[[Any], Any]) -> Any:
     import httpx2
 
     return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+
+
+FakeModels = Model | Mapping[str, Model | None] | Callable[["Candidate", "CadreConfig"], Model]
+
+
+def wire_fake_models(
+    server: Any, models: FakeModels, *, config: CadreConfig, state: Path, **router_options: Any
+) -> Ledger:
+    """Give `server` (any Cadre MCP server) `config` and a router whose models are `models`, with its ledger,
+    threads and jobs kept under `state`; returns the ledger. `router_options` go to `Router` (e.g. `sleep`).
+
+    `models` is one model that answers every candidate, a dict by `provider:model` (any alias), or a
+    `(candidate, config) -> Model` factory. Nothing reads keys or the network: the route's key checks still
+    apply, so set the key env vars of the candidates that should run."""
+    from cadre_core.ledger import Ledger
+    from cadre_core.models.refs import model_key
+    from cadre_core.router import Router
+    from cadre_core.threads import ThreadStore
+
+    if isinstance(models, Model):
+        one = models
+        factory: Callable[[Candidate, CadreConfig], Any] = lambda candidate, cfg: one  # noqa: E731
+    elif isinstance(models, Mapping):
+        by_key = {model_key(ref): model for ref, model in models.items()}
+        factory = lambda candidate, cfg: by_key[model_key(candidate.model)]  # noqa: E731
+    else:
+        factory = models
+    state.mkdir(parents=True, exist_ok=True)
+    config.paths.jobs = state / "jobs.sqlite"
+    ledger = Ledger(state / "ledger.sqlite")
+    router = Router(config, ledger, model_factory=factory, **router_options)
+    server.kit.use(config=config, ledger=ledger, threads=ThreadStore(state / "threads.sqlite"), router=router)
+    return ledger
