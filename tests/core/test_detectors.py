@@ -107,6 +107,29 @@ def test_tool_call_loop_and_runaway_turns():
     assert detectors.runaway_turns(5, limit=4) and detectors.runaway_turns(4, limit=4) is None
 
 
+def test_repeated_calls_are_found_against_history_and_within_the_turn():
+    read = ToolCall("1", "read_file", {"path": "a.py", "lines": [1, 2]})
+    same_args_reordered = ToolCall("9", "read_file", {"lines": [1, 2], "path": "a.py"})  # ids and key order differ
+    other = ToolCall("2", "read_file", {"path": "b.py"})
+    assert detectors.repeated_calls([read], [other, same_args_reordered]) == {1}
+    assert detectors.repeated_calls([], [other, read, other]) == {2}
+    assert detectors.repeated_calls([], [read, other]) == set()
+
+
+def test_tool_problem_flags_only_a_call_this_reply_repeats_and_tools_on_the_answer_turn():
+    from cadre_core.models.base import Message, ModelRequest
+
+    grep = ToolCall("x", "grep", {"pattern": "cache"})
+    history = [Message.user("why?"), Message.assistant("", [grep]), Message.assistant("", [grep])]
+    again = ModelResponse(tool_calls=[ToolCall("y", "grep", {"pattern": "cache"})], finish_reason="tool_use")
+    fresh = ModelResponse(tool_calls=[ToolCall("z", "grep", {"pattern": "other"})], finish_reason="tool_use")
+    assert detectors.tool_problem(ModelRequest(history), again) == (
+        "tool_call_loop", 'grep({"pattern": "cache"}) was called 3 times')  # fmt: skip
+    assert detectors.tool_problem(ModelRequest(history), fresh) is None
+    assert detectors.tool_problem(ModelRequest(history, tools_allowed=False), fresh)[0] == "runaway_turns"
+    assert detectors.tool_problem(ModelRequest(history), CLEAN) is None
+
+
 def test_first_problem_names_the_detector_and_skips_tool_turns():
     assert detectors.first_problem(ModelResponse(text="cut", finish_reason="length"))[0] == "truncated"
     assert detectors.first_problem(CLEAN) is None

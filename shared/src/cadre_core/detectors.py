@@ -1,4 +1,6 @@
-"""Off-the-rails detectors: small named checks on a model's answer. Each returns a reason or None."""
+"""Off-the-rails detectors: small named checks on a model's answer. Each returns a reason or None.
+
+The only home of loop detection: repeated identical tool calls and turns past the limit."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import pairwise
 
-from cadre_core.models.base import ModelResponse, ToolCall
+from cadre_core.models.base import ModelRequest, ModelResponse, ToolCall
 
 _THINKING_TAG = re.compile(r"</?(?:think|thinking|reasoning|scratchpad)>", re.IGNORECASE)
 _THINKING_PREAMBLE = re.compile(r"\A\s*(?:Thinking|Reasoning)\s*:", re.IGNORECASE)
@@ -100,13 +102,42 @@ def truncated(response: ModelResponse) -> str | None:
     return "the answer was cut off at max output tokens" if response.finish_reason == "length" else None
 
 
+def call_key(call: ToolCall) -> tuple[str, str]:
+    """What makes two tool calls the same call: the tool's name and its arguments."""
+    return call.name, json.dumps(call.arguments, sort_keys=True)
+
+
 def tool_call_loop(calls: list[ToolCall], *, limit: int = 3) -> str | None:
     """The same tool with the same arguments called `limit` times or more across a conversation."""
-    seen = Counter((c.name, json.dumps(c.arguments, sort_keys=True)) for c in calls)
+    seen = Counter(call_key(c) for c in calls)
     if not seen:
         return None
     (name, args), count = seen.most_common(1)[0]
     return f"{name}({args}) was called {count} times" if count >= limit else None
+
+
+def repeated_calls(earlier: list[ToolCall], calls: list[ToolCall]) -> set[int]:
+    """Indexes of `calls` identical to one in `earlier` or to one before it in `calls`."""
+    seen = {call_key(c) for c in earlier}
+    repeated = set()
+    for i, call in enumerate(calls):
+        if call_key(call) in seen:
+            repeated.add(i)
+        seen.add(call_key(call))
+    return repeated
+
+
+def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, str] | None:
+    """(detector, reason) for a tool-calling reply that is off the rails: the same call repeated across
+    the conversation (tool_call_loop), or tool calls on a turn that had to answer (runaway_turns)."""
+    if not response.tool_calls:
+        return None
+    if not request.tools_allowed:
+        return "runaway_turns", "called tools on the turn that had to answer"
+    mine = {call_key(c) for c in response.tool_calls}
+    repeated = [c for m in request.messages for c in m.tool_calls if call_key(c) in mine]
+    reason = tool_call_loop([*repeated, *response.tool_calls])  # only a call this reply repeats counts
+    return ("tool_call_loop", reason) if reason else None
 
 
 def runaway_turns(turns: int, *, limit: int) -> str | None:

@@ -14,7 +14,7 @@ from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.results import shown_model, totals
 from cadre_core.structured import strict_schema, validator
-from cadre_core.toolloop import tool_loop
+from cadre_core.toolloop import kit_caller, tool_loop
 from cadre_librarian.environments import normalize
 from cadre_librarian.evidence import check_citations
 from cadre_librarian.github_shapes import is_repo_name
@@ -218,8 +218,9 @@ async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRe
 
     call.phase = "researching"
     return await tool_loop(
-        kit, ctx, replace(request, tools=DEFINITIONS), tool="research", call=call, turns=turns,
-        run_tool=lambda tool_call: run_tool(desk, tool_call), who="the librarian's", gave_up=gave_up,
+        kit_caller(kit, ctx, tool="research", call=call), replace(request, tools=DEFINITIONS), call=call,
+        turns=turns, run_tool=lambda tool_call: run_tool(desk, tool_call), who="the librarian's reading",
+        gave_up=gave_up,
     )  # fmt: skip
 
 

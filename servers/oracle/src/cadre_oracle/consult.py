@@ -11,7 +11,7 @@ from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.results import shown_model, totals
-from cadre_core.toolloop import tool_loop
+from cadre_core.toolloop import kit_caller, tool_loop
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer, oracle_validator, strict_schema
 from cadre_oracle.context import pack, project_instructions, resolve_files
@@ -115,9 +115,9 @@ async def consult(
                 "pass the relevant files or a narrower question")  # fmt: skip
 
     response, loop_notes = await tool_loop(
-        kit, ctx, replace(request, messages=messages, tools=TOOLS), tool="consult_oracle", call=call, turns=turns,
-        run_tool=lambda tool_call: run_tool(ws, tool_call), who="the oracle's file", gave_up=gave_up,
-        host_sample=host_sample,
+        kit_caller(kit, ctx, tool="consult_oracle", call=call, host_sample=host_sample),
+        replace(request, messages=messages, tools=TOOLS), call=call, turns=turns,
+        run_tool=lambda tool_call: run_tool(ws, tool_call), who="the oracle's file reading", gave_up=gave_up,
     )  # fmt: skip
     notes += loop_notes
     answer = OracleAnswer.model_validate(response.output)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
 
-from cadre_core.detectors import runaway_turns, tool_call_loop
 from cadre_core.errors import AllCandidatesFailedError, CadreError, clip
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
 from cadre_core.models.refs import is_host
+from cadre_core.toolloop import CallModel, KeptCallingTools, tool_loop
 from cadre_search.engine import Engine, SearchResult
 from cadre_search.rank import Hit
 
@@ -58,16 +57,6 @@ TOOLS = [
     ),
 ]
 
-CallModel = Callable[[ModelRequest], Awaitable[ModelResponse]]
-
-
-class Stopped(CadreError):
-    """The model would not stop calling tools after it was told to answer."""
-
-    def __init__(self, detector: str, reason: str):
-        super().__init__(f"{detector}: {reason}")
-        self.detector, self.reason = detector, reason
-
 
 class DeepSearch:
     """One deep search: the loop state, the hits seen, the answer and notes for the caller."""
@@ -75,73 +64,41 @@ class DeepSearch:
     def __init__(self, engine: Engine, call_model: CallModel, *, limit: int, scope: str | None, turns: int = MAX_TURNS):
         self.engine, self.call_model, self.limit, self.scope, self.turns = engine, call_model, limit, scope, turns
         self.seen: dict[str, Hit] = {}
-        self.calls = 0
+        self.calls = self.requests = 0
         self.model = ""
         self.notes: list[str] = []
 
     async def run(self, query: str, fast: SearchResult) -> tuple[str, list[Hit], dict]:
-        """Tool turns until the model answers; a repeated identical call ends them and forces the answer.
-
-        Raises `Stopped` when the model still calls tools on the turn where it must answer.
-        """
+        """Tool turns (the shared `tool_loop`) until the model answers; a repeated identical call ends them
+        and forces the answer. Raises `KeptCallingTools` when the model still calls tools on that turn."""
         for hit in fast.hits:
             self.seen.setdefault(hit.path, hit)
         overview = "\n".join(f"- {h.path}:{h.start_line} {h.symbol or ''} ({h.why})" for h in fast.hits[:8])
-        messages = [Message.user(f"Question:\n{query}\n\nFirst-pass results:\n{overview or '(none)'}")]
-        answer = ""
-        history: list[ToolCall] = []
-        looping: str | None = None
-        for turn in range(1, self.turns + 1):
-            final = turn == self.turns or looping is not None
-            request = ModelRequest(
-                messages,
-                system=SYSTEM,
-                tools=TOOLS if (not final or history) else [],  # declared once used: providers need them
-                tools_allowed=not final,  # the last turn must answer
-                max_output_tokens=2048,
-                effort="low",
-            )
-            response = await self.call_model(request)
-            self.model = response.model or self.model
-            messages.append(response.to_message())
-            if not response.tool_calls:
-                answer = response.text.strip()
-                break
-            if looping is not None:
-                raise Stopped("tool_call_loop", looping)
-            if final:
-                raise Stopped("runaway_turns", runaway_turns(turn + 1, limit=self.turns) or "")
-            looping = tool_call_loop([*history, *response.tool_calls], limit=REPEAT_LIMIT)
-            results = await self._run_tools(
-                response.tool_calls, skip=_repeats(history, response.tool_calls) if looping else set()
-            )
-            history += response.tool_calls
-            messages += [Message.tool_result(call, text, is_error=err) for call, text, err in results]
-            if looping is not None:
-                self.notes.append(f"stopped the engine calls early (tool_call_loop): {looping}")
+        request = ModelRequest([Message.user(f"Question:\n{query}\n\nFirst-pass results:\n{overview or '(none)'}")],
+                               system=SYSTEM, tools=TOOLS, max_output_tokens=2048, effort="low")  # fmt: skip
+        response, self.notes = await tool_loop(
+            self._call_model, request, turns=self.turns - 1, run_tool=self._run_tool, who="the engine calls",
+            repeat_limit=REPEAT_LIMIT,
+        )  # fmt: skip
+        answer = response.text.strip()
         cited = [p for p in self.seen if p in answer]
         ranked = sorted(self.seen.values(), key=lambda h: (h.path not in cited, -h.score))
-        return answer, ranked[: self.limit], {"turns": turn, "tool_calls": self.calls, "model": self.model}
+        return answer, ranked[: self.limit], {"turns": self.requests, "tool_calls": self.calls, "model": self.model}
 
-    async def _run_tools(self, calls: list[ToolCall], skip: Collection[int] = ()) -> list[tuple[ToolCall, str, bool]]:
-        """Run the calls in parallel, results in call order; the ones at `skip` are answered "not run"."""
-        results: list[tuple[ToolCall, str, bool] | None] = [None] * len(calls)
+    async def _call_model(self, request: ModelRequest) -> ModelResponse:
+        self.requests += 1
+        response = await self.call_model(request)
+        self.model = response.model or self.model
+        return response
 
-        async def one(i: int, call: ToolCall) -> None:
-            if i in skip:
-                results[i] = (call, "not run: you already made this exact call; answer now from what you have", True)
-                return
-            try:
-                text = await anyio.to_thread.run_sync(self._tool, call)
-                results[i] = (call, text[:TOOL_RESULT_CHARS], False)
-            except (CadreError, ValueError, TypeError, KeyError, OSError) as exc:  # OSError: a path too long...
-                results[i] = (call, f"error: {clip(str(exc), 300)}", True)
-
-        async with anyio.create_task_group() as tg:
-            for i, call in enumerate(calls):
-                tg.start_soon(one, i, call)
-        self.calls += len(calls) - len(skip)
-        return [r for r in results if r is not None]
+    async def _run_tool(self, call: ToolCall) -> tuple[str, bool]:
+        """One engine call in a worker thread: its text, clipped, or a short error the model reads."""
+        self.calls += 1
+        try:
+            text = await anyio.to_thread.run_sync(self._tool, call)
+            return text[:TOOL_RESULT_CHARS], False
+        except (CadreError, ValueError, TypeError, KeyError, OSError) as exc:  # OSError: a path too long...
+            return f"error: {clip(str(exc), 300)}", True
 
     def _tool(self, call: ToolCall) -> str:
         args = call.arguments
@@ -172,7 +129,7 @@ async def deep_search(
         answer, hits, info = await deep.run(query, fast)
     except AllCandidatesFailedError as exc:
         return _fast(out, _no_answer_note(exc))
-    except Stopped as exc:
+    except KeptCallingTools as exc:
         return _fast(out, f"deep mode stopped: the model kept calling tools when told to answer ({exc}); "
                           "returned fast-mode results")  # fmt: skip
     out.update(hits=[h.as_dict() for h in hits], answer=answer, mode="deep", deep=info)
@@ -195,18 +152,3 @@ def _fast(out: dict[str, Any], note: str) -> dict[str, Any]:
     out["notes"] = [*out.get("notes", []), note]
     out["mode"] = "fast"
     return out
-
-
-def _repeats(history: list[ToolCall], calls: list[ToolCall]) -> set[int]:
-    """Indexes of `calls` identical (name and arguments) to an earlier call."""
-    seen = {_key(c) for c in history}
-    repeated = set()
-    for i, call in enumerate(calls):
-        if _key(call) in seen:
-            repeated.add(i)
-        seen.add(_key(call))
-    return repeated
-
-
-def _key(call: ToolCall) -> tuple[str, str]:
-    return call.name, json.dumps(call.arguments, sort_keys=True)
