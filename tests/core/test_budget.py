@@ -6,9 +6,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from cadre_core.budget import Budget, BudgetExceededError, BudgetStoreError, Caps
+from cadre_core.call import CallInfo
 from cadre_core.models.base import Message, ModelRequest, Usage
 from cadre_core.models.test import TestModel
-from cadre_core.router import CallInfo, Router
+from cadre_core.router import Router
 from tests.core.conftest import ledger_rows, make_config
 
 pytestmark = pytest.mark.anyio

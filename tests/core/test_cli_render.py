@@ -7,13 +7,14 @@ import pytest
 from rich.console import Console
 
 from cadre_core import errors
+from cadre_core.call import CallInfo
 from cadre_core.cli import cost, main, trace
 from cadre_core.cli.config_show import render as render_config
 from cadre_core.cli.config_show import rows as config_rows
 from cadre_core.ledger import MESSAGE_MAX_CHARS, Ledger, LedgerRow
 from cadre_core.models.base import Message, ModelRequest, Usage
 from cadre_core.models.test import TestModel
-from cadre_core.router import CallInfo, Router
+from cadre_core.router import Router
 from tests.core.conftest import ledger_rows, make_config
 
 THREAD = "t_9607d3c1a2b4e5f6"

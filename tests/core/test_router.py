@@ -2,10 +2,11 @@ import anyio
 import pytest
 
 from cadre_core import errors
+from cadre_core.call import CallInfo
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition, Usage
 from cadre_core.models.sampling import SamplingModel
 from cadre_core.models.test import FunctionModel, TestModel
-from cadre_core.router import CallInfo, Router
+from cadre_core.router import Router
 from cadre_core.testing import RecordingHandler, mock_http_client
 from tests.core.conftest import ledger_rows, make_config
 

@@ -202,7 +202,7 @@ class Kit:
 
     def new_call(self, tool: str, thread_id: str | None = None) -> Any:
         """One tool call's running totals (cost, tokens, start time) to share across its model calls."""
-        from cadre_core.router import CallInfo
+        from cadre_core.call import CallInfo
 
         info = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
         if (calls := _tool_calls.get()) is not None:

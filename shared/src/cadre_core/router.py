@@ -15,7 +15,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 import structlog
@@ -23,6 +23,7 @@ import structlog
 from cadre_core import telemetry
 from cadre_core.breaker import Breaker
 from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
+from cadre_core.call import CallInfo
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.detectors import first_problem, tool_call_loop
 from cadre_core.errors import (
@@ -47,22 +48,6 @@ log = structlog.get_logger("cadre.router")
 ModelFactory = Callable[[Candidate, CadreConfig], Model]
 LONG_TIMEOUT_S = 120.0
 """A candidate that stayed silent this long is not retried; the next candidate is tried instead."""
-
-
-@dataclass
-class CallInfo:
-    """Who is calling, for the ledger, plus live status for the heartbeat."""
-
-    server: str = ""
-    tool: str = ""
-    thread_id: str | None = None
-    model: str = ""
-    phase: str = "starting"
-    started: float = field(default_factory=time.monotonic)
-    usage_cost_usd: float = 0.0
-    """Cost of every priced attempt so far (failed, off-rails and repair attempts included)."""
-    usage: Usage = field(default_factory=Usage)
-    unpriced: bool = False
 
 
 class Router:

@@ -54,8 +54,8 @@ class Judge:
                             schema_name="verdict", validate=_valid)  # fmt: skip
 
     async def grade(self, spec: JudgeCheck, output: Output, text: str) -> Verdict:
+        from cadre_core.call import CallInfo
         from cadre_core.config import Candidate
-        from cadre_core.router import CallInfo
 
         call = CallInfo(server=JUDGE_SERVER, tool=JUDGE_TOOL)
         model = self.router.model(self.role, call, [Candidate(model=spec.model, max_output_tokens=4096)])
