@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import random
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from cadre_core.breaker import Breaker
 from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
 from cadre_core.call import CallInfo
 from cadre_core.config import CadreConfig, Candidate
-from cadre_core.detectors import first_problem, tool_call_loop
+from cadre_core.detectors import first_problem, tool_problem
 from cadre_core.errors import (
     AllCandidatesFailedError,
     Attempt,
@@ -34,7 +33,6 @@ from cadre_core.errors import (
     ModelError,
     ModelNotFoundError,
     ModelTimeoutError,
-    OutputInvalidError,
 )
 from cadre_core.ledger import Ledger, LedgerRow
 from cadre_core.logs import ensure_logging
@@ -42,6 +40,7 @@ from cadre_core.models import build_model
 from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse, Usage
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.pricing import price
+from cadre_core.routing.checks import invalid
 
 log = structlog.get_logger("cadre.router")
 
@@ -141,20 +140,6 @@ class Router:
 
 RESERVE_INPUT_FACTOR = 1.5
 RESERVE_PRICE_FACTOR = 1.25
-
-
-def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, str] | None:
-    """A tool-calling reply that is off the rails: the same call repeated across the conversation
-    (tool_call_loop), or tool calls on a turn that had to answer (runaway_turns)."""
-    if not response.tool_calls:
-        return None
-    if not request.tools_allowed:
-        return "runaway_turns", "called tools on the turn that had to answer"
-    earlier = [c for m in request.messages for c in m.tool_calls]
-    mine = {(c.name, json.dumps(c.arguments, sort_keys=True)) for c in response.tool_calls}
-    repeated = [c for c in earlier if (c.name, json.dumps(c.arguments, sort_keys=True)) in mine]
-    reason = tool_call_loop([*repeated, *response.tool_calls])  # only a call this reply repeats counts
-    return ("tool_call_loop", reason) if reason else None
 
 
 @dataclass
@@ -298,7 +283,7 @@ class RoutedModel(Model):
                 )
                 log.warning("candidate failed", role=self.role, model=candidate.model, error=str(exc))
                 return None
-            problem = self._invalid(request, sent.response) or ""
+            problem = invalid(request, sent.response) or ""
             if not problem:
                 return self._accept(candidate, sent.number, sent.started, turn, sent.response, attempts, last)
             self._settle(candidate, sent.number, "off_rails", sent.started, sent.response, "invalid_structured_output",
@@ -454,16 +439,6 @@ class RoutedModel(Model):
             return None
         response.warnings.append(f"{candidate.model} answer flagged by {name}: {reason}")
         return response
-
-    def _invalid(self, request: ModelRequest, response: ModelResponse) -> str | None:
-        """Why a final answer fails the request's validator, or None."""
-        if request.validate is None or response.tool_calls:
-            return None
-        try:
-            request.validate(response)
-        except OutputInvalidError as exc:
-            return str(exc)
-        return None
 
     def _settle(
         self,
