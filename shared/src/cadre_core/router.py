@@ -37,10 +37,11 @@ from cadre_core.errors import (
 from cadre_core.ledger import Ledger, LedgerRow
 from cadre_core.logs import ensure_logging
 from cadre_core.models import build_model
-from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse, Usage
+from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.pricing import price
 from cadre_core.routing.checks import invalid
+from cadre_core.routing.repair import repair_request
 
 log = structlog.get_logger("cadre.router")
 
@@ -288,7 +289,7 @@ class RoutedModel(Model):
                 return self._accept(candidate, sent.number, sent.started, turn, sent.response, attempts, last)
             self._settle(candidate, sent.number, "off_rails", sent.started, sent.response, "invalid_structured_output",
                          problem)  # fmt: skip
-            turn, number = _repair_request(request, sent.response, problem), sent.number + 1
+            turn, number = repair_request(request, sent.response, problem), sent.number + 1
         attempts.append(Attempt(candidate.model, "off_rails", f"invalid structured output: {problem}"))
         return None
 
@@ -505,18 +506,6 @@ class RoutedModel(Model):
         telemetry.record_attempt(row, response)
         if self.router.ledger is not None:
             self.router.ledger.record(row)
-
-
-def _repair_request(request: ModelRequest, bad: ModelResponse, problem: str) -> ModelRequest:
-    """The request again, with the invalid answer and what was wrong with it."""
-    return dataclasses.replace(
-        request,
-        messages=[
-            *request.messages,
-            Message.assistant(bad.text),
-            Message.user(f"That answer is invalid: {problem}. Reply again with only the corrected answer."),
-        ],
-    )
 
 
 def _short(exc: ModelError) -> str:
