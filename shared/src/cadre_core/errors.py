@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cadre_core.models.base import ModelResponse
 
 ECHO_LIMIT = 60
 """At most this many characters of a caller's input go into an error message."""
@@ -139,6 +143,8 @@ class ModelTimeoutError(ModelError):
 
     retryable = True
     fallback = True
+    late_response: ModelResponse | None = None
+    """A reply that arrived after the time-out and was discarded (the provider may bill it)."""
 
 
 class ConnectionFailedError(ModelError):

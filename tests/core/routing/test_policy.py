@@ -4,16 +4,10 @@ from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.models.test import FunctionModel
 from cadre_core.routing.checks import INVALID_OUTPUT, OffRailsError
 from cadre_core.routing.policy import OffRailsPolicy
+from tests.core.routing.fakes import raising
 
 pytestmark = pytest.mark.anyio
 REQUEST = ModelRequest([Message.user("q")])
-
-
-def raising(exc):
-    def fn(request, model):
-        raise exc
-
-    return FunctionModel(fn)
 
 
 def flagged():

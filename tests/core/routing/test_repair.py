@@ -3,10 +3,10 @@ import pytest
 from cadre_core import errors
 from cadre_core.budget import BudgetExceededError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
-from cadre_core.models.test import FunctionModel
 from cadre_core.routing.checks import INVALID_OUTPUT, OffRailsError
 from cadre_core.routing.repair import Repairing
 from cadre_core.routing.wrapper import Tries
+from tests.core.routing.fakes import scripted
 
 pytestmark = pytest.mark.anyio
 REQUEST = ModelRequest([Message.user("q")])
@@ -14,18 +14,6 @@ REQUEST = ModelRequest([Message.user("q")])
 
 def invalid(text, reason="expected an 'answer' field"):
     return OffRailsError(ModelResponse(text=text), INVALID_OUTPUT, reason, usable=False)
-
-
-def scripted(*replies):
-    queue = list(replies)
-
-    def fn(request, model):
-        reply = queue.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
-
-    return FunctionModel(fn)
 
 
 async def test_an_invalid_answer_gets_one_repair_turn_that_names_the_problem():
