@@ -28,11 +28,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import structlog
 
 from cadre_core import db, owner
+from cadre_core.call import CallInfo
 from cadre_core.config import BudgetConfig
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, ModelTimeoutError
+from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
+from cadre_core.models.refs import parse_model_ref
+from cadre_core.pricing import price
+from cadre_core.routing.wrapper import Tries, WrapperModel
 
 if TYPE_CHECKING:
     from cadre_core.ledger import Ledger
@@ -295,3 +301,65 @@ def default_budget_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("cadre")) / "budget.sqlite"
+
+
+RESERVE_INPUT_FACTOR = 1.5
+RESERVE_PRICE_FACTOR = 1.25
+_unpriced_warned: set[str] = set()
+
+
+class BudgetedModel(WrapperModel):
+    """Each attempt reserves its worst-case cost against the caps first (refused with
+    `BudgetExceededError` when it does not fit) and settles to its real cost after. An attempt cut off
+    by a time-out or a cancellation keeps its reservation, since the provider may still bill it.
+
+    Worst case: the input estimate x RESERVE_INPUT_FACTOR (the estimate counts characters, a tokenizer may
+    count more) plus the full output limit, priced, x RESERVE_PRICE_FACTOR (cache-write premiums and
+    long-context tiers). A model with no known price reserves nothing, and a warning says so. The input
+    part and the attempt are kept with it, so a crash mid-call is settled at the input cost and explained."""
+
+    def __init__(
+        self,
+        wrapped: Model,
+        budget: Budget,
+        caps: Caps,
+        *,
+        ref: str,
+        role: str,
+        call: CallInfo,
+        tries: Tries,
+        timeout_s: float,
+    ):
+        super().__init__(wrapped)
+        self.budget, self.caps, self.ref, self.role = budget, caps, ref, role
+        self.call, self.tries, self.timeout_s = call, tries, timeout_s
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        reservation, amount = self._reserve(request)
+        answered: ModelResponse | None = None
+        billed_unknown = False
+        try:
+            answered = await self.wrapped.request(request)
+            return answered
+        except ModelTimeoutError as exc:
+            answered, billed_unknown = exc.late_response, exc.late_response is None
+            raise
+        except anyio.get_cancelled_exc_class():
+            billed_unknown = True
+            raise
+        finally:
+            cost = price(answered.usage, *parse_model_ref(self.ref))[0] if answered is not None else None
+            self.budget.settle(reservation, amount if billed_unknown else (cost or 0.0))
+
+    def _reserve(self, request: ModelRequest) -> tuple[int, float]:
+        provider, name = parse_model_ref(self.ref)
+        worst_input = int(request.estimated_input_tokens() * RESERVE_INPUT_FACTOR) + 1
+        priced = price(Usage(input_tokens=worst_input, output_tokens=request.output_limit), provider, name)[0]
+        if priced is None and self.ref not in _unpriced_warned:
+            _unpriced_warned.add(self.ref)
+            log.warning("no price known; budget caps cannot limit this model", model=self.ref)
+        amount = (priced or 0.0) * RESERVE_PRICE_FACTOR
+        input_usd = (price(Usage(input_tokens=worst_input), provider, name)[0] or 0.0) * RESERVE_PRICE_FACTOR
+        held = Held(self.ref, self.call.server, self.call.tool, self.tries.number, input_usd, worst_input,
+                    self.timeout_s)  # fmt: skip
+        return self.budget.reserve(self.caps, amount, role=self.role, thread_id=self.call.thread_id, held=held), amount

@@ -21,7 +21,7 @@ import structlog
 
 from cadre_core import telemetry
 from cadre_core.breaker import Breaker
-from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
+from cadre_core.budget import RESERVE_INPUT_FACTOR, RESERVE_PRICE_FACTOR, Budget, BudgetExceededError, Caps, Held
 from cadre_core.call import CallInfo
 from cadre_core.config import CadreConfig, Candidate
 from cadre_core.detectors import first_problem, tool_problem
@@ -137,10 +137,6 @@ class Router:
     async def aclose(self) -> None:
         for model in self._models.values():
             await model.aclose()
-
-
-RESERVE_INPUT_FACTOR = 1.5
-RESERVE_PRICE_FACTOR = 1.25
 
 
 @dataclass
