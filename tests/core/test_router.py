@@ -511,7 +511,7 @@ async def test_a_flagged_answer_survives_a_later_candidate_that_raises_and_never
     routed = router.model("oracle")
     response = await routed.request(REQUEST)
     assert response.text.endswith("lock it") and "flagged answer is kept" in response.warnings[-1]
-    leaky.text = "a fine answer"  # the same RoutedModel, a new request: nothing from the last one
+    leaky.text = "a fine answer"  # the same route, a new request: nothing from the last one
     assert (await routed.request(REQUEST)).text == "a fine answer"
 
 

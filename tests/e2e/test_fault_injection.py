@@ -248,4 +248,4 @@ async def test_vendors_entirely_down_still_answer_every_call(vendors, workspace,
     router = server.kit.router
     for vendor, model in (("openai", "gpt-6.1-sol"), ("anthropic", "claude-opus-5-5"))[: len(down)]:
         assert FaultyVendors.received[vendor] < calls
-        assert router.breaker(f"{vendor}:{model}").state(router._clock()) != "closed"
+        assert router.breaker(f"{vendor}:{model}").state(router.clock()) != "closed"
