@@ -8,7 +8,7 @@ The route itself, a `Model` made of small wrappers, is put together in routing/c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -38,7 +38,7 @@ class Router:
         ledger: Ledger | None = None,
         *,
         model_factory: ModelFactory | None = None,
-        sleep: Callable[[float], object] = anyio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
     ):
@@ -49,6 +49,7 @@ class Router:
         self.model_factory = model_factory or _default_factory
         self.sleep = sleep
         self.clock = clock
+        self.retry_policy = RetryPolicy.from_config(config.router)
         self._models: dict[str, Model] = {}
         self._breakers: dict[str, Breaker] = {}
 
@@ -114,7 +115,7 @@ class Router:
 
     def backoff(self, retry: int, retry_after: float | None) -> float:
         """Jittered exponential backoff that honours retry-after."""
-        return RetryPolicy.from_config(self.config.router).backoff(retry, retry_after)
+        return self.retry_policy.backoff(retry, retry_after)
 
     async def aclose(self) -> None:
         for model in self._models.values():

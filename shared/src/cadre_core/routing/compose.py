@@ -29,7 +29,7 @@ from cadre_core.routing.fallback import FallbackModel, Ready
 from cadre_core.routing.policy import OffRailsPolicy
 from cadre_core.routing.recorder import Recorder
 from cadre_core.routing.repair import Repairing
-from cadre_core.routing.retry import Retrying, RetryPolicy, TimeLimit
+from cadre_core.routing.retry import Retrying, TimeLimit
 from cadre_core.routing.wrapper import Tries
 
 if TYPE_CHECKING:
@@ -90,13 +90,14 @@ class CandidateChoice:
         timeout = self.candidate.timeout_s or router.provider_timeout(ref)
         attempt: Model = TimeLimit(model, timeout, ref=ref)
         role_cfg = router.role_config(role)
-        caps = Caps.from_config(router.config.budget, role_cfg.budget_per_day_usd if role_cfg else None)
-        if router.budget is not None and caps.any:
-            attempt = BudgetedModel(attempt, router.budget, caps, ref=ref, role=role, call=call, tries=tries,
-                                    timeout_s=timeout)  # fmt: skip
+        if router.budget is not None:
+            caps = Caps.from_config(router.config.budget, role_cfg.budget_per_day_usd if role_cfg else None)
+            if caps.any:
+                attempt = BudgetedModel(attempt, router.budget, caps, ref=ref, role=role, call=call, tries=tries,
+                                        timeout_s=timeout)  # fmt: skip
         recorder = Recorder(CheckedModel(attempt), ref=ref, role=role, call=call, ledger=router.ledger, tries=tries,
                             last=last)  # fmt: skip
-        retried = Retrying(recorder, ref=ref, policy=RetryPolicy.from_config(router.config.router),
+        retried = Retrying(recorder, ref=ref, policy=router.retry_policy,
                            breaker=self.breaker, call_id=call_id, tries=tries, status=call, clock=router.clock,
                            sleep=router.sleep, on_cancelled_wait=recorder.cancelled_before_start)  # fmt: skip
         fall_back = role_cfg is not None and role_cfg.off_rails == "fallback" and not last

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -99,7 +99,7 @@ class Retrying(WrapperModel):
         tries: Tries,
         status: CallInfo,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = anyio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         on_cancelled_wait: Callable[[int], None] = lambda _number: None,
     ):
         super().__init__(wrapped)

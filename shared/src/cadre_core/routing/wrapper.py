@@ -12,12 +12,9 @@ from cadre_core.models.base import Model, ModelRequest, ModelResponse
 class WrapperModel(Model):
     """A model around another model: passes everything through unless a subclass changes it."""
 
-    def __init__(self, wrapped: Model):
-        super().__init__(wrapped.model_name)
-        self.wrapped = wrapped
-        self.provider = wrapped.provider
-        self.supports_tools = wrapped.supports_tools
-        self.supports_output_schema = wrapped.supports_output_schema
+    def __init__(self, wrapped: Model):  # no super().__init__: one of these is built per attempt path
+        self.wrapped, self.model_name, self.provider = wrapped, wrapped.model_name, wrapped.provider
+        self.supports_tools, self.supports_output_schema = wrapped.supports_tools, wrapped.supports_output_schema
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         return await self.wrapped.request(request)
