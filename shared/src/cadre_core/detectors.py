@@ -162,17 +162,3 @@ def first_problem(response: ModelResponse) -> tuple[str, str] | None:
         if (reason := detector(response)) is not None:
             return name, reason
     return None
-
-
-def tool_problem(request: ModelRequest, response: ModelResponse) -> tuple[str, str] | None:
-    """A tool-calling reply that is off the rails: the same call repeated across the conversation
-    (tool_call_loop), or tool calls on a turn that had to answer (runaway_turns)."""
-    if not response.tool_calls:
-        return None
-    if not request.tools_allowed:
-        return "runaway_turns", "called tools on the turn that had to answer"
-    earlier = [c for m in request.messages for c in m.tool_calls]
-    mine = {(c.name, json.dumps(c.arguments, sort_keys=True)) for c in response.tool_calls}
-    repeated = [c for c in earlier if (c.name, json.dumps(c.arguments, sort_keys=True)) in mine]
-    reason = tool_call_loop([*repeated, *response.tool_calls])  # only a call this reply repeats counts
-    return ("tool_call_loop", reason) if reason else None

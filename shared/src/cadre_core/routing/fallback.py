@@ -14,6 +14,7 @@ from cadre_core.breaker import Breaker
 from cadre_core.budget import BudgetExceededError
 from cadre_core.errors import AllCandidatesFailedError, Attempt, ModelError
 from cadre_core.models.base import Model, ModelRequest, ModelResponse
+from cadre_core.models.refs import is_host
 from cadre_core.routing.checks import OffRailsError
 
 log = structlog.get_logger("cadre.router")
@@ -125,7 +126,7 @@ class FallbackModel(Model):
         return flagged[0]
 
     def _key_hint(self, attempts: list[Attempt]) -> str:
-        keyed = [a for a in attempts if not a.model.startswith("sampling:")]
+        keyed = [a for a in attempts if not is_host(a.model)]
         if keyed and all(a.outcome == "no_key" for a in keyed):
             keys = sorted({a.env_var for a in keyed if a.env_var})
             return f"No provider for role '{self.role}' has a key. Set one of: {', '.join(keys)}."
