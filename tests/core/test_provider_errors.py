@@ -440,8 +440,10 @@ async def test_transport_failures_map_to_retryable_errors(vendor: Vendor, except
         httpx2.Response(200, content=b"<html>Login required</html>", headers={"content-type": "text/html"}),
         httpx2.Response(200, json={}),
         httpx2.Response(200, json=[]),
+        # json's decoder recurses per level, so this raises RecursionError rather than ValueError
+        httpx2.Response(200, content=b'{"id": ' + b"[" * 100_000, headers={"content-type": "application/json"}),
     ],
-    ids=["truncated-json", "text-plain", "html", "empty-object", "json-array"],
+    ids=["truncated-json", "text-plain", "html", "empty-object", "json-array", "too-deep"],
 )
 async def test_malformed_200_body_is_a_bad_response(vendor: Vendor, response: httpx2.Response):
     err = await expect_error(vendor, response, errors.BadResponseError)

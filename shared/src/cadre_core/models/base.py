@@ -158,14 +158,15 @@ class ModelResponse:
 
 def parse_json_text(text: str) -> Any:
     """JSON from a model's text, or None. Lenient where that is safe, since the answer is validated after:
-    raw control characters (newlines) inside strings, a ```json fence, prose before or after one object."""
+    raw control characters (newlines) inside strings, a ```json fence, prose before or after one object.
+    Nesting too deep for the decoder (RecursionError) is no JSON either."""
     body = text.strip()
     if fence := _FENCE.search(body):
         body = fence.group(1).strip()
     decoder = json.JSONDecoder(strict=False)
     try:
         return decoder.decode(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     start = body.find("{")
     for _ in range(_OBJECT_STARTS_TRIED):
@@ -173,7 +174,7 @@ def parse_json_text(text: str) -> Any:
             break
         try:
             value, _end = decoder.raw_decode(body, start)
-        except ValueError:
+        except (ValueError, RecursionError):
             start = body.find("{", start + 1)
             continue
         return value if isinstance(value, dict) else None

@@ -77,7 +77,7 @@ class GoogleModel(ProviderModel):
             raise errors.ModelTimeoutError("request timed out", **kw) from exc
         except httpx2.TransportError as exc:
             raise connection_failed(exc, exc, **kw) from exc
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to decode
             raise bad_response(f"malformed response: {exc}", **kw) from exc
         return self.parse(response, request)
 

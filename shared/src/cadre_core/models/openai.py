@@ -138,7 +138,7 @@ class OpenAIModel(ProviderModel):
 def _arguments(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # too deeply nested is no JSON either
         return {"_raw": raw}
     return value if isinstance(value, dict) else {"_value": value}
 

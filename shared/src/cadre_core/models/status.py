@@ -130,7 +130,7 @@ def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: st
             env_var=env_var,
             headers=exc.response.headers,
         )
-    if isinstance(exc, sdk.APIResponseValidationError | ValueError):
+    if isinstance(exc, sdk.APIResponseValidationError | ValueError | RecursionError):  # JSON nested too deep
         return bad_response(f"malformed response: {exc}", provider=provider, model=model)
     return None
 
