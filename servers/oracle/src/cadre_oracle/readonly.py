@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -27,14 +29,40 @@ MAX_LINE_CHARS = 2_000
 _NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}][^)]*\)[+*{]")
 
 
-def _safe_regex(pattern: str) -> re.Pattern[str]:
-    """The pattern as a regex, or as a literal when it is invalid or could backtrack for ever."""
+GREP_BUDGET_S = 5.0
+"""What all of one grep's regex searches may take together (a pattern can backtrack for hours on one line)."""
+
+
+class _TimedPattern:
+    """A compiled `regex` pattern whose searches share one time budget; past it, a clear error."""
+
+    def __init__(self, compiled: Any, pattern: str):
+        self.compiled, self.pattern = compiled, pattern
+        self.spent = 0.0
+
+    def search(self, text: str) -> Any:
+        started = time.monotonic()
+        try:  # `regex` stops at `timeout`, and releases the GIL with `concurrent`, where `re` would stall
+            return self.compiled.search(text, timeout=max(GREP_BUDGET_S - self.spent, 0.001), concurrent=True)
+        except TimeoutError:
+            raise CadreError(
+                f"the pattern {self.pattern[:80]!r} is too slow to match (it backtracks); use a simpler pattern "
+                "or a plain word"
+            ) from None
+        finally:
+            self.spent += time.monotonic() - started
+
+
+def _safe_regex(pattern: str) -> _TimedPattern:
+    """The pattern as a regex with a time budget, or as a literal when it is invalid or could backtrack for ever."""
+    import regex
+
     if len(pattern) > 200 or _NESTED_QUANTIFIER.search(pattern):
-        return re.compile(re.escape(pattern))
+        return _TimedPattern(regex.compile(regex.escape(pattern)), pattern)
     try:
-        return re.compile(pattern)
-    except re.error:
-        return re.compile(re.escape(pattern))
+        return _TimedPattern(regex.compile(pattern), pattern)
+    except regex.error:
+        return _TimedPattern(regex.compile(regex.escape(pattern)), pattern)
 
 
 TOOLS = [
