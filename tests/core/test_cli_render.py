@@ -143,3 +143,33 @@ async def test_the_validators_message_is_kept_redacted_and_capped(tmp_path, keys
         assert row["message"].startswith("'answer' must not quote ")
         assert secret not in row["message"] and "[REDACTED github-token]" in row["message"]
         assert len(row["message"]) == MESSAGE_MAX_CHARS
+
+
+@WIDTHS
+def test_a_hostile_models_text_cannot_drive_the_terminal(width):
+    import io
+
+    from pydantic import BaseModel, ConfigDict
+
+    from cadre_core.errors import OutputInvalidError
+    from cadre_core.models.base import ModelResponse
+    from cadre_core.structured import validator
+
+    class Answer(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        answer: str
+
+    # a model's unknown key lands in the ledger's message as it is: here an OSC 52 clipboard write and a
+    # screen clear (ECMA-48: ESC ] ... ESC \ and CSI 2 J), and an 8-bit CSI
+    evil = "\x1b]52;c;ZWNobyBwd25lZA==\x1b\\\x1b[2J\x9b31m"
+    with pytest.raises(OutputInvalidError) as caught:
+        validator(Answer)(ModelResponse(text="", output={"answer": "a", evil: 1}, model="openai:gpt-5.2"))
+    message = str(caught.value)
+    assert evil in message
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    trace.render(console, THREAD, [attempt(MODELS[2], "off_rails", detector=DETECTORS[0], message=message),
+                                   attempt(MODELS[0], tool=f"consult{evil}")])  # fmt: skip
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x9b" not in text
+    assert "\\x1b]52;c;ZWNobyBwd25lZA==" in "".join(text.split())  # shown, harmless, so the row can be read

@@ -9,11 +9,20 @@ and it pastes into `cadre trace`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 PROSE_MIN_WIDTH = 24
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 (but tab and newline), DEL and C1: what a terminal would act on rather than show."""
+
+
+def plain(value: Any) -> str:
+    """`value` as text a terminal shows as is: control characters (a model's ESC sequences in a ledger message,
+    which rich passes through) are written out as `\\x1b`."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ def layout(
     """`rows` as a table if it fits `console.width` uncut, else as blocks (see the module docstring)."""
     from rich.cells import cell_len
 
+    rows = [[plain(cell) for cell in row] for row in rows]
+    title = plain(title) if title is not None else None
     widths = [
         PROSE_MIN_WIDTH if col.prose else max(cell_len(str(v)) for v in [col.header, *(r[i] for r in rows)])
         for i, col in enumerate(columns)
