@@ -47,7 +47,7 @@ def load_tokens(tokens_file: Path | None) -> list[str]:
 
 
 class BearerAuth:
-    """ASGI middleware: every request but /healthz needs `Authorization: Bearer <token>`."""
+    """ASGI middleware: every request but /healthz (websockets included) needs `Authorization: Bearer <token>`."""
 
     def __init__(self, app: Any, tokens: list[str]):
         self.app = app
@@ -63,12 +63,15 @@ class BearerAuth:
         return ok
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz":
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] == "/healthz"):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         if self.allowed(header):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a websocket (or any other scope): closed before accept, which is a 403
+            await send({"type": "websocket.close", "code": 1008})
             return
         body = b'{"error": "unauthorized", "detail": "send Authorization: Bearer <token>"}'
         await send({"type": "http.response.start", "status": 401, "headers": [
