@@ -30,7 +30,8 @@ _FILE_HEADER = re.compile(r"^diff --git a/(.*?) b/(.*)$", re.MULTILINE)
 
 
 def git_diff(ws: Workspace, base: str | None) -> str:
-    """`git diff <base>` in the first root (default HEAD: the working tree, staged or not)."""
+    """`git diff <base>` of the first root and nothing above it (pathspec `.`: a workspace may be one folder of
+    a bigger repository), by default against HEAD: the working tree, staged or not."""
     ref = base or "HEAD"
     if ref.startswith("-") or len(ref) > MAX_REF_CHARS or not ref.isprintable() or " " in ref:
         # a leading '-' would be read as an option (`--output=...`), whatever follows `git diff`
