@@ -115,3 +115,21 @@ def test_a_store_from_an_older_version_gains_the_owner_columns(tmp_path):
     owners = budget._conn.execute("SELECT owner FROM spend ORDER BY id").fetchall()
     assert owners == [(None,), (owner.process_owner(),)]
     assert str(os.getpid()) in owners[1][0] and Path(path).exists()
+
+
+def test_bogus_owners_are_settled_and_never_stop_the_store_opening(tmp_path, ledger):
+    path = tmp_path / "b.sqlite"
+    budget = Budget(path, ledger=ledger)
+    budget.reserve(CAP, 0.1, role="oracle", thread_id=None, held=Held("openai:gpt-5.2", input_usd=0.01))
+    host = owner.process_owner().split(":")[0]
+    # os.kill raises OverflowError (not OSError) for a pid past a C long; a negative pid names a process group
+    bogus = [f"{host}:{10**30}::", f"{host}:-1::", f"{host}:0::", "", "garbage", f"{host}:x::", f"{host}:\x00::"]
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO spend (day, month, role, amount, owner) VALUES (?, ?, 'oracle', 0.1, ?)",
+            [(time.strftime("%Y-%m-%d", time.gmtime()), time.strftime("%Y-%m", time.gmtime()), o) for o in bogus],
+        )
+    reopened = Budget(path, ledger=ledger)  # settles them; the live reservation stays held
+    assert spent_today(reopened) == pytest.approx(0.1 + 0.1 * len(bogus))
+    assert [r["error_class"] for r in ledger_rows(ledger)] == ["process_died"] * len(bogus)
+    assert reopened.reclaim() == []

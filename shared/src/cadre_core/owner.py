@@ -63,7 +63,7 @@ def _pid_exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: a pid past pid_t, which only a bogus owner has
         return False
     return True
 
