@@ -91,6 +91,16 @@ def test_an_ambiguous_name_is_an_error_and_names_are_made_distinct(tmp_path):
     assert served.select([(two.as_uri(), None)]).roots == [two.resolve()]  # the real path still decides
 
 
+def test_the_names_an_ambiguity_error_lists_select_a_workspace(tmp_path):
+    one, two = tmp_path / "a" / "app", tmp_path / "b" / "app"
+    one.mkdir(parents=True)
+    two.mkdir(parents=True)
+    served = ServedWorkspaces([one, two], hint=HINT)
+    # the error above tells the user to open a folder named like one of `a/app, b/app`: either form works
+    assert served.select([("file:///home/alice/b/app", None)]).roots == [two.resolve()]
+    assert served.select([("file:///home/alice/work", "A/App")]).roots == [one.resolve()]
+
+
 @pytest.mark.parametrize(
     ("url", "normal"),
     [

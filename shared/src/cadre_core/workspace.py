@@ -133,7 +133,8 @@ class ServedWorkspaces:
 
     Each client root (`file://` URI, optional name) picks the workspace that matches it best, in this order:
     1. real path: the root, resolved on this machine, is a workspace or lies inside one;
-    2. folder name: the root's last path component (or its name) equals a workspace's folder name;
+    2. folder name: the root's path ends with a workspace's listed name (`app`, or `b/app` when two folders are
+       called `app`), or its name is that name; else its last component (or name) equals a folder name;
     3. git remote: that component or name equals the repository name (or `owner/repo`, or the whole URL) of a
        workspace's `origin` remote, so `/home/alice/cadre` finds a checkout of `github.com/acme/cadre`.
     Comparisons ignore case. When no root matches, the only workspace is used; with several, it is an error
@@ -179,7 +180,14 @@ class ServedWorkspaces:
         if inside := [w for w in self.workspaces if _is_within(path, w.path)]:
             return max(inside, key=lambda w: len(w.path.parts))  # the innermost of nested workspaces
         labels = {s.casefold() for s in (Path(path).name, (name or "").strip()) if s}
+        parts = Path(path).parts
+
+        def named(w: ServedWorkspace) -> bool:  # the listed name: `app`, or `b/app` when two are called `app`
+            depth = w.name.count("/") + 1
+            return w.name.casefold() in {"/".join(parts[-depth:]).casefold(), (name or "").strip().casefold()}
+
         tiers = (
+            named,
             lambda w: w.path.name.casefold() in labels,
             lambda w: w.remote is not None and any(_names_remote(label, w.remote) for label in labels),
         )
@@ -187,8 +195,9 @@ class ServedWorkspaces:
             found = [w for w in self.workspaces if tier(w)]
             if len(found) > 1:
                 raise WorkspaceError(
-                    f"a client root matches several workspaces ({', '.join(w.name for w in found)}); give the "
-                    "server's workspaces distinct folder names, or open the exact folder in the client"
+                    f"a client root matches several workspaces ({', '.join(w.name for w in found)}); open a "
+                    "folder whose path ends with one of those names, or give the server's workspaces distinct "
+                    "folder names"
                 )
             if found:
                 return found[0]
