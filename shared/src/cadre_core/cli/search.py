@@ -28,14 +28,20 @@ def run(args: Any) -> int:
         print(json.dumps(result.as_dict(), ensure_ascii=False))
         return 0
     from rich.console import Console
+    from rich.markup import escape
+
+    from cadre_core.cli.render import plain
+
+    def text(value: Any) -> str:  # a path like `app/[id]/page.ts` is no markup, a file's ESC no command
+        return escape(plain(value))
 
     console = Console()
     for note in result.notes:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{text(note)}[/]")
     for hit in result.hits:
         where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
-        console.print(f"[bold cyan]{where}[/] [green]{hit.symbol}[/]  [dim]{hit.why}[/]")
-        console.print(hit.snippet, markup=False, highlight=False)
+        console.print(f"[bold cyan]{text(where)}[/] [green]{text(hit.symbol)}[/]  [dim]{text(hit.why)}[/]")
+        console.print(plain(hit.snippet), markup=False, highlight=False)
         console.print()
     console.print(f"[dim]{len(result.hits)} hits in {result.took_ms:.0f} ms; {result.index['files']} files indexed[/]")
     return 0
