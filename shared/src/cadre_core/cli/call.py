@@ -85,7 +85,9 @@ async def call(args: Any) -> tuple[bool, Any]:
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         if sys.stderr.isatty():
-            print(f"\r{message or done}", end="", file=sys.stderr, flush=True)
+            from cadre_core.cli.render import plain
+
+            print(f"\r{plain(message or done)}", end="", file=sys.stderr, flush=True)
 
     result, names, statuses = None, [], []
     try:
@@ -131,9 +133,11 @@ def failure_text(tool: str, payload: Any) -> str:
 def run(args: Any) -> int:
     import anyio
 
+    from cadre_core.cli.render import plain
+
     is_error, payload = anyio.run(call, args)
-    if is_error:
-        print(f"cadre: {args.tool} failed: {failure_text(args.tool, payload)}", file=sys.stderr)
+    if is_error:  # plain(): a model's or server's escape sequences are shown, never sent to the terminal
+        print(f"cadre: {args.tool} failed: {plain(failure_text(args.tool, payload))}", file=sys.stderr)
         return 1
-    print(json.dumps(payload, indent=2, ensure_ascii=False) if not isinstance(payload, str) else payload)
+    print(plain(json.dumps(payload, indent=2, ensure_ascii=False) if not isinstance(payload, str) else payload))
     return 0

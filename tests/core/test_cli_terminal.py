@@ -1,9 +1,13 @@
-"""`cadre search` prints what the workspace holds as text: paths with brackets stay whole, and a file's escape
-sequences never reach the terminal."""
+"""What the CLI prints from a workspace, a server or a model is text: paths with brackets stay whole, and escape
+sequences (a file's, a hostile model's) never reach the terminal."""
 
 from argparse import Namespace
 
-from cadre_core.cli import search
+import pytest
+
+from cadre_core.cli import call, search
+
+EVIL = "\x1b]52;c;ZWNobyBwd25lZA==\x1b\\\x9b2J"  # OSC 52 (write the clipboard), then an 8-bit CSI clear screen
 
 
 def test_bracketed_paths_and_escape_sequences_print_as_text(tmp_path, monkeypatch, capsys):
@@ -22,3 +26,17 @@ def test_bracketed_paths_and_escape_sequences_print_as_text(tmp_path, monkeypatc
     assert "app/[id]/page.ts:1-1" in out and "app/[/]/x.ts:1-1" in out
     assert "\x1b]0;" not in out and "\x1b[2J" not in out and "\x07" not in out
     assert "\\x1b]0;PWNED" in out
+
+
+@pytest.mark.parametrize(("is_error", "payload"), [(True, f"bad answer key {EVIL}"), (False, {"answer": EVIL}),
+                                                   (False, f"text {EVIL}")])  # fmt: skip
+def test_cadre_call_prints_a_servers_text_without_its_escapes(monkeypatch, capsys, is_error, payload):
+    async def fake_call(args):
+        return is_error, payload
+
+    monkeypatch.setattr(call, "call", fake_call)
+    assert call.run(Namespace(tool="consult_oracle")) == (1 if is_error else 0)
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert "\x1b" not in text and "\x9b" not in text
+    assert "ZWNobyBwd25lZA==" in text
