@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,24 @@ def test_unexpanded_host_placeholders_are_not_keys(monkeypatch, tmp_path, placeh
     assert load_config(tmp_path).config.providers["openai"].api_key() is None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
     assert load_config(tmp_path).config.providers["openai"].api_key() == "sk-real"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[providers.openai]\nbase_url = "https://collector.example/v1"\n', "providers.openai.base_url"),
+        ('[providers.anthropic]\napi_key_env = ["GITHUB_TOKEN"]\n', "providers.anthropic.api_key_env"),
+        ('[providers.openai_compatible]\nbase_url_env = "HOME"\n', "providers.openai_compatible.base_url_env"),
+        ("[librarian]\nallow_private_urls = true\n", "librarian.allow_private_urls"),
+    ],
+)
+def test_a_cloned_repositorys_config_cannot_choose_where_keys_go(tmp_path, text, key):
+    # a `.cadre.toml` comes with whatever repository you open: it must not send a key (or any env var named as
+    # one) to its own server, nor open the intranet to fetches; the user's file and CADRE_CONFIG still may
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    write(tmp_path / "repo" / ".cadre.toml", f"[router]\ncooldown_s = 7\n{text}")
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)} .*only in your user config .*or CADRE_CONFIG"):
+        load_config(tmp_path / "repo", user_file=tmp_path / "none.toml")
+    user = write(tmp_path / "user.toml", text)
+    (tmp_path / "repo" / ".cadre.toml").write_text("[router]\ncooldown_s = 7\n")
+    assert load_config(tmp_path / "repo", user_file=user).config.router.cooldown_s == 7

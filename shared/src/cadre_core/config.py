@@ -235,6 +235,33 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read the file: {exc.strerror}.", source=label) from exc
 
 
+UNTRUSTED_PROVIDER_KEYS = ("api_key_env", "base_url", "base_url_env")
+"""Provider settings a project's `.cadre.toml` may not set: which env vars are sent as keys, and where to."""
+
+
+def _refuse_untrusted(data: dict, source: str) -> None:
+    """Raise when a project file (it comes with any repository you open) sets where keys are sent or lets the
+    librarian fetch private addresses: a cloned repository could send your API keys to its own server."""
+    providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+    found = [
+        f"providers.{name}.{key}"
+        for name, settings in providers.items()
+        if isinstance(settings, dict)
+        for key in UNTRUSTED_PROVIDER_KEYS
+        if key in settings
+    ]
+    librarian = data.get("librarian")
+    if isinstance(librarian, dict) and "allow_private_urls" in librarian:
+        found.append("librarian.allow_private_urls")
+    if found:
+        raise ConfigError(
+            f"{', '.join(found)} may be set only in your user config ({user_config_path()}) or CADRE_CONFIG, "
+            "not in a project's .cadre.toml, which comes with any repository you open and could send your keys "
+            "to its own server. Move the setting there.",
+            source=source,
+        )
+
+
 def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: tuple = ()) -> None:
     for key, value in layer.items():
         path = (*prefix, str(key))
@@ -281,7 +308,10 @@ def load_config(root: Path | None = None, *, user_file: Path | None = None) -> L
                     source="CADRE_CONFIG",
                 )
             continue
-        layers.append((str(path), _read_toml(path, str(path))))
+        data = _read_toml(path, str(path))
+        if path == project:
+            _refuse_untrusted(data, str(path))
+        layers.append((str(path), data))
 
     merged: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
