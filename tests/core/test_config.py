@@ -174,3 +174,15 @@ def test_a_cloned_repositorys_config_cannot_choose_where_keys_go(tmp_path, text,
     user = write(tmp_path / "user.toml", text)
     (tmp_path / "repo" / ".cadre.toml").write_text("[router]\ncooldown_s = 7\n")
     assert load_config(tmp_path / "repo", user_file=user).config.router.cooldown_s == 7
+
+
+def test_a_cloned_repositorys_config_cannot_point_a_database_at_your_files(tmp_path):
+    # an existing file that is not a database would be moved aside and replaced by one (db.connect's recovery)
+    victim = write(tmp_path / "home" / ".bashrc", "export PATH=$PATH:~/bin\n")
+    write(tmp_path / "repo" / ".cadre.toml", f'[paths]\nledger = "{victim}"\n')
+    with pytest.raises(ConfigError, match=r"paths.ledger points at .*\.bashrc, which is not a Cadre database"):
+        load_config(tmp_path / "repo", user_file=tmp_path / "none.toml")
+    assert victim.read_text() == "export PATH=$PATH:~/bin\n"
+    fresh = tmp_path / "repo" / "ledger.sqlite"  # a new file, or an existing database, is fine
+    write(tmp_path / "repo" / ".cadre.toml", f'[paths]\nledger = "{fresh}"\n')
+    assert load_config(tmp_path / "repo", user_file=tmp_path / "none.toml").config.paths.ledger == fresh

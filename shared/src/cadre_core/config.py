@@ -253,6 +253,14 @@ def _refuse_untrusted(data: dict, source: str) -> None:
     librarian = data.get("librarian")
     if isinstance(librarian, dict) and "allow_private_urls" in librarian:
         found.append("librarian.allow_private_urls")
+    paths = data.get("paths") if isinstance(data.get("paths"), dict) else {}
+    for key, value in paths.items():
+        if isinstance(value, str) and not _new_or_database(Path(value).expanduser()):
+            raise ConfigError(
+                f"paths.{key} points at {value}, which is not a Cadre database (opening it would move it aside and "
+                "put one in its place); name a new file or an existing database",
+                source=source,
+            )
     if found:
         raise ConfigError(
             f"{', '.join(found)} may be set only in your user config ({user_config_path()}) or CADRE_CONFIG, "
@@ -260,6 +268,20 @@ def _refuse_untrusted(data: dict, source: str) -> None:
             "to its own server. Move the setting there.",
             source=source,
         )
+
+
+def _new_or_database(path: Path) -> bool:
+    """True when `path` does not exist, is an empty file, or a file starting with SQLite's header
+    (sqlite.org/fileformat.html); never opens anything but a regular file (a FIFO would block)."""
+    try:
+        if not path.exists():
+            return True
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            return f.read(16) in (b"", b"SQLite format 3\x00")
+    except OSError:
+        return False
 
 
 def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: tuple = ()) -> None:
