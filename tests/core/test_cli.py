@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from cadre_core.cli import main
+from cadre_app.cli import main
 from cadre_core.ledger import Ledger, LedgerRow
 
 
@@ -116,7 +116,7 @@ def test_cost_with_no_ledger_yet(capsys, tmp_path):
 def cadre(*argv: str, tmp_path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     return subprocess.run(
-        [sys.executable, "-m", "cadre_core.cli", *argv], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "cadre_app.cli", *argv], capture_output=True, text=True, env=env, timeout=60
     )
 
 

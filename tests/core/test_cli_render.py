@@ -6,11 +6,11 @@ from argparse import Namespace
 import pytest
 from rich.console import Console
 
+from cadre_app.cli import cost, main, trace
+from cadre_app.cli.config_show import render as render_config
+from cadre_app.cli.config_show import rows as config_rows
 from cadre_core import errors
 from cadre_core.call import CallInfo
-from cadre_core.cli import cost, main, trace
-from cadre_core.cli.config_show import render as render_config
-from cadre_core.cli.config_show import rows as config_rows
 from cadre_core.ledger import MESSAGE_MAX_CHARS, Ledger, LedgerRow
 from cadre_core.models.base import Message, ModelRequest, Usage
 from cadre_core.models.test import TestModel

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from cadre_core.cli import main
+from cadre_app.cli import main
 from cadre_core.ledger import Ledger, LedgerRow
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

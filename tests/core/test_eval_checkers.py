@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from cadre_core.evals.checkers import Output, Verdict, check, target
-from cadre_core.evals.judge import JUDGE_TOOL, Judge
-from cadre_core.evals.stats import percentile, wilson
-from cadre_core.evals.suite import Task, load_suite
+from cadre_app.evals.checkers import Output, Verdict, check, target
+from cadre_app.evals.judge import JUDGE_TOOL, Judge
+from cadre_app.evals.stats import percentile, wilson
+from cadre_app.evals.suite import Task, load_suite
 from cadre_core.models.base import ModelResponse, Usage
 from cadre_core.models.test import FunctionModel
 from cadre_core.router import Router

@@ -5,11 +5,11 @@ import textwrap
 
 import pytest
 
-from cadre_core.cli import main
+from cadre_app.cli import main
+from cadre_app.evals.promote import decide, write_route
+from cadre_app.evals.runner import EvalReport
+from cadre_app.evals.stats import ModelStats
 from cadre_core.config import Candidate
-from cadre_core.evals.promote import decide, write_route
-from cadre_core.evals.runner import EvalReport
-from cadre_core.evals.stats import ModelStats
 from cadre_core.models.base import ModelResponse, Usage
 from cadre_core.models.test import FunctionModel
 from tests.core.test_eval_runner import GPT, HAIKU, SUITE, answer, gpt_reply, haiku_reply
@@ -86,8 +86,8 @@ def test_unpriced_models_are_compared_on_flagged_attempts(models, promoted, reas
 
 
 def test_unpriced_stats_say_n_a_not_zero(capsys):
-    from cadre_core.cli.eval import print_table
-    from cadre_core.evals.stats import summarize
+    from cadre_app.cli.eval import print_table
+    from cadre_app.evals.stats import summarize
 
     class Run:
         passed, ungraded, error, latency_s = True, False, None, 1.0
@@ -159,7 +159,7 @@ def project(tmp_path):
 
 
 def run_cli(monkeypatch, capsys, models, *args):
-    monkeypatch.setattr("cadre_core.cli.eval.MODEL_FACTORY", lambda cand, cfg: models[cand.model])
+    monkeypatch.setattr("cadre_app.cli.eval.MODEL_FACTORY", lambda cand, cfg: models[cand.model])
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -284,7 +284,7 @@ def test_an_env_override_of_the_route_is_named_after_promoting(project, tmp_path
 
 
 def test_write_errors_are_eval_errors(tmp_path):
-    from cadre_core.evals import EvalError
+    from cadre_app.evals import EvalError
 
     (tmp_path / "file").write_text("")
     with pytest.raises(EvalError, match=r"cannot write .*file/sub/\.cadre\.toml \(.*\); fix its permissions or pass"):
@@ -302,7 +302,7 @@ def test_cli_bad_suite_is_a_clear_error(project, tmp_path, keys, monkeypatch, ca
 
 def test_provider_aliases_are_one_model_for_the_incumbent_and_the_route(tmp_path):
     """`gemini:x` and `google:x` are the same model: found as the incumbent, moved (not duplicated) in the file."""
-    from cadre_core.evals.promote import file_route, promote
+    from cadre_app.evals.promote import file_route, promote
     from tests.core.conftest import make_config
 
     path = tmp_path / ".cadre.toml"
@@ -338,7 +338,7 @@ def test_provider_aliases_are_one_model_for_the_incumbent_and_the_route(tmp_path
     ],
 )
 def test_moving_the_winner_carries_its_comments(tmp_path, before, after):
-    from cadre_core.evals.promote import file_route
+    from cadre_app.evals.promote import file_route
 
     path = tmp_path / ".cadre.toml"
     path.write_text(before)

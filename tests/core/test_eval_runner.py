@@ -7,12 +7,12 @@ import textwrap
 import anyio
 import pytest
 
+from cadre_app.evals import EvalError
+from cadre_app.evals.roles import TARGETS, RoleTarget
+from cadre_app.evals.runner import _require_tool, run_eval
+from cadre_app.evals.stats import wilson
+from cadre_app.evals.suite import builtin_suite, load_suite
 from cadre_core.config import RoleConfig
-from cadre_core.evals import EvalError
-from cadre_core.evals.roles import TARGETS, RoleTarget
-from cadre_core.evals.runner import _require_tool, run_eval
-from cadre_core.evals.stats import wilson
-from cadre_core.evals.suite import builtin_suite, load_suite
 from cadre_core.ledger import SQLiteLedgerStore
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
@@ -180,7 +180,7 @@ async def test_search_deep_mode_through_the_real_server_with_the_starter_suite(t
 
 def test_the_starter_search_suite_has_gold_files_among_distractors(tmp_path):
     """Each task's expected file is in its repository, next to look-alike files, and gets indexed."""
-    from cadre_core.evals.runner import write_workspace
+    from cadre_app.evals.runner import write_workspace
     from cadre_search.engine import Engine
 
     tasks = load_suite(builtin_suite("search")).tasks
@@ -225,7 +225,7 @@ async def test_bad_models_and_missing_keys_stop_before_any_call(suite, tmp_path,
 
 
 def test_a_models_settings_are_found_under_any_provider_alias():
-    from cadre_core.evals.runner import candidate_for
+    from cadre_app.evals.runner import candidate_for
 
     config = make_config(oracle=[{"model": "google:gemini-2.5-flash", "effort": "high"}])
     assert candidate_for(config, "oracle", "gemini:gemini-2.5-flash").effort == "high"
@@ -374,7 +374,7 @@ async def test_a_failing_judge_leaves_runs_ungraded_and_spends_its_own_role_budg
     (note,) = report.notes
     assert note.startswith(f"{GPT}: 2 run(s) ungraded and left out of its score and CI, because the judge")
     assert report.as_dict()["models"][0]["ungraded"] == 2 and report.as_dict()["notes"] == [note]
-    from cadre_core.cli.eval import print_table
+    from cadre_app.cli.eval import print_table
 
     print_table(report)
     printed = capsys.readouterr().out

@@ -5,8 +5,7 @@ import textwrap
 
 import pytest
 
-from cadre_core.errors import SuiteError
-from cadre_core.evals.suite import (
+from cadre_app.evals.suite import (
     ContainsCheck,
     JsonSchemaCheck,
     JudgeCheck,
@@ -15,6 +14,7 @@ from cadre_core.evals.suite import (
     builtin_suite,
     load_suite,
 )
+from cadre_core.errors import SuiteError
 
 
 def write(tmp_path, name, text):
@@ -247,7 +247,7 @@ ANSWERS = {
 @pytest.mark.anyio
 @pytest.mark.parametrize("role", sorted(ANSWERS))
 async def test_starter_checkers_pass_right_answers_and_fail_plausible_wrong_ones(role):
-    from cadre_core.evals.checkers import Output, check
+    from cadre_app.evals.checkers import Output, check
 
     suite = load_suite(builtin_suite(role))
     assert sorted(t.id for t in suite.tasks) == sorted(ANSWERS[role])  # a new starter task needs answers here

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from cadre_core.cli import main
+from cadre_app.cli import main
+from cadre_app.install import ServerEntry, config_path, plan_install, render
 from cadre_core.errors import CadreError
-from cadre_core.install import ServerEntry, config_path, plan_install, render
 
 HOSTS = ["claude-desktop", "claude-code", "cursor", "vscode"]
 

@@ -3,10 +3,10 @@ import json
 import jsonschema
 import pytest
 
-from cadre_core.cli import main
+from cadre_app.cli import main
+from cadre_app.install import plan_install
+from cadre_app.registry import SCHEMA_URL, entry_from, schema, server_json
 from cadre_core.errors import CadreError
-from cadre_core.install import plan_install
-from cadre_core.registry import SCHEMA_URL, entry_from, schema, server_json
 
 
 def test_the_kept_schema_is_the_official_2025_12_11_one():

@@ -179,8 +179,8 @@ async def test_over_stdio_host_roots_are_trusted_and_over_http_they_only_select(
 
 
 def test_up_serves_every_root_flag_else_the_config_roots_else_the_cwd(tmp_path, monkeypatch):
-    from cadre_core.cli import build_parser
-    from cadre_core.cli.up import served_roots
+    from cadre_app.cli import build_parser
+    from cadre_app.cli.up import served_roots
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-user-config"))

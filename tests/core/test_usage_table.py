@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cadre_core import usage
-from cadre_core.cli import main
+from cadre_app import usage
+from cadre_app.cli import main
 from cadre_core.ledger import Ledger, LedgerRow, SQLiteLedgerStore
 
 GPT = {"role": "oracle", "tool": "consult_oracle", "provider": "openai", "model": "gpt-5.2"}

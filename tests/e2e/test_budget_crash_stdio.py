@@ -42,7 +42,7 @@ class SlowOpenAI(BaseHTTPRequestHandler):
 
 def cadre_cost(tmp_path, env) -> dict:
     """`cadre cost --json` as a user runs it: a new process that opens the budget store."""
-    done = subprocess.run([sys.executable, "-m", "cadre_core.cli", "--root", str(tmp_path / "ws"), "cost", "--json"],
+    done = subprocess.run([sys.executable, "-m", "cadre_app.cli", "--root", str(tmp_path / "ws"), "cost", "--json"],
                           capture_output=True, text=True, env=env, timeout=60, check=True)  # fmt: skip
     return json.loads(done.stdout)
 

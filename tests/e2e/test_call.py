@@ -15,7 +15,7 @@ TOKEN = "call-t0ken-" + "b" * 24
 
 
 def cadre(*argv: str, env: dict, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cadre_core.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cadre_app.cli", *argv], capture_output=True, text=True,
                           env=env, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -61,7 +61,7 @@ def protected(home):
     (ws / "alpha.py").write_text("def alpha_function():\n    return 1\n")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cadre_core.cli", "--root", str(ws), "up", "--port", str(port), "--servers", "search",
+        [sys.executable, "-m", "cadre_app.cli", "--root", str(ws), "up", "--port", str(port), "--servers", "search",
          "--grace", "1"], env={**env, "CADRE_TOKENS": TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

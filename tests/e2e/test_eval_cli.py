@@ -54,7 +54,7 @@ def test_cadre_eval_scores_two_models_through_the_real_sdk_and_promotes_the_winn
                "XDG_CACHE_HOME": str(tmp_path / "x"), "PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-test",
                "OPENAI_BASE_URL": url}  # fmt: skip
         done = subprocess.run(
-            [sys.executable, "-m", "cadre_core.cli", "--root", str(tmp_path), "eval", "search",
+            [sys.executable, "-m", "cadre_app.cli", "--root", str(tmp_path), "eval", "search",
              "--models", "openai:gpt-5.2,openai:gpt-5-mini", "--suite", str(tmp_path / "suite.toml"),
              "--repeat", "2", "--json", "--promote", "--margin", "0.5", "--config", str(config)],
             capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,

@@ -25,7 +25,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import get_default_environment
 
-from cadre_core.install import config_path
+from cadre_app.install import config_path
 from tests.e2e.loopback import serving
 from tests.e2e.test_oracle_jobs_stdio import ANSWER, FakeOpenAI
 from tests.servers.librarian_env import make_env
@@ -170,7 +170,7 @@ def machine(tmp_path, fake_openai):
 
 def install(host: Host, launch: Launch) -> dict[str, dict]:
     """`cadre install HOST` run from the project folder; the Cadre entries of the file it wrote."""
-    done = subprocess.run([sys.executable, "-m", "cadre_core.cli", "install", host.name], cwd=launch.project,
+    done = subprocess.run([sys.executable, "-m", "cadre_app.cli", "install", host.name], cwd=launch.project,
                           env=dict(launch.environ), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     scope = "user" if host.name == "claude-desktop" else "project"

@@ -44,7 +44,7 @@ def up(tmp_path):
             env["CADRE_TOKENS"] = tokens
         env.update(extra_env or {})
         roots = [tmp_path / "ws"] if roots is None else roots
-        cmd = [sys.executable, "-m", "cadre_core.cli", "up", "--host", host, "--port", str(port), "--servers", servers,
+        cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--host", host, "--port", str(port), "--servers", servers,
                "--grace", "2", *(a for r in roots for a in ("--root", str(r)))]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)

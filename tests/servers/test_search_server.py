@@ -196,7 +196,7 @@ async def test_search_server_over_stdio(repo, tmp_path):
 @pytest.mark.slow
 def test_cli_json_contract_and_stdin(repo, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "cadre_core.cli", "search", "--root", str(repo), "--limit", "2", "--json"]
+    cmd = [sys.executable, "-m", "cadre_app.cli", "search", "--root", str(repo), "--limit", "2", "--json"]
     out = subprocess.run([*cmd, "getUserName"], capture_output=True, text=True, env=env, timeout=60, check=True)
     hits = json.loads(out.stdout)["hits"]
     assert hits[0]["path"] == "src/app/http_client.py"

@@ -40,8 +40,8 @@ from typing import Any
 
 import pytest
 
+from cadre_app.evals import judge
 from cadre_core.errors import CadreError, OutputInvalidError
-from cadre_core.evals import judge
 from cadre_core.models.anthropic import AnthropicModel
 from cadre_core.models.base import Message, Model, ModelRequest, ModelResponse, ToolDefinition
 from cadre_core.models.google import GoogleModel
@@ -78,7 +78,7 @@ KNOWN_SOURCES = {
         "servers/oracle/src/cadre_oracle/consult.py",
         "servers/oracle/src/cadre_oracle/review.py",
         "servers/librarian/src/cadre_librarian/research.py",
-        "shared/src/cadre_core/evals/judge.py",
+        "app/src/cadre_app/evals/judge.py",
     },
     "ToolDefinition(": {
         "servers/oracle/src/cadre_oracle/readonly.py",
@@ -93,7 +93,7 @@ def test_every_schema_and_tool_set_cadre_sends_is_checked_here():
     for needle, known in KNOWN_SOURCES.items():
         found = {
             str(p.relative_to(REPO))
-            for root in ("servers", "shared/src")
+            for root in ("servers", "shared/src", "app/src")
             for p in (REPO / root).rglob("*.py")
             if "/models/" not in str(p) and "/testing/" not in str(p) and needle in p.read_text("utf-8")
         }

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from cadre_core.cli.render import Column, layout
+from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 
 _SECRET_WORDS = ("secret", "token", "password", "api_key")

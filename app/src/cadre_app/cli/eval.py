@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     import anyio
 
+    from cadre_app.evals.runner import run_eval
+    from cadre_app.evals.suite import builtin_suite, load_suite
     from cadre_core.config import load_config
     from cadre_core.errors import EvalError
-    from cadre_core.evals.runner import run_eval
-    from cadre_core.evals.suite import builtin_suite, load_suite
 
     loaded = load_config(args.root)
     suite_path = args.suite or builtin_suite(args.role)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     ledger = args.ledger or default_ledger(args.role)
     target = promote_path(args) if args.promote else None
     if target is not None:  # a file --promote cannot edit fails now, before anything is spent
-        from cadre_core.evals.promote import check_target
+        from cadre_app.evals.promote import check_target
 
         check_target(target, args.role, loaded.config)
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     decision = None
     if target is not None:
-        from cadre_core.evals.promote import promote
+        from cadre_app.evals.promote import promote
 
         decision = promote(report, path=target, effective=loaded.config, margin=args.margin,
                            reload=lambda: load_config(args.root))  # fmt: skip

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cadre_app.evals.checkers import Output, Verdict
 from cadre_core.errors import CadreError, OutputInvalidError
-from cadre_core.evals.checkers import Output, Verdict
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
-    from cadre_core.evals.suite import JudgeCheck
+    from cadre_app.evals.suite import JudgeCheck
     from cadre_core.router import Router
 
 JUDGE_TOOL = "eval_judge"

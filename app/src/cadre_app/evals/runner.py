@@ -17,13 +17,13 @@ from typing import Any
 
 import anyio
 
+from cadre_app.evals.checkers import Output, check
+from cadre_app.evals.judge import JUDGE_TOOL, Judge
+from cadre_app.evals.roles import RoleTarget, target_for
+from cadre_app.evals.stats import ModelStats, summarize
+from cadre_app.evals.suite import JudgeCheck, Suite, Task
 from cadre_core.config import CadreConfig, Candidate, RoleConfig
 from cadre_core.errors import EvalError
-from cadre_core.evals.checkers import Output, check
-from cadre_core.evals.judge import JUDGE_TOOL, Judge
-from cadre_core.evals.roles import RoleTarget, target_for
-from cadre_core.evals.stats import ModelStats, summarize
-from cadre_core.evals.suite import JudgeCheck, Suite, Task
 from cadre_core.models.refs import is_host, model_key
 
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cadre_app.up import build_app, is_loopback, load_tokens
 from cadre_core.errors import CadreError
-from cadre_core.up import build_app, is_loopback, load_tokens
 
 
 def served_roots(args: Any) -> list[Path]:

@@ -1,7 +1,7 @@
 """`cadre cost`: what is left of each budget, then spend from the ledger by role, model, tool, day and thread;
 `--html` writes a report.
 
-The model and tool groupings are the usage table of `cadre_core.usage` (calls, spend, average thread
+The model and tool groupings are the usage table of `cadre_app.usage` (calls, spend, average thread
 cost, off-the-rails %, p50/p95 latency, failure rate); role, day and thread are the store's SQL sums.
 """
 
@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cadre_core import usage
-from cadre_core.cli.render import Column, layout
+from cadre_app import usage
+from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
 from cadre_core.ledger import SQLiteLedgerStore, default_ledger_path
@@ -77,7 +77,7 @@ def summaries(args: Any) -> dict[str, Any]:
 
 def write_html(args: Any) -> Path:
     """Write the HTML report for the period to `args.html`."""
-    from cadre_core import report_html
+    from cadre_app import report_html
 
     cfg = load_config(args.root).config
     path = cfg.paths.ledger or default_ledger_path()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cadre_core.cli.render import Column, layout
+from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
 from cadre_core.ledger import SQLiteLedgerStore, default_ledger_path

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cadre_core.evals.suite import (
+from cadre_app.evals.suite import (
     ContainsCheck,
     ExactCheck,
     JsonSchemaCheck,
@@ -31,7 +31,7 @@ from cadre_core.evals.suite import (
 )
 
 if TYPE_CHECKING:
-    from cadre_core.evals.judge import Judge
+    from cadre_app.evals.judge import Judge
 
 _MISSING = object()
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cadre_app.evals.suite import Task
 from cadre_core.errors import EvalError
-from cadre_core.evals.suite import Task
 
 
 def _oracle_args(task: Task) -> dict[str, Any]:

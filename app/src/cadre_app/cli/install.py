@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cadre_app.install import apply, config_path, default_entries, plan_install, root_arg
 from cadre_core.errors import CadreError
-from cadre_core.install import apply, config_path, default_entries, plan_install, root_arg
 
 
 def project_root(root: Path) -> Path:

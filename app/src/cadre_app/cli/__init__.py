@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)
-    from cadre_core.cli.eval import add_parser as add_eval
+    from cadre_app.cli.eval import add_parser as add_eval
 
     add_eval(sub, _positive_int)
     return parser
@@ -124,25 +124,25 @@ def main(argv: list[str] | None = None) -> int:
     load_env_file()  # what the servers read too, so doctor and the servers agree
     try:
         if args.command == "doctor":
-            from cadre_core.cli.doctor import run
+            from cadre_app.cli.doctor import run
         elif args.command == "config":
-            from cadre_core.cli.config_show import run
+            from cadre_app.cli.config_show import run
         elif args.command == "search":
-            from cadre_core.cli.search import run
+            from cadre_app.cli.search import run
         elif args.command == "trace":
-            from cadre_core.cli.trace import run
+            from cadre_app.cli.trace import run
         elif args.command == "call":
-            from cadre_core.cli.call import run
+            from cadre_app.cli.call import run
         elif args.command == "install":
-            from cadre_core.cli.install import run
+            from cadre_app.cli.install import run
         elif args.command == "up":
-            from cadre_core.cli.up import run
+            from cadre_app.cli.up import run
         elif args.command == "registry":
-            from cadre_core.cli.registry import run
+            from cadre_app.cli.registry import run
         elif args.command == "eval":
-            from cadre_core.cli.eval import run
+            from cadre_app.cli.eval import run
         else:
-            from cadre_core.cli.cost import run
+            from cadre_app.cli.cost import run
         return run(args)
     except CadreError as exc:
         print(f"cadre: {exc}", file=sys.stderr)

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cadre_app.evals.runner import EvalReport
+from cadre_app.evals.stats import ModelStats
 from cadre_core.config import CadreConfig, Candidate, LoadedConfig, RoleConfig
 from cadre_core.errors import CadreError, EvalError
-from cadre_core.evals.runner import EvalReport
-from cadre_core.evals.stats import ModelStats
 from cadre_core.models.refs import model_key
 
 EPSILON = 1e-9
@@ -331,7 +331,7 @@ def promote(
     decision = decide(report, incumbent, margin)
     decision.path = str(path)
     if decision.promoted and decision.winner:
-        from cadre_core.evals.runner import candidate_for
+        from cadre_app.evals.runner import candidate_for
 
         chosen = next((c for c in route if model_key(c.model) == model_key(decision.winner)), None)
         write_route(path, report.role, chosen or candidate_for(effective, report.role, decision.winner), route)

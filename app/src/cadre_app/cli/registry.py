@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cadre_core.cli.install import install
-from cadre_core.registry import entry_from, export, load
+from cadre_app.cli.install import install
+from cadre_app.registry import entry_from, export, load
 
 
 def run(args: Any) -> int:

@@ -10,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from cadre_app.install import KEY_VARS, ServerEntry
 from cadre_core.errors import CadreError
-from cadre_core.install import KEY_VARS, ServerEntry
 
 SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 NAMESPACE = "io.github.cadre-ai"
@@ -30,7 +30,7 @@ TOKEN_VAR = "CADRE_TOKEN"  # noqa: S105 - the name of an env var, not a secret
 
 @cache
 def schema() -> dict[str, Any]:
-    text = resources.files("cadre_core").joinpath("data/server.schema.2025-12-11.json").read_text("utf-8")
+    text = resources.files("cadre_app").joinpath("data/server.schema.2025-12-11.json").read_text("utf-8")
     return json.loads(text)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from cadre_core import usage
+from cadre_app import usage
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 CSS = """

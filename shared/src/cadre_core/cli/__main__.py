@@ -1,5 +1,0 @@
-import sys
-
-from cadre_core.cli import main
-
-sys.exit(main())
