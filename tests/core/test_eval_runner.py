@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from cadre_app.evals import EvalError
-from cadre_app.evals.roles import TARGETS, RoleTarget
+from cadre_app.evals.roles import RoleTarget, targets
 from cadre_app.evals.runner import _require_tool, run_eval
 from cadre_app.evals.stats import wilson
 from cadre_app.evals.suite import builtin_suite, load_suite
@@ -238,7 +238,7 @@ async def test_a_server_without_the_roles_tool_says_so(tmp_path):
         await _require_tool(missing, tmp_path)
     assert "has no 'research' tool in this install" in str(err.value)
     assert "update cadre-librarian" in str(err.value)
-    assert TARGETS["librarian"].tool == "research" and TARGETS["review"].tool == "review_change"
+    assert targets()["librarian"].tool == "research" and targets()["review"].tool == "review_change"
 
 
 async def test_judge_rows_are_not_counted_as_the_candidates_spend(tmp_path, keys):

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from cadre_core.servers import installed
 from tests.e2e.test_hosts import HOSTS, Launch, roots_callback, spawn
 
 pytestmark = pytest.mark.anyio
 ENTRIES = json.loads((Path(__file__).parents[2] / "mcp.json").read_text())["mcpServers"]
+
+
+def test_mcp_json_lists_every_installed_server_by_its_console_script():
+    scripts = {server.script for server in installed().values()}
+    assert len(scripts) == 3 and set(ENTRIES) == scripts
+    assert all(ENTRIES[name]["command"] == name for name in scripts)
 
 
 def test_mcp_json_holds_no_secrets_and_only_placeholders_claude_code_keeps():

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core.errors import CadreError
+from cadre_core.servers import installed, lookup
 
 HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode")
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
-CADRE_SERVERS = ("cadre-oracle", "cadre-librarian", "cadre-search")
 
 
 @dataclass
@@ -40,9 +40,7 @@ def default_entries(servers: list[str]) -> list[ServerEntry]:
     """Entries for Cadre's own console scripts, by absolute path when installed beside this Python."""
     entries = []
     for server in servers:
-        name = f"cadre-{server.removeprefix('cadre-')}"
-        if name not in CADRE_SERVERS:
-            raise CadreError(f"unknown server '{server}'; use oracle, librarian or search")
+        name = lookup(server).script
         script = Path(sys.executable).parent / name
         entries.append(ServerEntry(name, str(script) if script.exists() else name))
     return entries
@@ -112,7 +110,7 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
         env = {var: reference(host, var) for var in entry.key_vars}
     env.update(entry.literal_env)
     args = list(entry.args)
-    if root is not None and entry.name in CADRE_SERVERS and "--root" not in args:
+    if root is not None and entry.name in {s.script for s in installed().values()} and "--root" not in args:
         args += ["--root", root_arg(host, root)]
     body: dict[str, Any] = {"command": entry.command, "args": args}
     if host in ("claude-code", "vscode"):

@@ -12,14 +12,10 @@ from typing import Any
 
 from cadre_app.install import KEY_VARS, ServerEntry
 from cadre_core.errors import CadreError
+from cadre_core.servers import installed, lookup
 
 SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 NAMESPACE = "io.github.cadre-ai"
-DESCRIPTIONS = {
-    "oracle": "Second opinions and deep reasoning from another vendor's strongest model.",
-    "librarian": "Researches libraries and docs across sources and answers with citations.",
-    "search": "Ranked codebase search, offline, in one call; deep mode adds a fast model.",
-}
 KEY_NOTES = {
     "OPENAI_API_KEY": "OpenAI API key",
     "ANTHROPIC_API_KEY": "Anthropic API key",
@@ -47,16 +43,17 @@ def validate(document: Any, label: str) -> None:
 
 def server_json(server: str, *, remote_url: str | None = None) -> dict[str, Any]:
     """The registry document for one Cadre server."""
-    package = f"cadre-{server}"
+    info = lookup(server)
+    package = info.distribution
     try:
         package_version = version(package)
     except PackageNotFoundError:
         package_version = "0.1.0"
     document: dict[str, Any] = {
         "$schema": SCHEMA_URL,
-        "name": f"{NAMESPACE}/{server}",
-        "title": f"Cadre {server.capitalize()}",
-        "description": DESCRIPTIONS[server],
+        "name": f"{NAMESPACE}/{info.name}",
+        "title": f"Cadre {info.name.capitalize()}",
+        "description": info.description,
         "version": package_version,
         "packages": [
             {
@@ -76,7 +73,7 @@ def server_json(server: str, *, remote_url: str | None = None) -> dict[str, Any]
         document["remotes"] = [
             {
                 "type": "streamable-http",
-                "url": f"{remote_url.rstrip('/')}/{server}/mcp",
+                "url": f"{remote_url.rstrip('/')}/{info.name}/mcp",
                 "headers": [
                     {
                         "name": "Authorization",
@@ -95,7 +92,7 @@ def server_json(server: str, *, remote_url: str | None = None) -> dict[str, Any]
                 ],
             }
         ]
-    validate(document, f"the generated server.json for {server}")
+    validate(document, f"the generated server.json for {info.name}")
     return document
 
 
@@ -114,7 +111,7 @@ def entry_from(document: dict[str, Any], label: str, *, prefer_remote: bool = Fa
     """How to run a registry server on this machine: the local console script, uvx, or its remote."""
     validate(document, label)
     name = document["name"].rsplit("/", 1)[-1]
-    entry_name = name if name.startswith("cadre-") else f"cadre-{name}" if name in DESCRIPTIONS else name
+    entry_name = name if name.startswith("cadre-") else f"cadre-{name}" if name in installed() else name
     remotes = [r for r in document.get("remotes", []) if r.get("type") == "streamable-http"]
     packages = [p for p in document.get("packages", []) if p.get("transport", {}).get("type") == "stdio"]
     if remotes and (prefer_remote or not packages):

@@ -13,12 +13,8 @@ from typing import Any
 
 from cadre_core import telemetry
 from cadre_core.errors import CadreError
+from cadre_core.servers import installed
 
-SERVERS = {
-    "oracle": "cadre_oracle.server",
-    "librarian": "cadre_librarian.server",
-    "search": "cadre_search.server",
-}
 TOKENS_ENV = "CADRE_TOKENS"
 
 
@@ -110,9 +106,10 @@ def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[st
 
     from cadre_core.workspace import ServedWorkspaces
 
-    unknown = [n for n in names if n not in SERVERS]
+    known = installed()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise CadreError(f"unknown server(s) {', '.join(unknown)}; use {', '.join(SERVERS)}")
+        raise CadreError(f"unknown server(s) {', '.join(unknown)}; use {', '.join(known)}")
     security = host_checking(host)
     if security is None and not tokens:
         raise CadreError(
@@ -124,7 +121,7 @@ def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[st
     telemetry.setup("cadre-up")
     servers = {}
     for name in names:
-        server = importlib.import_module(SERVERS[name]).create_server(root=served.workspaces[0].path)
+        server = importlib.import_module(known[name].module).create_server(root=served.workspaces[0].path)
         server.kit.serve_workspaces(served)
         servers[name] = server
     mounts = [

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cadre_core.errors import CadreError
+from cadre_core.servers import installed
 
 
 def _positive_int(text: str) -> int:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadre", description="Cadre: multi-model MCP subagents.")
     parser.add_argument("--root", type=Path, default=None, help="workspace root (default: cwd)")
     sub = parser.add_subparsers(dest="command", required=True)
+    every = ",".join(installed())  # the installed servers (entry points `cadre.servers`)
 
     doctor = sub.add_parser("doctor", help="keys, routable roles, config sources, ledger path, SDK versions")
     doctor.add_argument("--json", action="store_true", help="print JSON")
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--path", default=None, help="only under this file or folder")
     search.add_argument("--json", action="store_true", help="print JSON")
     call = sub.add_parser("call", help="call a tool through a real MCP client (stdio, or --url for HTTP)")
-    call.add_argument("server", help="oracle, librarian or search")
+    call.add_argument("server", help=" or ".join(installed()))
     call.add_argument("tool", help="the tool name, e.g. search_codebase")
     call.add_argument("--json", default=None, help="tool arguments as a JSON object")
     call.add_argument("--url", default=None, help="a streamable-HTTP endpoint instead of spawning the server")
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--verbose", action="store_true", help="show the spawned server's log lines")
     install = sub.add_parser("install", help="add the servers to an MCP host's config")
     install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
-    install.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
+    install.add_argument("--servers", default=every, help="comma-separated (default: all)")
     install.add_argument(
         "--root", dest="install_root", type=Path, default=None, metavar="DIR",
         help="the project the servers read (default: cwd); project scope writes the host's file there",
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_sub = registry.add_subparsers(dest="registry_command", required=True)
     export = registry_sub.add_parser("export", help="write <out>/<server>/server.json (schema 2025-12-11)")
     export.add_argument("--out", type=Path, default=Path("registry"), help="output folder (default ./registry)")
-    export.add_argument("--servers", default="oracle,librarian,search")
+    export.add_argument("--servers", default=every)
     export.add_argument("--remote-url", default=None, help="team deployment base URL, e.g. https://cadre.example.com")
     imp = registry_sub.add_parser("import", help="install servers from a team's server.json files")
     imp.add_argument("files", nargs="+", type=Path, help="server.json files")
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--root", dest="up_roots", type=Path, action="append", default=None,
                     help="a workspace to serve (repeatable; default: [up] roots in cadre.toml, else cwd); "
                     "clients' roots only select among these")  # fmt: skip
-    up.add_argument("--servers", default="oracle,librarian,search", help="comma-separated (default: all)")
+    up.add_argument("--servers", default=every, help="comma-separated (default: all)")
     up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from cadre_core.errors import CadreError, single_failure
+from cadre_core.servers import lookup
 
-SERVERS = ("oracle", "librarian", "search")
 TOKEN_ENV = "CADRE_TOKEN"  # noqa: S105 - the name of the variable, not a token
 TOKEN_HINT = f"set {TOKEN_ENV} or pass --token-file"
 
@@ -65,14 +65,12 @@ def target(args: Any, stack: ExitStack, statuses: list[int]) -> Any:
     from mcp import StdioServerParameters
     from mcp.client.stdio import stdio_client
 
-    name = args.server.removeprefix("cadre-")
-    if name not in SERVERS:
-        raise CadreError(f"unknown server '{args.server}'; use one of {', '.join(SERVERS)} (or --url)")
+    server = lookup(args.server, hint=" (or --url)")
     root = args.call_root or args.root
     extra = ["--root", str(root)] if root else []
     # The SDK passes only HOME, PATH and a few more unless given `env`: keys, base URLs, CADRE_* and XDG_*
     # would never reach the server, and its ledger would land where `cadre cost` does not look.
-    params = StdioServerParameters(command=sys.executable, args=["-m", f"cadre_{name}", *extra], env=dict(os.environ))
+    params = StdioServerParameters(command=sys.executable, args=["-m", server.package, *extra], env=dict(os.environ))
     errlog = sys.stderr if args.verbose else stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
     return stdio_client(params, errlog=errlog)
 

@@ -10,6 +10,7 @@ from cadre_core.config import load_config
 from cadre_core.ledger import default_ledger_path
 from cadre_core.models.refs import is_host
 from cadre_core.router import Router
+from cadre_core.servers import installed
 from cadre_core.threads import default_threads_path
 
 SDKS = ("mcp", "anthropic", "openai", "google-genai", "genai-prices", "httpx2")
@@ -39,7 +40,7 @@ def report(args: Any) -> dict[str, Any]:
             "candidates": entries,
         }
     versions = {}
-    for sdk in SDKS:
+    for sdk in (*SDKS, *(server.distribution for server in installed().values())):
         try:
             versions[sdk] = version(sdk)
         except PackageNotFoundError:
@@ -60,11 +61,11 @@ def librarian_sources(root: Any) -> dict[str, Any] | None:
     the librarian is not installed."""
     from pathlib import Path
 
-    try:
-        from cadre_librarian.environments import python_site_dirs
-        from cadre_librarian.github_http import discover_token
-    except ImportError:
+    if "librarian" not in installed():
         return None
+    from cadre_librarian.environments import python_site_dirs
+    from cadre_librarian.github_http import discover_token
+
     workspace = Path(root or Path.cwd()).resolve()
     _token, source = discover_token()
     sites, how = python_site_dirs([workspace])

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cadre_core.servers import installed
+
 MODEL_FACTORY: Callable[..., Any] | None = None
 """The router's model factory for eval runs; None means the real providers (tests put fakes here)."""
 
@@ -22,7 +24,7 @@ MODEL_FACTORY: Callable[..., Any] | None = None
 def add_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
     """Register `cadre eval` on the CLI's subparsers (cheap: no eval module is imported)."""
     ev = sub.add_parser("eval", help="score candidate models for a role on a task suite, through the real server")
-    ev.add_argument("role", choices=["oracle", "review", "librarian", "search"])
+    ev.add_argument("role", choices=[role for server in installed().values() for role in server.roles])
     ev.add_argument("--models", required=True, help="comma-separated provider:model refs to compare")
     ev.add_argument("--suite", type=Path, default=None, help="TOML or JSONL suite (default: the role's starter suite)")
     ev.add_argument("--repeat", type=positive_int, default=1, help="runs of each task per model (default 1)")

@@ -1,6 +1,7 @@
 """Which server and tool each role is evaluated through, and how a task becomes tool arguments.
 
-Server packages are imported only when a run starts, so cadre_core never depends on them at import.
+The roles come from the installed servers (`cadre_core.servers`); a server package is imported only when a
+run starts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from cadre_app.evals.suite import Task
 from cadre_core.errors import EvalError
+from cadre_core.servers import installed
 
 
 def _oracle_args(task: Task) -> dict[str, Any]:
@@ -24,7 +26,7 @@ def _search_args(task: Task) -> dict[str, Any]:
     return {"query": task.prompt, "mode": "deep", **task.args}
 
 
-def _librarian_args(task: Task) -> dict[str, Any]:
+def _question_args(task: Task) -> dict[str, Any]:
     return {"question": task.prompt, **task.args}
 
 
@@ -65,17 +67,25 @@ class RoleTarget:
         return module.create_server(root=root)
 
 
-TARGETS = {
-    "oracle": RoleTarget("oracle", "cadre-oracle", "cadre_oracle.server", "consult_oracle", _oracle_args, _answer),
-    "review": RoleTarget("review", "cadre-oracle", "cadre_oracle.server", "review_change", _review_args, _review_text),
-    "search": RoleTarget("search", "cadre-search", "cadre_search.server", "search_codebase", _search_args, _answer),
-    "librarian": RoleTarget(
-        "librarian", "cadre-librarian", "cadre_librarian.server", "research", _librarian_args, _answer
-    ),
-}
+# How a task becomes a tool's arguments and its result the answer text; other tools get a `question` and
+# answer with `answer`.
+ARGUMENTS = {"consult_oracle": _oracle_args, "review_change": _review_args, "search_codebase": _search_args}
+TEXT = {"review_change": _review_text}
+
+
+def targets() -> dict[str, RoleTarget]:
+    """Every role an installed server answers, each through that server's tool for it."""
+    return {
+        role: RoleTarget(
+            role, info.distribution, info.module, tool, ARGUMENTS.get(tool, _question_args), TEXT.get(tool, _answer)
+        )
+        for info in installed().values()
+        for role, tool in info.roles.items()
+    }
 
 
 def target_for(role: str) -> RoleTarget:
-    if role not in TARGETS:
-        raise EvalError(f"unknown role '{role}'; evaluate one of {', '.join(TARGETS)}")
-    return TARGETS[role]
+    known = targets()
+    if role not in known:
+        raise EvalError(f"unknown role '{role}'; evaluate one of {', '.join(known)}")
+    return known[role]

@@ -11,9 +11,10 @@ from pydantic import Field
 
 from cadre_core.arguments import Line, Name, Names, PathText, Question
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_librarian.about import SERVER
 
-ROLE = "librarian"
-NAME = "cadre-librarian"
+ROLE = SERVER.role
+NAME = SERVER.script
 INSTRUCTIONS = (
     "Librarian: researches how libraries really work from their source (installed packages, GitHub, "
     "docs pages) and answers with checked citations."

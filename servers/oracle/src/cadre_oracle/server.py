@@ -13,9 +13,10 @@ from cadre_core.arguments import LongText, Name, Paths, Question
 from cadre_core.errors import CadreError
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 from cadre_core.models import Effort
+from cadre_oracle.about import SERVER
 
-ROLE = "oracle"
-NAME = "cadre-oracle"
+ROLE = SERVER.role
+NAME = SERVER.script
 INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]

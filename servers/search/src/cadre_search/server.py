@@ -14,12 +14,13 @@ from cadre_core.arguments import Name, PathText, Question
 from cadre_core.errors import WorkspaceError, clip
 from cadre_core.kit import HostRoots, build_server, host_sample_request, tool_errors
 from cadre_core.results import totals
+from cadre_search.about import SERVER
 
 if TYPE_CHECKING:
     from cadre_search.engine import Engine
 
-ROLE = "search"
-NAME = "cadre-search"
+ROLE = SERVER.role
+NAME = SERVER.script
 INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
 
 

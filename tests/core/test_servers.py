@@ -1,0 +1,44 @@
+"""The one list of servers: what each server's entry point advertises matches the server it builds."""
+
+from importlib.metadata import EntryPoint
+
+import pytest
+from mcp import Client
+
+from cadre_core.config import ROLES
+from cadre_core.errors import CadreError
+from cadre_core.servers import GROUP, installed, lookup
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_every_advertised_server_builds_and_has_its_tools(tmp_path):
+    servers = installed()
+    assert list(servers) == ["librarian", "oracle", "search"]
+    for info in servers.values():
+        assert info.distribution == info.script == f"cadre-{info.name}"
+        assert set(info.roles) <= set(ROLES) and next(iter(info.roles)) == info.role
+        module = __import__(info.module, fromlist=["create_server"])
+        async with Client(module.create_server(root=tmp_path)) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert client.server_info.name == info.script
+        assert set(info.roles.values()) <= tools, info.name
+    assert servers["oracle"].roles == {"oracle": "consult_oracle", "review": "review_change"}
+    assert servers["search"].package == "cadre_search"
+
+
+def test_lookup_takes_either_name_and_names_the_choices():
+    assert lookup("cadre-oracle") is lookup("oracle") is installed()["oracle"]
+    with pytest.raises(CadreError, match=r"unknown server 'poet'; use one of librarian, oracle, search \(or --url\)"):
+        lookup("poet", hint=" (or --url)")
+
+
+def test_an_entry_point_that_is_not_a_server_info_is_refused(monkeypatch):
+    bad = EntryPoint("poet", "json:dumps", GROUP)
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [bad] if group == GROUP else [])
+    installed.cache_clear()
+    try:
+        with pytest.raises(CadreError, match=r"'poet = json:dumps' in group cadre.servers is not a ServerInfo"):
+            installed()
+    finally:
+        installed.cache_clear()
