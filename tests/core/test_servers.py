@@ -33,12 +33,16 @@ def test_lookup_takes_either_name_and_names_the_choices():
         lookup("poet", hint=" (or --url)")
 
 
-def test_an_entry_point_that_is_not_a_server_info_is_refused(monkeypatch):
-    bad = EntryPoint("poet", "json:dumps", GROUP)
+@pytest.mark.parametrize("value", ["json:dumps", "cadre_oracle.about:SERVER", "tests.core.test_servers:EXTRA"])
+def test_an_entry_point_that_is_not_a_server_info_is_refused(monkeypatch, value):
+    bad = EntryPoint("poet", value, GROUP)  # not a dict; another server's name; a field ServerInfo lacks
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [bad] if group == GROUP else [])
     installed.cache_clear()
     try:
-        with pytest.raises(CadreError, match=r"'poet = json:dumps' in group cadre.servers is not a ServerInfo"):
+        with pytest.raises(CadreError, match=rf"'poet = {value}' in group cadre.servers is not the fields of a"):
             installed()
     finally:
         installed.cache_clear()
+
+
+EXTRA = {"name": "poet", "module": "m", "tool": "t", "role": "r", "script": "s", "description": "d", "colour": "red"}

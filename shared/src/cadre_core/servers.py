@@ -1,8 +1,9 @@
-"""The one list of Cadre's servers: each server's distribution advertises a `ServerInfo` under the
-`cadre.servers` entry point group, and the app (`up`, `install`, `call`, `eval`, `doctor`) reads them here.
+"""The one list of Cadre's servers: each server's distribution advertises the fields of a `ServerInfo` (a
+plain dict in its `about.py`) under the `cadre.servers` entry point group, and the app (`up`, `install`,
+`call`, `eval`, `doctor`) reads them here.
 
 Nothing is imported at import time; `installed()` reads the entry points once and loads only the small
-descriptor modules, never a server.
+`about` modules, never a server.
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ def installed() -> dict[str, ServerInfo]:
 
     found: dict[str, ServerInfo] = {}
     for point in entry_points(group=GROUP):
-        info = point.load()
+        fields = point.load()
+        try:
+            info = ServerInfo(**fields)
+        except TypeError as exc:
+            info = exc
         if not isinstance(info, ServerInfo) or info.name != point.name:
             raise CadreError(
-                f"entry point '{point.name} = {point.value}' in group {GROUP} is not a ServerInfo named "
-                f"'{point.name}'; fix that distribution's pyproject.toml"
+                f"entry point '{point.name} = {point.value}' in group {GROUP} is not the fields of a ServerInfo "
+                f"named '{point.name}' ({info}); fix that distribution's about.py or pyproject.toml"
             )
         found[info.name] = replace(info, distribution=point.dist.name if point.dist else info.script)
     return dict(sorted(found.items()))

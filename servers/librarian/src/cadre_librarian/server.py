@@ -13,8 +13,8 @@ from cadre_core.arguments import Line, Name, Names, PathText, Question
 from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
 from cadre_librarian.about import SERVER
 
-ROLE = SERVER.role
-NAME = SERVER.script
+ROLE = SERVER["role"]
+NAME = SERVER["script"]
 INSTRUCTIONS = (
     "Librarian: researches how libraries really work from their source (installed packages, GitHub, "
     "docs pages) and answers with checked citations."

@@ -15,8 +15,8 @@ from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, to
 from cadre_core.models import Effort
 from cadre_oracle.about import SERVER
 
-ROLE = SERVER.role
-NAME = SERVER.script
+ROLE = SERVER["role"]
+NAME = SERVER["script"]
 INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]

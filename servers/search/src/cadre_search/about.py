@@ -1,8 +1,7 @@
-"""How search advertises itself to the app (entry point `cadre.servers`); imports no server code."""
+"""How search advertises itself to the app (entry point `cadre.servers`); imports nothing,
+so the server's own start pays nothing for it; cadre_core.servers reads it as a ServerInfo."""
 
-from cadre_core.servers import ServerInfo
-
-SERVER = ServerInfo(
+SERVER = dict(
     name="search",
     module="cadre_search.server",
     tool="search_codebase",

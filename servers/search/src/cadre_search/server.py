@@ -19,8 +19,8 @@ from cadre_search.about import SERVER
 if TYPE_CHECKING:
     from cadre_search.engine import Engine
 
-ROLE = SERVER.role
-NAME = SERVER.script
+ROLE = SERVER["role"]
+NAME = SERVER["script"]
 INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
 
 
