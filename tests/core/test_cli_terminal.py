@@ -5,7 +5,7 @@ from argparse import Namespace
 
 import pytest
 
-from cadre_core.cli import call, search
+from cadre_app.cli import call, search
 
 EVIL = "\x1b]52;c;ZWNobyBwd25lZA==\x1b\\\x9b2J"  # OSC 52 (write the clipboard), then an 8-bit CSI clear screen
 

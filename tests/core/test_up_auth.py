@@ -2,7 +2,7 @@
 
 import pytest
 
-from cadre_core.up import BearerAuth
+from cadre_app.up import BearerAuth
 
 pytestmark = pytest.mark.anyio
 TOKEN = "t0ken-" + "a" * 26

@@ -83,7 +83,7 @@ async def call(args: Any) -> tuple[bool, Any]:
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         if sys.stderr.isatty():
-            from cadre_core.cli.render import plain
+            from cadre_app.cli.render import plain
 
             print(f"\r{plain(message or done)}", end="", file=sys.stderr, flush=True)
 
@@ -131,7 +131,7 @@ def failure_text(tool: str, payload: Any) -> str:
 def run(args: Any) -> int:
     import anyio
 
-    from cadre_core.cli.render import plain
+    from cadre_app.cli.render import plain
 
     is_error, payload = anyio.run(call, args)
     if is_error:  # plain(): a model's or server's escape sequences are shown, never sent to the terminal

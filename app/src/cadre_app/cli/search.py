@@ -30,7 +30,7 @@ def run(args: Any) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from cadre_core.cli.render import plain
+    from cadre_app.cli.render import plain
 
     def text(value: Any) -> str:  # a path like `app/[id]/page.ts` is no markup, a file's ESC no command
         return escape(plain(value))
