@@ -218,3 +218,15 @@ def test_trace_shows_each_attempt_of_a_thread(capsys, spent, monkeypatch):
     assert "3 attempts" in capsys.readouterr().out
     assert main(["--root", str(spent), "trace", "nope"]) == 2
     assert "no attempts recorded for thread 'nope'" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
+    # `cadre ... | head`: the reader is gone before cadre writes (closed at once; the process takes far longer
+    # to start), so its first write fails with EPIPE (pipe(7)); no traceback, exit 141 like a cut-off writer.
+    (tmp_path / "app.py").write_text("def handler():\n    return 1\n")
+    cadre = subprocess.Popen([sys.executable, "-m", "cadre_app.cli", "search", "--json", "--root", str(tmp_path),
+                              "handler"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    cadre.stdout.close()
+    stderr = cadre.stderr.read().decode()
+    assert cadre.wait(timeout=60) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr

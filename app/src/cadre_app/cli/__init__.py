@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -145,13 +146,20 @@ def main(argv: list[str] | None = None) -> int:
             from cadre_app.cli.eval import run
         else:
             from cadre_app.cli.cost import run
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except CadreError as exc:
         print(f"cadre: {exc}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
         print(f"cadre: a database could not be read ({exc}); check the path in `cadre doctor`", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`cadre call ... | head`): stop quietly, as the Python docs advise
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off this way
 
 
 if __name__ == "__main__":
