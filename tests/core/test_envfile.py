@@ -25,3 +25,23 @@ def test_no_file_sets_nothing_and_the_default_lives_beside_the_user_config(tmp_p
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     assert env_file_path() == tmp_path / "cfg/cadre/keys.env"
     assert load_env_file() == []
+
+
+def test_doctor_says_which_key_came_from_the_file(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "cfg"
+    (config / "cadre").mkdir(parents=True)
+    env_file = config / "cadre" / "keys.env"
+    env_file.write_text("OPENAI_API_KEY=sk-from-file\n")
+    env_file.chmod(0o600)
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "XDG_CONFIG_HOME": str(config),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "GEMINI_API_KEY": "g-from-shell"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "cadre_app.cli", "--root", str(tmp_path), "doctor", "--json"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    keys = json.loads(done.stdout)["keys"]
+    assert keys["openai"]["found_in"] == "OPENAI_API_KEY" and keys["openai"]["from_file"] == str(env_file)
+    assert keys["google"]["found_in"] == "GEMINI_API_KEY" and keys["google"]["from_file"] is None

@@ -15,6 +15,10 @@ def env_file_path() -> Path:
     return user_config_path().with_name("keys.env")
 
 
+LOADED: dict[str, Path] = {}
+"""Each variable `load_env_file` set, and the file it came from (so `cadre doctor` can say where a key is)."""
+
+
 def load_env_file(path: Path | None = None) -> list[str]:
     """Set each `NAME=value` of the file whose variable the environment lacks; returns the names set.
 
@@ -41,5 +45,6 @@ def load_env_file(path: Path | None = None) -> list[str]:
     for name, value in values.items():
         if value is not None and is_real_value(value) and not is_real_value(os.environ.get(name, "")):
             os.environ[name] = value
+            LOADED[name] = path
             names.append(name)
     return names

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cadre_core.config import load_config
+from cadre_core.envfile import LOADED
 from cadre_core.ledger import default_ledger_path
 from cadre_core.models.refs import is_host
 from cadre_core.router import Router
@@ -24,6 +25,7 @@ def report(args: Any) -> dict[str, Any]:
     for name, provider in cfg.providers.items():
         keys[name] = {
             "found_in": provider.key_source(),
+            "from_file": str(LOADED[found]) if (found := provider.key_source()) in LOADED else None,
             "env": provider.api_key_env,
             "required": provider.key_required,
             "base_url": provider.resolved_base_url(),
@@ -91,7 +93,7 @@ def run(args: Any) -> int:
         keys.add_column(col)
     for name, k in data["keys"].items():
         if k["found_in"]:
-            state = f"[green]found[/] in {k['found_in']}"
+            state = f"[green]found[/] in {k['found_in']}" + (f" (from {k['from_file']})" if k["from_file"] else "")
         elif not k["required"]:
             state = "not needed"
         else:
