@@ -22,3 +22,8 @@ class CallInfo:
     """Cost of every priced attempt so far (failed, off-rails and repair attempts included)."""
     usage: Usage = field(default_factory=Usage)
     unpriced: bool = False
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the call cost, rounded; None when it paid only for unpriced models."""
+        return None if self.unpriced and not self.usage_cost_usd else round(self.usage_cost_usd, 6)
