@@ -65,8 +65,8 @@ def test_tool_results_in_a_models_loop_are_redacted_even_as_escaped_json():
     plain pass; what the provider is sent is still clean."""
     import json
 
-    from cadre_core.kit import redact_request
     from cadre_core.models.base import Message, ModelRequest, ToolCall
+    from cadre_core.redact import redact_request
 
     hits = [{"path": "app/settings.py", "snippet": f"S{i} = {json.dumps(s.text)}"} for i, s in enumerate(FOUND)]
     call = ToolCall("c1", "search", {"query": "keys"})

@@ -193,13 +193,6 @@ class Kit:
         cwd = Path.cwd()
         return Workspace([cwd], hint=f"this server started in {cwd} and the host sent no roots: {HOST_ROOT_HINT}")
 
-    @staticmethod
-    def redact(text: str, filename: str = "") -> str:
-        """`text` with secrets replaced, ready to send to a provider."""
-        from cadre_core.redact import redact
-
-        return redact(text, filename=filename)[0]
-
     def new_call(self, tool: str, thread_id: str | None = None) -> Any:
         """One tool call's running totals (cost, tokens, start time) to share across its model calls."""
         from cadre_core.call import CallInfo
@@ -226,6 +219,8 @@ class Kit:
         `host_sample` is a `CreateMessageResult` a tool obtained through a `Sample`
         resolver; it answers the `sampling:host` candidate on MCP 2026-07-28.
         """
+        from cadre_core.redact import redact_request  # compiles its patterns: not on the cold path
+
         call = call or self.new_call(tool, thread_id)
         request = redact_request(request)
         token = current_sampler.set(ContextSampler(ctx, host_sample))
@@ -293,22 +288,6 @@ class ContextSampler:
         return from_sample_result(result, request)
 
 
-def redact_request(request: ModelRequest) -> ModelRequest:
-    """A copy of `request` with secrets removed from the system prompt and every message."""
-    from dataclasses import replace
-
-    from cadre_core.redact import redact, redact_json
-
-    def clean(message: Message) -> Message:
-        if not message.text:
-            return message
-        return replace(message, text=(redact_json if message.role == "tool" else redact)(message.text)[0])
-
-    messages = [clean(m) for m in request.messages]
-    system = redact(request.system)[0] if request.system else request.system
-    return replace(request, messages=messages, system=system)
-
-
 def host_sample_request(
     ctx: Context, kit: Kit, build: Callable[[], ModelRequest | None], role: str | None = None
 ) -> Any:
@@ -330,6 +309,8 @@ def host_sample_request(
         if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
             return None
         request = build()
+        from cadre_core.redact import redact_request
+
         return None if request is None else Sample(**to_sample_args(redact_request(request)))
     except Exception as exc:
         log.debug("no host sample", error=repr(exc))

@@ -20,6 +20,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cadre_core.models.base import Message, ModelRequest
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
 _CONFIG_SUFFIXES = (".env", ".ini", ".cfg", ".conf", ".yaml", ".yml", ".toml", ".properties")
@@ -490,3 +494,18 @@ def redact_json(text: str) -> tuple[str, int]:
     data = walk(data)
     text, count = redact(json.dumps(data, ensure_ascii=False) if found else text)
     return text, count + found
+
+
+def redact_request(request: ModelRequest) -> ModelRequest:
+    """A copy of `request` with secrets removed from the system prompt and every message (tool results
+    through `redact_json`)."""
+    from dataclasses import replace
+
+    def clean(message: Message) -> Message:
+        if not message.text:
+            return message
+        return replace(message, text=(redact_json if message.role == "tool" else redact)(message.text)[0])
+
+    messages = [clean(m) for m in request.messages]
+    system = redact(request.system)[0] if request.system else request.system
+    return replace(request, messages=messages, system=system)
