@@ -9,9 +9,12 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context, Resolve
 
+from cadre_core.accounting import tool_errors
 from cadre_core.config import LoadedConfig
 from cadre_core.errors import WorkspaceError
-from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_core.host_sampling import host_sample_request
+from cadre_core.kit import Kit
+from cadre_core.mcp_server import HostRoots, build_server
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.sampling import SamplingModel
 from cadre_core.models.test import FunctionModel, TestModel

@@ -8,8 +8,10 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
+from cadre_core.accounting import tool_errors
 from cadre_core.errors import WorkspaceError
-from cadre_core.kit import HostRoots, Kit, build_server, tool_errors
+from cadre_core.kit import Kit
+from cadre_core.mcp_server import HostRoots, build_server
 from cadre_core.workspace import ServedWorkspaces, Workspace, normalise_remote, too_broad
 
 HINT = "pass --root"

@@ -33,7 +33,7 @@ import structlog
 
 from cadre_core import db, owner
 from cadre_core.call import CallInfo
-from cadre_core.config import BudgetConfig
+from cadre_core.config import BudgetConfig, CadreConfig
 from cadre_core.errors import CadreError, ModelTimeoutError
 from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
 from cadre_core.models.refs import parse_model_ref
@@ -363,3 +363,18 @@ class BudgetedModel(WrapperModel):
         held = Held(self.ref, self.call.server, self.call.tool, self.tries.number, input_usd, worst_input,
                     self.timeout_s)  # fmt: skip
         return self.budget.reserve(self.caps, amount, role=self.role, thread_id=self.call.thread_id, held=held), amount
+
+
+def open_budget(config: CadreConfig, ledger: Ledger | None = None) -> Budget | None:
+    """The spend store when any cap is configured, else None (no caps, nothing to hold); what a crashed
+    process left held is settled on open and recorded in `ledger` (by default the config's ledger)."""
+    roles = [r.budget_per_day_usd for r in config.roles.values()]
+    caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
+            config.budget.per_month_usd, *roles]  # fmt: skip
+    if all(c is None for c in caps):
+        return None
+    if ledger is None:
+        from cadre_core.ledger import Ledger
+
+        ledger = Ledger(config.paths.ledger)
+    return Budget(config.paths.budget or default_budget_path(), ledger=ledger)

@@ -1,93 +1,43 @@
-"""The server kit: builds a role's `MCPServer` and the runtime its tools share.
+"""The server kit: the runtime one server's tools share, and the way they call a model.
 
-Everything heavy (config, router, ledger, threads, provider SDKs) opens on first
-use, so a host's spawn-to-tools/list stays as fast as a bare server.
+Everything heavy (config, router, ledger, threads, provider SDKs) opens on first use, so a host's
+spawn-to-tools/list stays as fast as a bare server. Built into a server by `mcp_server.build_server`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
-import warnings
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
-import mcp_types
 import structlog
-from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from pydantic import ValidationError
+from mcp.server.mcpserver import Context
 
-from cadre_core import telemetry
-from cadre_core.errors import (
-    ECHO_LIMIT,
-    CadreError,
-    NoHostSamplingError,
-    SamplingUnavailableError,
-    clip,
-    input_failure,
-    single_failure,
-)
+from cadre_core.accounting import record
+from cadre_core.call import CallInfo
+from cadre_core.host_sampling import ContextSampler
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
-from cadre_core.models.sampling import current_sampler, from_sample_result, to_sample_args
-from cadre_core.results import with_cost
+from cadre_core.models.sampling import current_sampler
 from cadre_core.workspace import HOST_ROOT_HINT, ServedWorkspaces, Workspace, roots_from_uris
 
 if TYPE_CHECKING:
-    from cadre_core.config import LoadedConfig
+    import mcp_types
+
+    from cadre_core.config import CadreConfig, Candidate, LoadedConfig
     from cadre_core.ledger import Ledger
     from cadre_core.router import Router
     from cadre_core.threads import ThreadStore
 
 log = structlog.get_logger("cadre.kit")
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def open_budget(config: Any, ledger: Ledger | None = None) -> Any:
-    """The spend store when any cap is configured, else None (no caps, nothing to hold); what a crashed
-    process left held is settled on open and recorded in `ledger` (by default the config's ledger)."""
-    roles = [r.budget_per_day_usd for r in config.roles.values()]
-    caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
-            config.budget.per_month_usd, *roles]  # fmt: skip
-    if all(c is None for c in caps):
-        return None
-    from cadre_core.budget import Budget, default_budget_path
-
-    if ledger is None:
-        from cadre_core.ledger import Ledger
-
-        ledger = Ledger(config.paths.ledger)
-    return Budget(config.paths.budget or default_budget_path(), ledger=ledger)
-
-
-def request_roots(ctx: Context) -> ListRoots | None:
-    """Resolver: ask the host for its roots when it declared the capability."""
-    caps = ctx.client_capabilities
-    return ListRoots() if caps is not None and caps.roots is not None else None
-
-
-HostRoots = Annotated[mcp_types.ListRootsResult | None, Resolve(request_roots)]
-"""Annotate a tool parameter with this to receive the host's roots (hidden from the schema)."""
 
 
 class Kit:
     """Shared runtime for one server: lazily opened config, router, ledger and threads."""
 
-    def __init__(
-        self,
-        role: str,
-        server_name: str,
-        *,
-        root: Path | None = None,
-        config: LoadedConfig | None = None,
-        router: Router | None = None,
-        ledger: Ledger | None = None,
-        threads: ThreadStore | None = None,
-    ):
+    def __init__(self, role: str, server_name: str, *, root: Path | None = None, config: LoadedConfig | None = None,
+                 router: Router | None = None, ledger: Ledger | None = None,
+                 threads: ThreadStore | None = None):  # fmt: skip
         self.role, self.server_name = role, server_name
         self.root = Path(root) if root else None
         self.served: ServedWorkspaces | None = None
@@ -101,14 +51,12 @@ class Kit:
     def use(
         self,
         *,
-        config: Any = None,
+        config: CadreConfig | LoadedConfig | None = None,
         ledger: Ledger | None = None,
         router: Router | None = None,
         threads: ThreadStore | None = None,
     ) -> Kit:
-        """Give the kit parts of its runtime (evals, tests, embedding); the others still open lazily.
-
-        `config` may be a `CadreConfig` or a `LoadedConfig`."""
+        """Give the kit parts of its runtime (evals, tests, embedding); the others still open lazily."""
         if config is not None:
             from cadre_core.config import CadreConfig, LoadedConfig
 
@@ -137,6 +85,7 @@ class Kit:
     @property
     def router(self) -> Router:
         if self._router is None:
+            from cadre_core.budget import open_budget
             from cadre_core.router import Router
 
             self._router = Router(self.config.config, self.ledger, budget=open_budget(self.config.config, self.ledger))
@@ -179,7 +128,7 @@ class Kit:
         """Append this turn's messages so the thread survives a restart."""
         self.threads.append(thread_id, messages, model)
 
-    def workspace(self, host_roots: Any = None) -> Workspace:
+    def workspace(self, host_roots: mcp_types.ListRootsResult | None = None) -> Workspace:
         """Where this call's tools may read; every tool asks here.
 
         Over HTTP (`serve_workspaces`): the served workspace the client's roots select. Over stdio: the
@@ -193,14 +142,10 @@ class Kit:
         cwd = Path.cwd()
         return Workspace([cwd], hint=f"this server started in {cwd} and the host sent no roots: {HOST_ROOT_HINT}")
 
-    def new_call(self, tool: str, thread_id: str | None = None) -> Any:
-        """One tool call's running totals (cost, tokens, start time) to share across its model calls."""
-        from cadre_core.call import CallInfo
-
-        info = CallInfo(server=self.server_name, tool=tool, thread_id=thread_id)
-        if (calls := _tool_calls.get()) is not None:
-            calls.append(info)
-        return info
+    def new_call(self, tool: str, thread_id: str | None = None) -> CallInfo:
+        """A record of model use (cost, tokens, start time) to share across model calls; it counts toward
+        the running tool call's `cost_usd` and `tokens` (`accounting.tool_errors`)."""
+        return record(CallInfo(server=self.server_name, tool=tool, thread_id=thread_id))
 
     async def call_model(
         self,
@@ -210,15 +155,12 @@ class Kit:
         tool: str,
         thread_id: str | None = None,
         role: str | None = None,
-        host_sample: Any = None,
-        candidates: list | None = None,
-        call: Any = None,
+        host_sample: mcp_types.CreateMessageResult | None = None,
+        candidates: list[Candidate] | None = None,
+        call: CallInfo | None = None,
     ) -> ModelResponse:
-        """Route `request` for the role, with a progress heartbeat and host sampling available.
-
-        `host_sample` is a `CreateMessageResult` a tool obtained through a `Sample`
-        resolver; it answers the `sampling:host` candidate on MCP 2026-07-28.
-        """
+        """Route `request`, redacted, for the role, with a progress heartbeat and host sampling available.
+        `host_sample`, the host's reply a `Sample` resolver obtained, answers the `sampling:host` candidate."""
         from cadre_core.redact import redact_request  # compiles its patterns: not on the cold path
 
         call = call or self.new_call(tool, thread_id)
@@ -243,7 +185,7 @@ class Kit:
         assert response is not None
         return response
 
-    async def _heartbeat(self, ctx: Context, call: Any) -> None:
+    async def _heartbeat(self, ctx: Context, call: CallInfo) -> None:
         interval = self.config.config.server.heartbeat_s
         while True:
             await anyio.sleep(interval)
@@ -253,162 +195,3 @@ class Kit:
                 await ctx.report_progress(elapsed, None, message)
             except Exception as exc:  # a closed stream must not kill the call
                 log.debug("progress not sent", error=str(exc))
-
-
-class ContextSampler:
-    """Samples the host's model for one tool call."""
-
-    def __init__(self, ctx: Context | None, preresolved: Any = None):
-        self.ctx, self.preresolved = ctx, preresolved
-
-    async def sample(self, request: ModelRequest) -> ModelResponse:
-        if self.preresolved is not None:
-            result, self.preresolved = self.preresolved, None
-            return from_sample_result(result, request)
-        ctx = self.ctx
-        caps = ctx.client_capabilities if ctx is not None else None
-        if ctx is None or caps is None or caps.sampling is None:
-            raise NoHostSamplingError(provider="sampling", model="host")
-        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-
-        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:  # only a `Sample` resolver reaches the host
-            raise SamplingUnavailableError(
-                "on this MCP version the host's model is asked only when no provider key is set, once per call",
-                provider="sampling",
-                model="host",
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                result = await ctx.session.create_message(**to_sample_args(request))
-            except Exception as exc:
-                raise SamplingUnavailableError(
-                    f"the host refused or failed ({exc})", provider="sampling", model="host"
-                ) from exc
-        return from_sample_result(result, request)
-
-
-def host_sample_request(
-    ctx: Context, kit: Kit, build: Callable[[], ModelRequest | None], role: str | None = None
-) -> Any:
-    """For a `Sample` resolver: the marker to ask the host's model, or None.
-
-    Returns a `Sample` only on MCP 2026-07-28 and later (older protocols sample from the tool body,
-    where a refusal is handled), when no keyed provider can serve the role, the role's route has the
-    host (`sampling:host`) and the host declared sampling: the host is asked only as a last resort.
-    `build` runs only in that case and may return None (nothing worth asking). Never raises: a failure
-    here means no `Sample`, and the tool body reports the real problem."""
-    from mcp.server.mcpserver import Sample
-    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-
-    try:
-        caps = ctx.client_capabilities
-        if caps is None or caps.sampling is None or ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
-            return None
-        available = kit.router.availability(role or kit.role)
-        if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
-            return None
-        request = build()
-        from cadre_core.redact import redact_request
-
-        return None if request is None else Sample(**to_sample_args(redact_request(request)))
-    except Exception as exc:
-        log.debug("no host sample", error=repr(exc))
-        return None
-
-
-def without_echo(message: str, arguments: dict[str, Any]) -> str:
-    """`message` with every long argument value it repeats cut short (see `clip`)."""
-    values = [v for a in arguments.values() for v in (a if isinstance(a, list) else [a]) if isinstance(v, str)]
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) > 2 * ECHO_LIMIT and value in message:
-            message = message.replace(value, clip(value))
-    return message
-
-
-_tool_calls: ContextVar[list[Any] | None] = ContextVar("cadre_tool_calls", default=None)
-"""The model-call records (`Kit.new_call`) of the tool call running in this context."""
-
-
-def spent_before_failing(calls: list[Any]) -> str:
-    """` (spent $X on N tokens before failing; cadre trace T)` when a failed tool call had paid for
-    model attempts, else ''."""
-    cost = sum(c.usage_cost_usd for c in calls)
-    tokens = sum(c.usage.input_tokens + c.usage.output_tokens for c in calls)
-    if not cost and not tokens:
-        return ""
-    threads = sorted({c.thread_id for c in calls if c.thread_id})
-    trace = f"; `cadre trace {threads[0]}` lists the attempts" if threads else ""
-    return f" (spent ${cost:.4f} on {tokens:,} tokens before failing{trace})"
-
-
-def tool_errors(func: F) -> F:
-    """Turn every failure into an `is_error` result with an actionable message, never a traceback; a
-    `dict[str, Any]` result always carries `cost_usd` and `tokens`, and an error says what was spent."""
-
-    signature = inspect.signature(func, eval_str=True)
-    costed = signature.return_annotation == dict[str, Any]  # results of narrower types are left as they are
-
-    @functools.wraps(func)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls: list[Any] = []
-        token = _tool_calls.set(calls)
-        try:
-            with telemetry.tool_span(func.__name__):
-                result = await func(*args, **kwargs)
-                return with_cost(result) if costed else result
-        except ToolError:
-            raise
-        except Exception as exc:
-            failure = single_failure(exc)
-            if isinstance(failure, CadreError):
-                message = str(failure)
-            elif (message := input_failure(failure)) is not None:
-                log.info("tool refused its input", tool=func.__name__, error=message)
-            else:
-                log.exception("tool failed", tool=func.__name__)
-                raise ToolError(
-                    f"internal error ({type(exc).__name__}: {clip(str(exc), 200)}). This is a Cadre bug; "
-                    "the server log on stderr has the details."
-                ) from exc
-            raise ToolError(without_echo(message, kwargs) + spent_before_failing(calls)) from exc
-        finally:
-            _tool_calls.reset(token)
-
-    wrapper.__signature__ = signature  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
-
-
-def build_server(
-    role: str, name: str, instructions: str, *, kit: Kit | None = None, root: Path | None = None
-) -> MCPServer:
-    """An `MCPServer` for `role` with its `Kit` at `server.kit`. Register tools with `@server.tool()`
-    over functions wrapped in `tool_errors`."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        server_version = version(name)
-    except PackageNotFoundError:
-        server_version = "0.0.0"
-    from cadre_core.logs import ensure_logging
-
-    ensure_logging()  # never structlog's stdout default: stdout is the protocol
-    server = _Server(name=name, instructions=instructions, version=server_version, log_level="WARNING")
-    server.kit = kit or Kit(role, name, root=root)  # type: ignore[attr-defined]
-    return server
-
-
-class _Server(MCPServer):
-    """An `MCPServer` whose argument validation errors are one line naming the argument (no URLs, no echo)."""
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        try:
-            return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            cause = exc.__cause__
-            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
-                raise
-            from cadre_core.arguments import validation_message
-
-            schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
-            raise ToolError(f"Error executing tool {name}: {validation_message(cause, schema)}") from cause

@@ -9,13 +9,6 @@ from cadre_core.models.refs import is_host
 NO_TOKENS = {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0}
 
 
-def with_cost(result: Any) -> Any:
-    """A tool's result dict with `cost_usd` and `tokens` (zero for tools that called no model)."""
-    if isinstance(result, dict) and "cost_usd" not in result:
-        return {**result, "cost_usd": 0.0, "tokens": dict(NO_TOKENS)}
-    return result
-
-
 def totals(call: Any) -> tuple[float | None, dict[str, int]]:
     """A tool call's cost (every attempt, failed and repaired ones included) and its tokens."""
     u = call.usage

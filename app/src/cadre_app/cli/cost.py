@@ -26,8 +26,7 @@ def budgets(cfg: Any) -> list[dict[str, Any]]:
     """What is left of each configured cap (empty when no cap is set): per day, month and role, the per-call
     cap, and the per-thread cap with the spend of the 5 busiest threads in the budget store. Opening the store
     settles what a crashed process left held, and its ledger rows are written before this returns."""
-    from cadre_core.budget import Caps
-    from cadre_core.kit import open_budget
+    from cadre_core.budget import Caps, open_budget
 
     budget = open_budget(cfg)
     if budget is None:

@@ -189,7 +189,7 @@ async def run_eval(
         if why := _unusable(config, role, cand):
             raise EvalError(f"cannot call {cand.model}: {why}")
 
-    from cadre_core.kit import open_budget
+    from cadre_core.budget import open_budget
     from cadre_core.ledger import Ledger
     from cadre_core.router import Router
     from cadre_core.threads import ThreadStore

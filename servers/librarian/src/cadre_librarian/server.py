@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import mcp_types
-from mcp.server.mcpserver import Context, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Resolve
 from pydantic import Field
 
+from cadre_core.accounting import tool_errors
 from cadre_core.arguments import Line, Name, Names, PathText, Question
-from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_core.host_sampling import host_sample_request
+from cadre_core.kit import Kit
+from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_librarian.about import SERVER
 
 ROLE = SERVER["role"]
@@ -21,10 +24,10 @@ INSTRUCTIONS = (
 )
 
 
-def create_server(root: Path | None = None, *, library: Any = None) -> MCPServer:
+def create_server(root: Path | None = None, *, library: Any = None) -> CadreServer:
     """The librarian server; `library` replaces the default sources (tests pass fakes)."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
-    kit: Kit = server.kit  # type: ignore[attr-defined]
+    kit = server.kit
     shelf = _Shelf(kit, library)
 
     def ask_host(

@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import mcp_types
-from mcp.server.mcpserver import Context, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Resolve, Sample
 from pydantic import Field
 
+from cadre_core.accounting import tool_errors
 from cadre_core.arguments import LongText, Name, Paths, Question
 from cadre_core.errors import CadreError
-from cadre_core.kit import HostRoots, Kit, build_server, host_sample_request, tool_errors
+from cadre_core.host_sampling import host_sample_request
+from cadre_core.kit import Kit
+from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_core.models import Effort
 from cadre_oracle.about import SERVER
 
@@ -22,13 +25,20 @@ INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]
 
 
-def create_server(root: Path | None = None) -> MCPServer:
+def create_server(root: Path | None = None) -> CadreServer:
     """The oracle server with consult_oracle, oracle_result, review_change and second_opinions."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
-    kit: Kit = server.kit  # type: ignore[attr-defined]
+    kit = server.kit
     jobs = _Jobs(kit)
 
-    def oracle_sample(ctx: Context, roots: Any, question: str, files: Any, context: Any = None, mode: str = "ask"):
+    def oracle_sample(
+        ctx: Context,
+        roots: mcp_types.ListRootsResult | None,
+        question: str,
+        files: list[str] | None,
+        context: str | None = None,
+        mode: str = "ask",
+    ) -> Sample | None:
         """The `Sample` of the oracle's opening request for the host's model, or None (`host_sample_request`)."""
         from cadre_oracle.consult import first_request
 

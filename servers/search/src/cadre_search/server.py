@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import mcp_types
-from mcp.server.mcpserver import Context, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Resolve
 from pydantic import Field
 
+from cadre_core.accounting import tool_errors
 from cadre_core.arguments import Name, PathText, Question
 from cadre_core.errors import WorkspaceError, clip
-from cadre_core.kit import HostRoots, build_server, host_sample_request, tool_errors
+from cadre_core.host_sampling import host_sample_request
+from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_core.results import totals
 from cadre_search.about import SERVER
 
@@ -24,10 +26,10 @@ NAME = SERVER["script"]
 INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
 
 
-def _engine(server: MCPServer, roots: Any, path: str | None) -> "Engine":
+def _engine(server: CadreServer, roots: mcp_types.ListRootsResult | None, path: str | None) -> "Engine":
     from cadre_search.engine import engine_for
 
-    workspace = server.kit.workspace(roots)  # type: ignore[attr-defined]
+    workspace = server.kit.workspace(roots)
     root = workspace.primary
     if path and Path(path).is_absolute():
         owner = next((r for r in workspace.roots if Path(path).resolve().is_relative_to(r)), None)
@@ -47,14 +49,14 @@ def _progress_sender(ctx: Context):
     return send
 
 
-def create_server(root: Path | None = None, *, watch: bool = False) -> MCPServer:
+def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServer:
     """The search server with its two tools; `watch` keeps the `--root` index fresh in the background."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
     if watch:
         from cadre_search.watch import start_watching
 
-        start_watching(server.kit.workspace().primary)  # type: ignore[attr-defined]  # refuses / and $HOME
-    kit = server.kit  # type: ignore[attr-defined]
+        start_watching(server.kit.workspace().primary)  # refuses / and $HOME
+    kit = server.kit
 
     def ask_host(query: str, ctx: Context, roots: HostRoots = None, path: str | None = None, limit: int = 10,
                  mode: str = "fast"):  # fmt: skip
