@@ -212,6 +212,8 @@ async def test_wait_false_returns_a_job_and_the_result_survives_a_restart(worksp
         missing = await client.call_tool("oracle_result", {"job_id": "job_nope"})
     assert polled["status"] == "done", polled
     assert polled["result"]["answer"] == "Background answer."
+    assert polled["result"]["cost_usd"] == pytest.approx(1000 * 1.75e-6 + 200 * 14e-6)  # the job's own calls
+    assert polled["result"]["tokens"]["input"] == 1000
     assert missing.is_error
 
 

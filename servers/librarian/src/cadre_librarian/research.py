@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cadre_core.errors import AllCandidatesFailedError, CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
-from cadre_core.results import shown_model, totals
+from cadre_core.results import shown_model
 from cadre_core.structured import strict_schema, validator
 from cadre_core.toolloop import kit_caller, tool_loop
 from cadre_librarian.environments import normalize
@@ -21,6 +21,12 @@ from cadre_librarian.github_shapes import is_repo_name
 from cadre_librarian.installed import search_package, source_repo
 from cadre_librarian.sources import Excerpt, SourceError
 from cadre_librarian.tools import DEFINITIONS, Desk, run_tool
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp.server.mcpserver import Context
+
+    from cadre_core.call import CallInfo
 
 ROLE = "librarian"
 DEFAULT_TOOL_TURNS = 4
@@ -168,7 +174,7 @@ def opening(
 
 async def research(
     kit: Kit,
-    ctx: Any,
+    ctx: Context | None,
     desk: Desk,
     *,
     question: str,
@@ -176,7 +182,7 @@ async def research(
     version: str | None = None,
     thread_id: str | None = None,
     tool_turns: int | None = None,
-    host_sample: Any = None,
+    host_sample: mcp_types.CreateMessageResult | None = None,
 ) -> dict[str, Any]:
     """Answer `question` from real sources, every claim cited and every citation checked.
 
@@ -206,11 +212,11 @@ async def research(
         if not desk.evidence.items:
             raise
         read = sorted(desk.evidence.items.values(), key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]
-        return evidence_result(desk, call, read, thread_id, [f"no synthesised answer: {exc}", *notes])
-    return await _result(kit, desk, call, question, response, [*notes, *loop_notes], thread_id)
+        return evidence_result(desk, read, thread_id, [f"no synthesised answer: {exc}", *notes])
+    return await _result(kit, desk, question, response, [*notes, *loop_notes], thread_id)
 
 
-async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRequest, turns: int):
+async def _tool_loop(kit: Kit, ctx: Context | None, desk: Desk, call: CallInfo, request: ModelRequest, turns: int):
     def gave_up(turns: int, looping: str | None) -> str:
         why = f" ({looping})" if looping else ""
         return (f"the librarian kept calling tools after {turns} turns without answering{why}; "
@@ -224,7 +230,7 @@ async def _tool_loop(kit: Kit, ctx: Any, desk: Desk, call: Any, request: ModelRe
     )  # fmt: skip
 
 
-async def _result(kit, desk, call, question, response, notes, thread_id) -> dict[str, Any]:
+async def _result(kit, desk, question, response, notes, thread_id) -> dict[str, Any]:
     answer = LibrarianAnswer.model_validate(response.output)
     cited = [c.model_dump() for c in answer.citations]
     text, citations, citation_notes = await anyio.to_thread.run_sync(
@@ -232,9 +238,7 @@ async def _result(kit, desk, call, question, response, notes, thread_id) -> dict
     )
     notes = [*notes, *citation_notes, *response.warnings]
     kit.save_turn(thread_id, [Message.user(question), Message.assistant(text)], model=response.model)
-    cost, tokens = totals(call)
-    out = {"answer": text, "citations": citations, "model": shown_model(response.model), "cost_usd": cost,
-           "tokens": tokens, "thread_id": thread_id}  # fmt: skip
+    out = {"answer": text, "citations": citations, "model": shown_model(response.model), "thread_id": thread_id}
     if notes:
         out["notes"] = notes
     return out
@@ -266,7 +270,7 @@ async def _without_tools(kit, ctx, desk, call, question, names, version, excerpt
     if excerpts:
         try:
             response = await kit.call_model(ctx, request, tool="research", call=call, host_sample=host)
-            return await _result(kit, desk, call, question, response, notes, thread_id)
+            return await _result(kit, desk, question, response, notes, thread_id)
         except CadreError as exc:
             why = str(exc)
             named_keys = isinstance(exc, AllCandidatesFailedError) and bool(exc.missing_keys)
@@ -275,19 +279,16 @@ async def _without_tools(kit, ctx, desk, call, question, names, version, excerpt
     notes = [f"no synthesised answer: {why}", *notes]
     if not kit.keyed(ROLE) and not named_keys:
         notes.append("set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY for full research")
-    return evidence_result(desk, call, excerpts, thread_id, notes)
+    return evidence_result(desk, excerpts, thread_id, notes)
 
 
-def evidence_result(desk: Desk, call: Any, excerpts: list[Excerpt], thread_id: str, notes: list[str]) -> dict:
+def evidence_result(desk: Desk, excerpts: list[Excerpt], thread_id: str, notes: list[str]) -> dict[str, Any]:
     """The partial result: ranked evidence, each excerpt citable as is, and why there is no answer."""
-    cost, tokens = totals(call)
     return {
         "answer": None,
         "evidence": [{"id": desk.evidence.add(e), **e.citation(), "text": e.numbered()} for e in excerpts],
         "citations": [],
         "model": None,
-        "cost_usd": cost,
-        "tokens": tokens,
         "thread_id": thread_id,
         "notes": notes,
     }

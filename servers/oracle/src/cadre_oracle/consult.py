@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
-from cadre_core.results import shown_model, totals
+from cadre_core.results import shown_model
 from cadre_core.toolloop import kit_caller, tool_loop
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer, oracle_validator, strict_schema
 from cadre_oracle.context import pack, project_instructions, resolve_files
 from cadre_oracle.prompts import system_prompt
 from cadre_oracle.readonly import TOOLS, run_tool
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp.server.mcpserver import Context
+
+    from cadre_core.call import CallInfo
 
 FILE_BUDGET_TOKENS = 120_000
 MAX_FILE_BUDGET_TOKENS = 300_000
@@ -77,7 +83,7 @@ def first_request(
 
 async def consult(
     kit: Kit,
-    ctx: Any,
+    ctx: Context | None,
     ws: Workspace,
     *,
     question: str,
@@ -86,10 +92,10 @@ async def consult(
     mode: str = "ask",
     effort: str | None = None,
     thread_id: str | None = None,
-    host_sample: Any = None,
+    host_sample: mcp_types.CreateMessageResult | None = None,
     tool_turns: int | None = None,
 ) -> dict[str, Any]:
-    """Ask the oracle role; returns the structured answer with model, cost, tokens and thread."""
+    """Ask the oracle role; returns the structured answer with model and thread (`tool_errors` adds its cost)."""
     if not question or not question.strip():
         raise CadreError("the question is empty; say what you want the oracle to answer")
     thread_id, history = kit.open_thread(thread_id, "consult_oracle")
@@ -132,8 +138,6 @@ async def consult(
         **answer.model_dump(),
         "citations": citations,
         "model": shown_model(response.model),
-        "cost_usd": totals(call)[0],
-        "tokens": totals(call)[1],
         "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }
@@ -155,7 +159,7 @@ def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict], li
     return kept, notes
 
 
-async def compact_history(kit: Kit, ctx: Any, history: list[Message], call: Any) -> list[Message]:
+async def compact_history(kit: Kit, ctx: Context | None, history: list[Message], call: CallInfo) -> list[Message]:
     """The thread's history, with older turns replaced by a summary when it is too long to resend."""
     size = sum(len(m.text) for m in history) / 3.5
     budget = min(HISTORY_BUDGET_TOKENS, file_budget(kit) // 2)  # leave the window room for the new question

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -10,11 +10,15 @@ from cadre_core.errors import CadreError, no_model_message, one_of
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.models.refs import is_host, parse_model_ref
-from cadre_core.results import NO_TOKENS, shown_model, totals
+from cadre_core.results import shown_model
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import OracleAnswer
 from cadre_oracle.consult import first_request
 from cadre_oracle.prompts import SYNTHESIS
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp.server.mcpserver import Context
 
 
 def pick_candidates(kit: Kit, n: int) -> list:
@@ -43,13 +47,13 @@ def pick_candidates(kit: Kit, n: int) -> list:
 
 async def second_opinions(
     kit: Kit,
-    ctx: Any,
+    ctx: Context | None,
     ws: Workspace,
     *,
     question: str,
     files: list[str] | None = None,
     n: int = 2,
-    host_sample: Any = None,
+    host_sample: mcp_types.CreateMessageResult | None = None,
 ) -> dict[str, Any]:
     """Each vendor's answer with its cost, plus a synthesis of agreement and differences. With no provider
     key, the host's model gives the one answer (`host_sample`: its reply to `first_request`, MCP 2026-07-28)."""
@@ -63,13 +67,10 @@ async def second_opinions(
     except CadreError as exc:  # the thread only serves tracing: answer without it
         thread_id = None
         notes.append(f"not traceable by thread: {exc}")
-    calls: list[Any] = []
-
     hosted = is_host(candidates[0].model)
 
     async def ask(index: int, candidate) -> None:
         call = kit.new_call("second_opinions", thread_id)
-        calls.append(call)
         try:
             response = await kit.call_model(
                 ctx, request, tool="second_opinions", call=call, host_sample=host_sample,
@@ -78,7 +79,7 @@ async def second_opinions(
         except CadreError as exc:  # one vendor failing must not lose the others' answers
             if hosted:
                 raise
-            answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": totals(call)[0]}
+            answers[index] = {"model": candidate.model, "error": str(exc), "cost_usd": call.cost_usd}
             return
         answer = OracleAnswer.model_validate(response.output)
         answers[index] = {
@@ -86,26 +87,23 @@ async def second_opinions(
             "answer": answer.answer,
             "key_points": answer.key_points,
             "confidence": answer.confidence,
-            "cost_usd": totals(call)[0],
+            "cost_usd": call.cost_usd,
         }
 
     async with anyio.create_task_group() as tg:
         for index, candidate in enumerate(candidates):
             tg.start_soon(ask, index, candidate)
     done = [a for a in answers if a is not None and "answer" in a]
-    spend_total = sum(a["cost_usd"] or 0 for a in answers if a)
     synthesis = ""
     if len(done) >= 2:
         listing = "\n\n".join(f"## {a['model']}\n{a['answer']}" for a in done)
         synth = ModelRequest([Message.user(f"Question:\n{question}\n\n{listing}")], system=SYNTHESIS, effort="low")
         call = kit.new_call("second_opinions", thread_id)
-        calls.append(call)
         try:
             response = await kit.call_model(ctx, synth, tool="second_opinions", call=call)
             synthesis = response.text.strip()
         except CadreError as exc:  # the answers are paid for: keep them
             notes.append(f"no synthesis: {exc}")
-        spend_total += totals(call)[0] or 0.0
     elif hosted:
         keys = one_of(kit.router.missing_keys("oracle") or ["a provider key"])
         notes.append(f"no provider key is set, so this is one opinion, from your host's model, not several "
@@ -115,8 +113,6 @@ async def second_opinions(
     return {
         "answers": [a for a in answers if a is not None],
         "synthesis": synthesis,
-        "cost_usd": round(spend_total, 6),
-        "tokens": {key: sum(totals(c)[1][key] for c in calls) for key in NO_TOKENS},
         "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }

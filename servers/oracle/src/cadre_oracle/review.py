@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -13,10 +13,14 @@ from cadre_core.files import SECRET_DIRS, SECRET_PATTERNS, is_secret_path, looks
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.redact import redact
-from cadre_core.results import shown_model, totals
+from cadre_core.results import shown_model
 from cadre_core.workspace import Workspace
 from cadre_oracle.answers import Review, strict_schema, validator
 from cadre_oracle.prompts import REVIEW
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp.server.mcpserver import Context
 
 MAX_DIFF_CHARS = 400_000
 MAX_REF_CHARS = 256
@@ -105,13 +109,13 @@ def review_request(
 
 async def review_change(
     kit: Kit,
-    ctx: Any,
+    ctx: Context | None,
     ws: Workspace,
     *,
     diff: str | None = None,
     base: str | None = None,
     focus: str | None = None,
-    host_sample: Any = None,
+    host_sample: mcp_types.CreateMessageResult | None = None,
 ) -> dict[str, Any]:
     """Findings with severity, file and line for a change.
 
@@ -128,7 +132,6 @@ async def review_change(
     response = await kit.call_model(
         ctx, request, tool="review_change", role="review", call=call, host_sample=host_sample
     )
-    cost, tokens = totals(call)
     review = Review.model_validate(response.output)
     order = {"blocker": 0, "major": 1, "minor": 2, "nit": 3}
     findings = sorted((f.model_dump() for f in review.findings), key=lambda f: (order[f["severity"]], f["path"]))
@@ -136,8 +139,6 @@ async def review_change(
         "summary": review.summary,
         "findings": findings,
         "model": shown_model(response.model),
-        "cost_usd": cost,
-        "tokens": tokens,
         "thread_id": thread_id,
         **({"notes": notes} if notes else {}),
     }

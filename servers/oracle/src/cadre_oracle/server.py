@@ -166,13 +166,14 @@ class _Jobs:
     async def _run_consult(self, args: dict[str, Any]) -> dict[str, Any]:
         """Runs on the jobs' own event loop, so it gets its own router and SDK clients."""
         from cadre_core import telemetry
+        from cadre_core.accounting import recording, with_cost
         from cadre_core.workspace import Workspace
         from cadre_oracle.consult import consult
 
         kit = self.kit.sibling()
         ws = Workspace([Path(r) for r in args.pop("roots")])
-        with telemetry.tool_span("consult_oracle"):  # the job's attempts get a parent span of their own
-            return await consult(kit, None, ws, **args)
+        with recording() as calls, telemetry.tool_span("consult_oracle"):  # the job's attempts: a span of their own
+            return with_cost(await consult(kit, None, ws, **args), calls)
 
     async def start(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         job_id = await self._open().start(tool, args)

@@ -15,7 +15,6 @@ from cadre_core.arguments import Name, PathText, Question
 from cadre_core.errors import WorkspaceError, clip
 from cadre_core.host_sampling import host_sample_request
 from cadre_core.mcp_server import CadreServer, HostRoots, build_server
-from cadre_core.results import totals
 from cadre_search.about import SERVER
 
 if TYPE_CHECKING:
@@ -98,11 +97,8 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServ
             return await kit.call_model(ctx, request, tool="search_codebase", call=call, host_sample=host_sample)
 
         if kit.keyed(ROLE):
-            result = await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
-        else:
-            result = await host_answer(call_model, query, fast, host)
-        cost, tokens = totals(call)
-        return {**result, "cost_usd": cost, "tokens": tokens}
+            return await deep_search(engine, query, call_model, limit=limit, path=path, fast=fast)
+        return await host_answer(call_model, query, fast, host)
 
     @server.tool()
     @tool_errors
