@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 from cadre_core.detectors import repeated_calls, runaway_turns, tool_call_loop
 from cadre_core.errors import CadreError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, ToolCall
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp.server.mcpserver import Context
+
+    from cadre_core.call import CallInfo
+    from cadre_core.kit import Kit
 
 CallModel = Callable[[ModelRequest], Awaitable[ModelResponse]]
 RunTool = Callable[[ToolCall], Awaitable[tuple[str, bool]]]
@@ -26,7 +33,14 @@ class KeptCallingTools(CadreError):
         self.detector, self.reason = detector, reason
 
 
-def kit_caller(kit: Any, ctx: Any, *, tool: str, call: Any, host_sample: Any = None) -> CallModel:
+def kit_caller(
+    kit: Kit,
+    ctx: Context | None,
+    *,
+    tool: str,
+    call: CallInfo,
+    host_sample: mcp_types.CreateMessageResult | None = None,
+) -> CallModel:
     """`kit.call_model` for one tool call; a host sample resolved before the call answers the first request."""
     pending = [host_sample]
 
@@ -44,7 +58,7 @@ async def tool_loop(
     turns: int,
     run_tool: RunTool,
     who: str,
-    call: Any = None,
+    call: CallInfo | None = None,
     repeat_limit: int = 3,
     gave_up: Callable[[int, str | None], str] | None = None,
 ) -> tuple[ModelResponse, list[str]]:
