@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cadre_core.kit import build_server
+from cadre_core.mcp_server import build_server
 from cadre_core.models.base import Message, ModelRequest
 from cadre_core.testing import TestModel, wire_fake_models
 from tests.core.conftest import ledger_rows, make_config
