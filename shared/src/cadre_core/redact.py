@@ -73,6 +73,9 @@ _KEY_BODY_START = re.compile(
 (RFC 8017 A.1.2, RFC 5208 5, RFC 5915 3) and OpenSSH's `openssh-key-v1` magic. Its low entropy (runs of
 `A`) hides it from the randomness test, so a key's first line alone is known by its start."""
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}={0,2}")
+_BODY_PADDING = re.compile(r"A{4,}[A-Za-z0-9+/]{0,10}$")
+_OPENSSH_TAIL = re.compile(r"[A-Za-z0-9+/]{8,}A{5,}A[QEB][A-Za-z0-9+/]{0,9}={0,2}")
+"""The end of an OpenSSH key body: key bytes, a zero-length comment and the 1, 2, 3... padding bytes."""
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
 
@@ -391,10 +394,25 @@ def _mean_part(core: str) -> float:
 
 
 def _lone_tail(core: str) -> bool:
-    """A line that is only 16+ base64 characters of mixed case and digits: a key body's last line, alone."""
-    core = core.rstrip("=")
+    """A line that is only 16+ base64 characters of mixed case and digits: a key body's last line, alone.
+
+    The zero bytes and padding that end an OpenSSH or DER body (`...AAAAAAQID`) are left out of the test:
+    they are regular, and would hide the random part before them."""
+    if _base64_data(core):
+        return True
+    core = _BODY_PADDING.sub("", core.rstrip("="))
     mixed = any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)
     return len(core) >= 16 and mixed and _entropy(core) >= 3.5 and _mean_part(core) < 3.0  # not `Tool20250124Param`
+
+
+def _base64_data(core: str) -> bool:
+    """A whole line that can only be base64 data: 20+ characters of both cases ending in `=` padding or
+    holding `+` or `/`, or the end of an OpenSSH key body."""
+    if _OPENSSH_TAIL.fullmatch(core):
+        return True
+    data = core.rstrip("=")
+    cased = any(c.isupper() for c in data) and any(c.islower() for c in data)
+    return len(data) >= 20 and cased and (core.endswith("=") or "+" in data or "/" in data)
 
 
 def _in_url(before: str) -> bool:
