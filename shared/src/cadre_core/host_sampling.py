@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context
 
 from cadre_core.errors import NoHostSamplingError, SamplingUnavailableError
 from cadre_core.models.base import ModelRequest, ModelResponse
+from cadre_core.models.refs import is_host
 from cadre_core.models.sampling import from_sample_result, to_sample_args
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def host_sample_request(
         if caps is None or caps.sampling is None or ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             return None
         available = kit.router.availability(role or kit.role)
-        if kit.keyed(role) or not any(c.model.startswith("sampling:") and why is None for c, why in available):
+        if kit.keyed(role) or not any(is_host(c.model) and why is None for c, why in available):
             return None
         request = build()
         return None if request is None else Sample(**to_sample_args(redact_request(request)))

@@ -18,6 +18,7 @@ from cadre_core.accounting import record
 from cadre_core.call import CallInfo
 from cadre_core.host_sampling import ContextSampler
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
+from cadre_core.models.refs import is_host
 from cadre_core.models.sampling import current_sampler
 from cadre_core.workspace import HOST_ROOT_HINT, ServedWorkspaces, Workspace, roots_from_uris
 
@@ -101,10 +102,7 @@ class Kit:
 
     def keyed(self, role: str | None = None) -> bool:
         """True when some candidate of the role has a provider key (not only the host's model)."""
-        return any(
-            why is None and not c.model.startswith("sampling:")
-            for c, why in self.router.availability(role or self.role)
-        )
+        return any(why is None and not is_host(c.model) for c, why in self.router.availability(role or self.role))
 
     def sibling(self) -> Kit:
         """A kit sharing this one's config, ledger, threads and model factory, with its own router
