@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -172,7 +172,8 @@ class Budget:
                  time.time() + held.timeout_s + EXPIRY_GRACE_S, owner.process_owner(), held.input_usd,
                  held.input_tokens, held.model, held.server, held.tool, held.attempt),
             )  # fmt: skip
-            return int(cursor.lastrowid)
+            assert cursor.lastrowid is not None  # set by every INSERT
+            return cursor.lastrowid
 
     @_guarded
     def settle(self, reservation: int, actual: float) -> None:
@@ -190,7 +191,7 @@ class Budget:
             )
 
     @_guarded
-    def reclaim(self) -> list[dict]:
+    def reclaim(self) -> list[dict[str, Any]]:
         """Settle the reservations whose owner is gone or whose expiry passed at their input cost (the whole
         hold when that is unknown), record a ledger row for each, and return them. Finding none costs one
         indexed read and no write lock."""
@@ -224,7 +225,7 @@ class Budget:
             self._record(done)
         return done
 
-    def _record(self, reclaimed: list[dict]) -> None:
+    def _record(self, reclaimed: list[dict[str, Any]]) -> None:
         if self.ledger is None:
             return
         from cadre_core.ledger import LedgerRow
@@ -249,13 +250,13 @@ class Budget:
             )
 
     @_guarded
-    def remaining(self, caps: Caps, roles: dict[str, float | None], *, threads: int = 5) -> list[dict]:
+    def remaining(self, caps: Caps, roles: dict[str, float | None], *, threads: int = 5) -> list[dict[str, Any]]:
         """What is left of each configured cap: today, this month, per role today; the per-call cap as is
         (spent and remaining None); the per-thread cap with the `threads` busiest threads under `threads`
         (its own spent/remaining are the busiest thread's)."""
         now = datetime.now(UTC)
         day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         if caps.per_call is not None:
             rows.append({"cap": "per_call_usd", "limit_usd": caps.per_call, "spent_usd": None, "remaining_usd": None})
         with self._lock:
@@ -282,7 +283,7 @@ class Budget:
         return rows
 
 
-def _stale(row: dict, alive: Callable[[str], bool]) -> bool:
+def _stale(row: dict[str, Any], alive: Callable[[str], bool]) -> bool:
     """Whether an unsettled reservation's owner is gone or its expiry passed; sets `row["why"]`."""
     if not alive(row["owner"]):
         row["why"] = "process_died"
@@ -291,7 +292,7 @@ def _stale(row: dict, alive: Callable[[str], bool]) -> bool:
     return "why" in row
 
 
-def _left(name: str, cap: float, used: float) -> dict:
+def _left(name: str, cap: float, used: float) -> dict[str, Any]:
     """A cap's row; `name` empty for a thread's row under the per-thread cap (only spent and remaining)."""
     left = {"spent_usd": round(used, 6), "remaining_usd": round(max(0.0, cap - used), 6)}
     return {"cap": name, "limit_usd": cap} | left if name else left

@@ -12,7 +12,7 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -24,6 +24,16 @@ from cadre_core.models.refs import PROVIDERS, canonical_ref, model_key, parse_mo
 RoleName = Literal["oracle", "review", "librarian", "search"]
 ProviderName = Literal["anthropic", "openai", "google", "openai_compatible"]
 ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search")
+
+
+def is_role(name: str) -> TypeGuard[RoleName]:
+    return name in get_args(RoleName)
+
+
+def is_provider(name: str) -> TypeGuard[ProviderName]:
+    return name in get_args(ProviderName)
+
+
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 
@@ -159,6 +169,14 @@ class CadreConfig(BaseSettings):
     librarian: LibrarianConfig = Field(default_factory=LibrarianConfig)
     up: UpConfig = Field(default_factory=UpConfig)
 
+    def role_config(self, role: str) -> RoleConfig | None:
+        """The settings of `role`; None when it is not configured or not a role."""
+        return self.roles.get(role) if is_role(role) else None
+
+    def provider_config(self, provider: str) -> ProviderConfig | None:
+        """The settings of `provider`; None when it is not configured or not a provider."""
+        return self.providers.get(provider) if is_provider(provider) else None
+
     @field_validator("providers")
     @classmethod
     def _local_settings_only_where_read(cls, value: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
@@ -239,7 +257,7 @@ UNTRUSTED_PROVIDER_KEYS = ("api_key_env", "base_url", "base_url_env")
 """Provider settings a project's `.cadre.toml` may not set: which env vars are sent as keys, and where to."""
 
 
-def _refuse_untrusted(data: dict, source: str) -> None:
+def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
     """Raise when a project file (it comes with any repository you open) sets where keys are sent or lets the
     librarian fetch private addresses: a cloned repository could send your API keys to its own server."""
     providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
@@ -284,7 +302,13 @@ def _new_or_database(path: Path) -> bool:
         return False
 
 
-def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: tuple = ()) -> None:
+Sources = dict[tuple[str, ...], str]
+"""Where each value came from, by its key path."""
+
+
+def _merge(
+    base: dict[str, Any], layer: dict[str, Any], source: str, sources: Sources, prefix: tuple[str, ...] = ()
+) -> None:
     for key, value in layer.items():
         path = (*prefix, str(key))
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -296,7 +320,7 @@ def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: tuple = 
             _record(value, source, sources, path)
 
 
-def _record(value: Any, source: str, sources: dict, path: tuple) -> None:
+def _record(value: Any, source: str, sources: Sources, path: tuple[str, ...]) -> None:
     if isinstance(value, dict):
         for key, sub in value.items():
             _record(sub, source, sources, (*path, str(key)))
@@ -314,7 +338,7 @@ def _env_layer() -> dict[tuple[str, ...], str]:
 
 def load_config(root: Path | None = None, *, user_file: Path | None = None) -> LoadedConfig:
     """Merge every layer and validate; a bad value raises one `ConfigError`."""
-    layers: list[tuple[str, dict]] = []
+    layers: list[tuple[str, dict[str, Any]]] = []
     defaults = resources.files("cadre_core").joinpath("defaults.toml").read_text("utf-8")
     layers.append(("built-in defaults", tomllib.loads(defaults)))
     user = user_file if user_file is not None else user_config_path()
@@ -356,7 +380,7 @@ def load_config(root: Path | None = None, *, user_file: Path | None = None) -> L
     return LoadedConfig(config, sources, [label for label, _ in layers])
 
 
-def _config_error(exc: ValidationError, sources: dict) -> ConfigError:
+def _config_error(exc: ValidationError, sources: Sources) -> ConfigError:
     err = exc.errors()[0]
     loc = tuple(str(p) for p in err["loc"] if p != "[key]")
     key = ".".join(loc)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
 
@@ -93,12 +93,23 @@ def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
 
 
-def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[Callable], Callable]:
+class _Store(Protocol):
+    @property
+    def path(self) -> object: ...
+
+
+_S = TypeVar("_S", bound=_Store)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Method = Callable[Concatenate[_S, _P], _R]
+
+
+def guarded(error: type[Exception], what: str, config_key: str) -> Callable[[_Method[_S, _P, _R]], _Method[_S, _P, _R]]:
     """Decorate a store method so a SQLite failure becomes `error`, naming the file and the fix."""
 
-    def decorate(method: Callable) -> Callable:
+    def decorate(method: _Method[_S, _P, _R]) -> _Method[_S, _P, _R]:
         @functools.wraps(method)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from cadre_core.models.base import ModelResponse
@@ -77,6 +77,28 @@ class WorkspaceError(CadreError):
     """A path is outside the workspace roots, missing or unreadable."""
 
 
+class ModelName(TypedDict):
+    """The keyword arguments that say which model an error came from."""
+
+    provider: str
+    model: str
+
+
+class ModelStatus(ModelName):
+    """`ModelName` with the HTTP status the provider answered."""
+
+    status_code: int | None
+
+
+class ModelSource(TypedDict, total=False):
+    """The optional keyword arguments of a `ModelError`."""
+
+    provider: str
+    model: str
+    status_code: int | None
+    retry_after: float | None
+
+
 class ModelError(CadreError):
     """A model request failed; `provider` and `model` say which one."""
 
@@ -111,7 +133,7 @@ class MissingKeyError(ModelError):
 class AuthError(ModelError):
     """The provider rejected the key (401/403); retrying cannot help."""
 
-    def __init__(self, message: str, *, env_var: str = "", **kw):
+    def __init__(self, message: str, *, env_var: str = "", **kw: Unpack[ModelSource]):
         self.env_var = env_var
         hint = f" Check {env_var}." if env_var else ""
         super().__init__(f"authentication failed: {message}.{hint}", **kw)
@@ -196,7 +218,7 @@ class SamplingUnavailableError(ModelError):
 class NoHostSamplingError(SamplingUnavailableError):
     """The MCP host does not offer sampling, so its model is not available."""
 
-    def __init__(self, message: str = "the host does not offer MCP sampling", **kw):
+    def __init__(self, message: str = "the host does not offer MCP sampling", **kw: Unpack[ModelSource]):
         super().__init__(message, **kw)
 
 

@@ -11,6 +11,7 @@ import fnmatch
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import pathspec
 
@@ -74,7 +75,7 @@ def is_skipped_dir(path: Path) -> bool:
     return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
 
 
-def _spec(lines: list[str]) -> pathspec.PathSpec:
+def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec:
     """A gitignore spec; lines git itself would reject (e.g. a lone `!`) are skipped, not fatal."""
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
@@ -95,9 +96,9 @@ class IgnoreRules:
 
     def __init__(self, root: Path):
         self.root = root
-        self._specs: dict[str, pathspec.PathSpec | None] = {}
+        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
 
-    def spec_for(self, rel_dir: str) -> pathspec.PathSpec | None:
+    def spec_for(self, rel_dir: str) -> pathspec.GitIgnoreSpec | None:
         if rel_dir not in self._specs:
             lines: list[str] = []
             folder = self.root / rel_dir if rel_dir else self.root
@@ -184,7 +185,7 @@ def file_problem(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str
     return None
 
 
-def read_head(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, size: int = 8192) -> bytes:
+def read_head(path: Path | str, *, max_bytes: int | None = DEFAULT_MAX_BYTES, size: int = 8192) -> bytes:
     """The first `size` bytes of a readable text file; raises `UnreadableFileError` as `read_text` would."""
     path = _checked(path)
     fd, total = _open_regular(path)
@@ -249,6 +250,7 @@ def read_lines(
     start = max(1, int(start or 1))
     last = start + max_lines - 1 if end is None else min(max(start, int(end)), start + max_lines - 1)
     fd, size = _open_regular(path)
+    total: int | None
     with os.fdopen(fd, "rb") as f:
         head = f.read(8192)
         _check_head(path, head, size, None)
@@ -263,7 +265,7 @@ def read_lines(
     return _redact_lines(lines, path.name)[start - first : last - first + 1], start, total
 
 
-def _window(f, path: Path, start: int, last: int) -> tuple[int, list[str], int | None]:
+def _window(f: BinaryIO, path: Path, start: int, last: int) -> tuple[int, list[str], int | None]:
     """(first line number, lines) around `start..last` of a big file, and its total when the end was reached.
     Lines before the window are skipped a megabyte at a time, only counted."""
     first = max(1, start - CONTEXT_LINES)

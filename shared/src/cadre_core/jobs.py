@@ -50,7 +50,7 @@ from cadre_core.owner import owner_alive, process_owner
 log = structlog.get_logger("cadre.jobs")
 
 Status = Literal["running", "done", "error", "cancelled"]
-Runner = Callable[[dict], Awaitable[dict]]
+Runner = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -105,9 +105,9 @@ class Job:
 
     id: str
     tool: str
-    args: dict
+    args: dict[str, Any]
     status: Status
-    result: dict | None
+    result: dict[str, Any] | None
     error: str | None
     owner: str
     created: str
@@ -134,12 +134,12 @@ class JobStore:
         self._conn = db.connect(path, schema=SCHEMA)
         self._lock = threading.Lock()
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: tuple[object, ...]) -> int:
         with self._lock:
             return self._conn.execute(sql, params).rowcount
 
     @_guarded
-    def create(self, tool: str, args: dict, owner: str, *, attempts: int = 1) -> str:
+    def create(self, tool: str, args: dict[str, Any], owner: str, *, attempts: int = 1) -> str:
         """Record a running job and return its id."""
         job_id = "job_" + secrets.token_hex(8)
         now = _iso(_now())
@@ -169,14 +169,14 @@ class JobStore:
         job_id: str,
         status: Status,
         *,
-        result: dict | None = None,
+        result: dict[str, Any] | None = None,
         error: str | None = None,
         owner: str | None = None,
     ) -> bool:
         """Move a running job to `status`; with `owner`, only if it still owns the job."""
         result_text = json.dumps(result) if result is not None else None
         sql = "UPDATE jobs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status = 'running'"
-        params: tuple = (status, result_text, error, _iso(_now()), job_id)
+        params: tuple[object, ...] = (status, result_text, error, _iso(_now()), job_id)
         if owner is not None:
             sql, params = sql + " AND owner = ?", (*params, owner)
         return self._write(sql, params) == 1
@@ -264,7 +264,7 @@ class Jobs:
         self._thread: threading.Thread | None = None
         self._stop: anyio.Event | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
-        self._entries: dict[int, list[contextlib.AbstractAsyncContextManager]] = {}
+        self._entries: dict[int, list[contextlib.AbstractAsyncContextManager[object]]] = {}
 
     # lifetime
 
@@ -328,24 +328,25 @@ class Jobs:
                 anyio.from_thread.run_sync(stop.set, token=current.token)
         thread.join(timeout=10)
 
-    def _ensure_owner(self) -> _Owner:
+    def _owner(self) -> _Owner | None:
         with self._owner_lock:
-            if self._current is not None:
-                return self._current
+            return self._current
+
+    def _ensure_owner(self) -> _Owner:
+        if (current := self._owner()) is not None:
+            return current
         with self._thread_lock:
-            with self._owner_lock:
-                if self._current is not None:
-                    return self._current
+            if (current := self._owner()) is not None:
+                return current
             ready = threading.Event()
             thread = threading.Thread(target=anyio.run, args=(self._own_in_thread, ready), name="cadre-jobs")
             thread.daemon = True
             thread.start()
             ready.wait(timeout=10)
             self._thread = thread
-        with self._owner_lock:
-            if self._current is None:
-                raise RuntimeError("the cadre-jobs thread did not start")
-            return self._current
+        if (current := self._owner()) is None:
+            raise RuntimeError("the cadre-jobs thread did not start")
+        return current
 
     async def _own_in_thread(self, ready: threading.Event) -> None:
         self._stop = anyio.Event()
@@ -359,7 +360,7 @@ class Jobs:
             return func(*args)
         return anyio.from_thread.run_sync(func, *args, token=owner.token)
 
-    def _spawn(self, job_id: str, tool: str, args: dict) -> None:
+    def _spawn(self, job_id: str, tool: str, args: dict[str, Any]) -> None:
         owner = self._ensure_owner()
         with _live_lock:
             _live.add(job_id)
@@ -381,7 +382,7 @@ class Jobs:
                 except CadreError as exc:
                     log.warning("job heartbeat not saved", error=str(exc))
 
-    async def _run(self, job_id: str, tool: str, args: dict) -> None:
+    async def _run(self, job_id: str, tool: str, args: dict[str, Any]) -> None:
         structlog.contextvars.bind_contextvars(job_id=job_id, job_tool=tool)
         try:
             with anyio.CancelScope() as scope:
@@ -391,6 +392,7 @@ class Jobs:
                     json.dumps(result)
                 except Exception as exc:
                     failure = single_failure(exc)
+                    message: str | None
                     if isinstance(failure, CadreError):
                         message = str(failure)
                     elif (message := input_failure(failure)) is None:
@@ -415,7 +417,7 @@ class Jobs:
 
     # the API tools use
 
-    async def start(self, tool: str, args: dict) -> str:
+    async def start(self, tool: str, args: dict[str, Any]) -> str:
         """Record a job for `runners[tool](args)`, start it in the background, and return its id at once."""
         if tool not in self.runners:
             raise ValueError(f"no runner for tool {tool!r}; known: {sorted(self.runners)}")

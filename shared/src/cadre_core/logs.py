@@ -28,7 +28,7 @@ def configure_logging(level: str | None = None, *, server: str = "") -> None:
     """Send structlog and stdlib logging to stderr as JSON lines."""
     level_name = (level or os.environ.get("CADRE_LOG_LEVEL") or "INFO").upper()
     numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
-    processors: list = [
+    processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -40,10 +40,10 @@ def configure_logging(level: str | None = None, *, server: str = "") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]  # write/flush suffice
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(),

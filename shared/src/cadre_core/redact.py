@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -161,11 +162,15 @@ def _rules() -> _Rules:
     from detect_secrets.plugins import keyword
     from detect_secrets.plugins.base import RegexBasedDetector
 
+    detectors: list[tuple[str, re.Pattern[str], tuple[str, ...]]]
     detectors = [(kind, re.compile(pattern), ()) for kind, pattern in _EXTRA_TOKENS]  # before their shorter cuts
-    for secret_type, plugin in get_mapping_from_secret_type_to_class().items():
+    plugins: Mapping[str, type[object]] = get_mapping_from_secret_type_to_class()
+    for secret_type, plugin in plugins.items():
         if issubclass(plugin, RegexBasedDetector) and secret_type not in _SKIPPED_DETECTORS:
             gate = _DETECTOR_GATES.get(secret_type, ())
-            detectors += [(secret_type, p, gate) for p in plugin.denylist if not p.pattern.startswith(_KEYWORD_STYLE)]
+            # every concrete detector sets `denylist` as a class attribute; the base declares an abstract property
+            denylist: tuple[re.Pattern[str], ...] = plugin.denylist  # type: ignore[assignment]
+            detectors += [(secret_type, p, gate) for p in denylist if not p.pattern.startswith(_KEYWORD_STYLE)]
     return _Rules(
         detectors=tuple(detectors),
         keyword_gate=re.compile(keyword.DENYLIST_REGEX, re.IGNORECASE),
@@ -214,7 +219,7 @@ class _Redactor:
         text = _PEM_BLOCK.sub(lambda m: self.label("private key") + "\n" * m.group(0).count("\n"), text)
         for kind, pattern, gate in self.rules.detectors:
             if not gate or any(literal in text for literal in gate):
-                text = pattern.sub(lambda m, k=kind: self.replace(m, k), text)
+                text = pattern.sub(partial(self.replace, kind=kind), text)
         text = self.key_bodies(text)
         text = _TOKEN.sub(self.random_token, text) if _TOKEN.search(text) else text
         return self.keywords(text) if _KEYWORDS.search(text) else text
@@ -276,11 +281,14 @@ class _Redactor:
             return line
         for pattern, group in rules:
             match = pattern.search(line)
-            if match and group != 2 and not _secret_key(_word_at(line, match.start())):
+            if match is None:
+                continue
+            if group != 2 and not _secret_key(_word_at(line, match.start())):
                 continue  # `secret_name: prod-db`: the key only contains a keyword (group 2: the value comes first)
-            value = match.group(group) if match else None
-            quoted = value and line[match.start(group) - 1 : match.start(group)] in ("'", '"', "`")
-            if quoted and len(value) >= 4 and _value_ok(value) and not _prose(value):  # unquoted: layer 4's rules
+            value: str | None = match.group(group)
+            if not value or line[match.start(group) - 1 : match.start(group)] not in ("'", '"', "`"):
+                continue  # unquoted: layer 4's rules
+            if len(value) >= 4 and _value_ok(value) and not _prose(value):
                 start, end = match.span(group)
                 return line[:start] + self.label("secret") + line[end:]
         return line
@@ -315,13 +323,13 @@ class _Redactor:
                 return None
             return start + 2, start + end
         if rest[:1] in ("'", '"', "`"):
-            end = _closing_quote(rest)
-            if end is None:
+            closing = _closing_quote(rest)
+            if closing is None:
                 return None
-            value = rest[1:end]
+            value = rest[1:closing]
             if not _value_ok(value, key) or _prose(value):
                 return None
-            return start + 1, start + end
+            return start + 1, start + closing
         if match.group("op") in ("==", "===", "!=", "!==") or "REDACTED" in rest[:20]:
             return None
         whole_line = bool(_LINE_START.match(line[: match.start()]))
@@ -496,7 +504,7 @@ def redact_json(text: str) -> tuple[str, int]:
         return redact(text)
     found = 0
 
-    def walk(value, filename: str = ""):
+    def walk(value: object, filename: str = "") -> object:
         nonlocal found
         if isinstance(value, str):
             clean, n = redact(value, filename=filename)
@@ -505,7 +513,8 @@ def redact_json(text: str) -> tuple[str, int]:
         if isinstance(value, list):
             return [walk(v, filename) for v in value]
         if isinstance(value, dict):
-            name = value.get("path") if isinstance(value.get("path"), str) else filename
+            path = value.get("path")
+            name = path if isinstance(path, str) else filename
             return {k: walk(v, name) for k, v in value.items()}
         return value
 

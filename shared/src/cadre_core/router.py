@@ -63,7 +63,7 @@ class Router:
         return await self.model(role, call).request(request)
 
     def role_config(self, role: str) -> RoleConfig | None:
-        return self.config.roles.get(role)  # type: ignore[call-overload]  # keyed by the RoleName literal
+        return self.config.role_config(role)
 
     def candidates(self, role: str) -> list[Candidate]:
         role_cfg = self.role_config(role)
@@ -82,7 +82,7 @@ class Router:
         provider, _ = parse_model_ref(candidate.model)
         if provider == "sampling":
             return None, ""
-        settings = self.config.providers.get(provider)
+        settings = self.config.provider_config(provider)
         if settings is None:
             return f"no [providers.{provider}] config", ""
         if settings.key_required and not settings.api_key():
@@ -97,7 +97,7 @@ class Router:
         return self._models[candidate.model]
 
     def provider_timeout(self, model_ref: str) -> float:
-        settings = self.config.providers.get(parse_model_ref(model_ref)[0])
+        settings = self.config.provider_config(parse_model_ref(model_ref)[0])
         return settings.timeout_s if settings else DEFAULT_TIMEOUT_S
 
     def breaker(self, model_ref: str) -> Breaker:
@@ -124,4 +124,4 @@ class Router:
 
 def _default_factory(candidate: Candidate, config: CadreConfig) -> Model:
     provider, _ = parse_model_ref(candidate.model)
-    return build_model(candidate.model, config.providers.get(provider))
+    return build_model(candidate.model, config.provider_config(provider))

@@ -42,7 +42,8 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema in the closed form every vendor's structured output accepts: each object
     closed with every property required, annotations dropped, value constraints told in `description`.
     Keywords are dropped; a property is never dropped, whatever its name."""
-    return close_schema(model.model_json_schema())
+    closed: dict[str, Any] = close_schema(model.model_json_schema())
+    return closed
 
 
 def close_schema(node: Any) -> Any:
@@ -78,7 +79,9 @@ def schema_instruction(schema: dict[str, Any]) -> str:
     return "Answer with only a JSON object matching this JSON schema, no prose:\n" + json.dumps(schema)
 
 
-def validator(model: type[BaseModel], *, host_prose: Callable[[str], dict[str, Any]] | None = None):
+def validator(
+    model: type[BaseModel], *, host_prose: Callable[[str], dict[str, Any]] | None = None
+) -> Callable[[ModelResponse], None]:
     """A `ModelRequest.validate` that accepts only output matching `model`.
 
     `host_prose` turns the host model's invalid reply into a valid output: the host cannot be

@@ -8,6 +8,7 @@ import threading
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cadre_core import db
 from cadre_core.errors import CadreError, clip
@@ -111,7 +112,7 @@ class ThreadStore:
             self._conn.close()
 
 
-def _message(data: dict) -> Message:
+def _message(data: dict[str, Any]) -> Message:
     data["tool_calls"] = [ToolCall(**c) for c in data.get("tool_calls", [])]
     return Message(**data)
 

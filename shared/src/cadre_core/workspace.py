@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -102,7 +102,8 @@ def normalise_remote(url: str) -> str | None:
         return None
     web = re.fullmatch(r"[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/:]+)(?::\d*)?/(.+)", text)
     scp = re.fullmatch(r"(?:[^@/]+@)?([^/:]+):(?!/)(.+)", text)  # git@host:owner/repo
-    host, path = (web or scp).groups() if (web or scp) else ("", text)
+    found = web or scp
+    host, path = found.groups() if found else ("", text)
     parts = [p for p in path.split("/") if p]
     if not parts:
         return None
@@ -186,7 +187,7 @@ class ServedWorkspaces:
             depth = w.name.count("/") + 1
             return w.name.casefold() in {"/".join(parts[-depth:]).casefold(), (name or "").strip().casefold()}
 
-        tiers = (
+        tiers: tuple[Callable[[ServedWorkspace], bool], ...] = (
             named,
             lambda w: w.path.name.casefold() in labels,
             lambda w: w.remote is not None and any(_names_remote(label, w.remote) for label in labels),
@@ -216,7 +217,9 @@ def _is_within(path: str, root: Path) -> bool:
 def _names_remote(label: str, remote: str) -> bool:
     """True when `label` names the repository of the normalised `remote`: `repo`, `owner/repo` or the URL."""
     wanted = normalise_remote(label) if ("/" in label or ":" in label) else label.removesuffix(".git")
-    return bool(wanted) and (remote == wanted or remote.endswith("/" + wanted))
+    if not wanted:
+        return False
+    return remote == wanted or remote.endswith("/" + wanted)
 
 
 def _display_names(paths: list[Path]) -> list[str]:

@@ -23,6 +23,7 @@ from cadre_core.models.refs import PROVIDERS, parse_model_ref
 
 if TYPE_CHECKING:
     from cadre_core.config import ProviderConfig
+    from cadre_core.models.base import ProviderModel
 
 __all__ = [
     "PROVIDERS",
@@ -57,12 +58,12 @@ def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client
 
         return SamplingModel(name)
     module, cls_name = _CLASSES[provider]
-    cls = getattr(importlib.import_module(module), cls_name)
+    cls: type[ProviderModel] = getattr(importlib.import_module(module), cls_name)
     key = settings.api_key() if settings else None
     key_env = (settings.api_key_env[0] if settings and settings.api_key_env else None) or cls.key_env
     if not key and (settings is None or settings.key_required):
         raise MissingKeyError(provider=provider, env_var=key_env, model=name)
-    pins = {}
+    pins: dict[str, Any] = {}
     if provider == "openai_compatible" and settings is not None:
         pins = {"structured_output": settings.structured_output, "tools": settings.tools}
     return cls(

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 StructuredOutput = Literal["json_schema", "json_object", "prompt"]
 STRUCTURED_OUTPUTS: tuple[StructuredOutput, ...] = ("json_schema", "json_object", "prompt")
@@ -43,7 +43,7 @@ def accepts(base_url: str, model: str) -> Accepts:
         entry = _read().get(key)
         fresh = isinstance(entry, dict) and time.time() - entry.get("checked", 0) < MAX_AGE_S
         try:
-            _known[key] = Accepts(entry["structured_output"], bool(entry["tools"])) if fresh else Accepts()
+            _known[key] = Accepts(entry["structured_output"], bool(entry["tools"])) if fresh and entry else Accepts()
         except (KeyError, TypeError):
             _known[key] = Accepts()
         if _known[key].structured_output not in STRUCTURED_OUTPUTS:
@@ -72,7 +72,7 @@ def forget() -> None:
     _known.clear()
 
 
-def _read() -> dict:
+def _read() -> dict[str, Any]:
     try:
         data = json.loads(cache_file().read_text("utf-8"))
     except (OSError, ValueError):

@@ -58,7 +58,7 @@ class GoogleModel(ProviderModel):
         import httpx2
         from google.genai import errors as genai_errors
 
-        kw = {"provider": self.provider, "model": self.model_name}
+        kw: errors.ModelName = {"provider": self.provider, "model": self.model_name}
         try:
             response = await self.client.aio.models.generate_content(
                 model=self.model_name,
@@ -108,14 +108,14 @@ class GoogleModel(ProviderModel):
                     function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)
                 )
         if request.effort:
-            config["thinking_config"] = types.ThinkingConfig(thinking_level=request.effort.upper())
+            config["thinking_config"] = types.ThinkingConfig(thinking_level=types.ThinkingLevel(request.effort.upper()))
         if request.output_schema is not None:
             config["response_mime_type"] = "application/json"
             config["response_json_schema"] = request.output_schema
         return types.GenerateContentConfig(**config)
 
     def parse(self, response: Any, request: ModelRequest) -> ModelResponse:
-        kw = {"provider": self.provider, "model": self.model_name}
+        kw: errors.ModelName = {"provider": self.provider, "model": self.model_name}
         feedback = getattr(response, "prompt_feedback", None)
         if not response.candidates:
             if feedback is not None and feedback.block_reason:

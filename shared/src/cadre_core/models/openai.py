@@ -21,7 +21,7 @@ class OpenAIModel(ProviderModel):
     provider = "openai"
     key_env = "OPENAI_API_KEY"
     sdk_modules = ("openai",)
-    warm_reply = {  # noqa: RUF012 - read only
+    warm_reply: dict[str, Any] | None = {  # noqa: RUF012 - read only
         "id": "resp_warm", "object": "response", "created_at": 0, "status": "completed", "model": "warm-up",
         "output": [{"type": "message", "id": "msg_warm", "role": "assistant", "status": "completed",
                     "content": [{"type": "output_text", "text": '{"a": "b"}', "annotations": []}]}],

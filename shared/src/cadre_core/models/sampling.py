@@ -11,14 +11,19 @@ cannot sample.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from cadre_core.errors import NoHostSamplingError
-from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
+from cadre_core.models.base import FinishReason, Model, ModelRequest, ModelResponse, Usage
 from cadre_core.structured import schema_instruction
 
 HOST_MODEL = "host"
-_STOP = {"endTurn": "stop", "stopSequence": "stop", "maxTokens": "length", "toolUse": "tool_use"}
+_STOP: dict[str, FinishReason] = {
+    "endTurn": "stop",
+    "stopSequence": "stop",
+    "maxTokens": "length",
+    "toolUse": "tool_use",
+}
 
 
 class HostSampler(Protocol):
@@ -53,14 +58,15 @@ def to_sample_args(request: ModelRequest) -> dict[str, Any]:
     system = request.system or ""
     if request.output_schema is not None:
         system += "\n\n" + schema_instruction(request.output_schema)
-    messages = []
+    turns: list[tuple[Literal["user", "assistant"], str]] = []
     for m in request.messages:
-        role = "assistant" if m.role == "assistant" else "user"
+        role: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
         text = m.text if m.role != "tool" else f"[tool {m.tool_name} result]\n{m.text}"
-        if messages and messages[-1].role == role:
-            messages[-1].content.text += "\n\n" + text
+        if turns and turns[-1][0] == role:
+            turns[-1] = (role, turns[-1][1] + "\n\n" + text)
             continue
-        messages.append(types.SamplingMessage(role=role, content=types.TextContent(type="text", text=text)))
+        turns.append((role, text))
+    messages = [types.SamplingMessage(role=r, content=types.TextContent(type="text", text=t)) for r, t in turns]
     return {
         "messages": messages,
         "max_tokens": request.output_limit,
@@ -76,7 +82,7 @@ def from_sample_result(result: Any, request: ModelRequest) -> ModelResponse:
     finish = _STOP.get(str(result.stop_reason or "endTurn"), "stop")
     return ModelResponse(
         text=text,
-        finish_reason=finish,  # type: ignore[arg-type]
+        finish_reason=finish,
         usage=Usage(),
         model=f"sampling:{HOST_MODEL}",
         response_id=getattr(result, "model", None),

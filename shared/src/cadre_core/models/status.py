@@ -64,7 +64,7 @@ def error_for_status(
     headers: Mapping[str, str] | None = None,
 ) -> errors.ModelError:
     """The Cadre error for an HTTP status from a provider."""
-    kw = {"provider": provider, "model": model, "status_code": status}
+    kw: errors.ModelStatus = {"provider": provider, "model": model, "status_code": status}
     text = f"HTTP {status}: {message}".strip()
     if status in (401, 403) or "api key not valid" in message.lower() or "api_key_invalid" in message.lower():
         return errors.AuthError(text, env_var=env_var, **kw)
@@ -115,7 +115,7 @@ def sdk_errors(sdk: Any, model: Any) -> Iterator[None]:
         raise mapped from exc
 
 
-def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: str) -> errors.ModelError | None:
+def map_sdk_error(exc: Exception, sdk: Any, *, provider: str, model: str, env_var: str) -> errors.ModelError | None:
     """Map an Anthropic- or OpenAI-SDK exception (same Stainless shape) to ours, else None."""
     if isinstance(exc, sdk.APITimeoutError):
         return errors.ModelTimeoutError("request timed out", provider=provider, model=model)
@@ -135,12 +135,13 @@ def map_sdk_error(exc: Exception, sdk, *, provider: str, model: str, env_var: st
     return None
 
 
-def _body_message(exc) -> str:
+def _body_message(exc: BaseException) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+        message = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(message, str):
+            return message
     if isinstance(body, str) and body.strip():  # LM Studio: {"error": "'response_format.type' must be ..."}
         return body
     return str(getattr(exc, "message", "") or exc)

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from cadre_core.models.base import Model, ModelRequest, ModelResponse, ToolCall, Usage
+from cadre_core.models.base import FinishReason, Model, ModelRequest, ModelResponse, ToolCall, Usage
 
 
 class TestModel(Model):
@@ -30,7 +30,7 @@ class TestModel(Model):
         output: Any = None,
         tool_calls: list[ToolCall] | None = None,
         usage: Usage | None = None,
-        finish_reason: str = "stop",
+        finish_reason: FinishReason = "stop",
         delay_s: float = 0.0,
         error: Exception | None = None,
     ):
@@ -54,7 +54,7 @@ class TestModel(Model):
             text=text,
             output=output,
             tool_calls=list(self.tool_calls),
-            finish_reason="tool_use" if self.tool_calls else self.finish_reason,  # type: ignore[arg-type]
+            finish_reason="tool_use" if self.tool_calls else self.finish_reason,
             usage=self.usage,
             model=self.name,
         )
@@ -86,7 +86,7 @@ class FunctionModel(Model):
         return result.parse_output(request)
 
 
-def example_for_schema(schema: dict[str, Any], defs: dict | None = None) -> Any:
+def example_for_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
     """A small value that validates against a JSON schema."""
     defs = defs if defs is not None else schema.get("$defs", {})
     if "$ref" in schema:

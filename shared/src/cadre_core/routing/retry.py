@@ -6,6 +6,7 @@ before either, in the fallback's readiness check, so a time-out measures only th
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -112,7 +113,7 @@ class Retrying(WrapperModel):
         retry = 1
         while True:
             number = self.tries.number
-            self.tries.will_retry = lambda exc, retry=retry: self.policy.will_retry(exc, retry)
+            self.tries.will_retry = functools.partial(self.policy.will_retry, retry=retry)
             self.status.model, self.status.phase = self.ref, self.tries.phase
             try:
                 response = await self.wrapped.request(request)

@@ -3,6 +3,7 @@ the fakes `TestModel` / `FunctionModel`, and a server wired to fake models."""
 
 from __future__ import annotations
 
+import _socket
 import ipaddress
 import json
 import socket
@@ -57,11 +58,11 @@ def block_network() -> Iterator[None]:
         if not _is_loopback(address):
             raise NetworkBlockedError(f"tests may not reach the network ({address!r}); use a mock transport")
 
-    def connect(self: socket.socket, address: Any) -> None:
+    def connect(self: _socket.socket, address: Any) -> None:
         guard(address)
         return real_connect(self, address)
 
-    def connect_ex(self: socket.socket, address: Any) -> int:
+    def connect_ex(self: _socket.socket, address: Any) -> int:
         guard(address)
         return real_connect_ex(self, address)
 
@@ -71,12 +72,12 @@ def block_network() -> Iterator[None]:
             raise NetworkBlockedError(f"tests may not resolve {name!r}; use a mock transport")
         return real_getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]  # the guard
     socket.getaddrinfo = getaddrinfo
     try:
         yield
     finally:
-        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]  # restore
         socket.getaddrinfo = real_getaddrinfo
 
 
