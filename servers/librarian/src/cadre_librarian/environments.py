@@ -24,10 +24,12 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 VENV_DIRS = (".venv", "venv", "env", ".env")
@@ -101,7 +103,7 @@ class Package:
             return False
         return self.parts == (".",) if rel == "." else self.owns_rel(rel)
 
-    def source_files(self):
+    def source_files(self) -> Iterator[Path]:
         """The package's files (paths under `base`, links not resolved), in a stable order."""
         if self.record is not None:
             for rel in sorted(self.record):
@@ -122,6 +124,7 @@ class Package:
         shared with another distribution is split into the owned folders and files inside it."""
         if self.record is None:
             return self.dirs, self.files
+        record = self.record
         roots: list[Path] = []
         loose: list[Path] = []
 
@@ -130,7 +133,7 @@ class Package:
                 roots.append(self.base / rel)
                 return
             prefix = rel + "/"
-            children = sorted({r[len(prefix) :].split("/", 1)[0] for r in self.record if r.startswith(prefix)})
+            children = sorted({r[len(prefix) :].split("/", 1)[0] for r in record if r.startswith(prefix)})
             for child in children:
                 if f"{prefix}{child}" in self.record_dirs:
                     walk(f"{prefix}{child}")
@@ -144,11 +147,11 @@ class Package:
                 loose.append(self.base / part)
         return [r for r in roots if r.is_dir()], loose
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "ecosystem": self.ecosystem, "location": str(self.base)}
 
 
-def venv_sites(roots: list[Path], env) -> tuple[list[Path], str] | None:
+def venv_sites(roots: list[Path], env: Mapping[str, str]) -> tuple[list[Path], str] | None:
     venvs = [root / name for root in roots for name in VENV_DIRS]
     venvs += [Path(os.path.abspath(env["VIRTUAL_ENV"]))] if env.get("VIRTUAL_ENV") else []
     for venv in venvs:
@@ -168,7 +171,7 @@ def python_site_dirs(roots: list[Path], environ: dict[str, str] | None = None) -
     return venv_sites(roots, env) or (interpreter_sites(env), "python3 on PATH")
 
 
-def interpreter_sites(env) -> list[Path]:
+def interpreter_sites(env: Mapping[str, str]) -> list[Path]:
     code = "import json, site, sys; print(json.dumps([p for p in sys.path if p.endswith('-packages')]))"
     try:
         out = subprocess.run(
@@ -259,9 +262,10 @@ def _finder_mapping(site: Path, pth_text: str) -> dict[str, str]:
         return {}
     for node in tree.body:
         target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
-        if isinstance(target, ast.Name) and target.id == "MAPPING" and getattr(node, "value", None) is not None:
+        value_node = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and target.id == "MAPPING" and isinstance(value_node, ast.expr):
             try:
-                value = ast.literal_eval(node.value)
+                value = ast.literal_eval(value_node)
             except ValueError:
                 return {}
             return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Any
 
 from cadre_librarian.sources import Excerpt
 
@@ -19,7 +20,7 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def _file_key(e: Excerpt) -> tuple:
+def _file_key(e: Excerpt) -> tuple[str, str, str | None, str]:
     return (e.source, e.package_or_repo, e.version_or_ref, e.path)
 
 
@@ -36,7 +37,7 @@ class CheckedCitation:
     quote: str
     fixed: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         e = self.excerpt
         return {**e.citation(), "url": anchored(e.url, e.source, e.start_line, e.end_line), "quote": self.quote}
 
@@ -46,8 +47,8 @@ class Evidence:
 
     def __init__(self) -> None:
         self.items: dict[str, Excerpt] = {}
-        self._ids: dict[tuple, str] = {}
-        self._lines: dict[tuple, dict[int, str]] = {}
+        self._ids: dict[tuple[object, ...], str] = {}
+        self._lines: dict[tuple[object, ...], dict[int, str]] = {}
 
     def add(self, excerpt: Excerpt) -> str:
         """The excerpt's id (the same id when the same span is added again)."""
@@ -113,10 +114,12 @@ class Evidence:
         return None
 
 
-def check_citations(evidence: Evidence, answer: str, cited: list[dict]) -> tuple[str, list[dict], list[str]]:
+def check_citations(
+    evidence: Evidence, answer: str, cited: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]], list[str]]:
     """Checked citations, the answer with its [n] markers renumbered to them, and notes on what was
     dropped or moved."""
-    kept: list[dict] = []
+    kept: list[dict[str, Any]] = []
     renumber: dict[int, int] = {}
     notes: list[str] = []
     for number, cite in enumerate(cited, start=1):
@@ -150,7 +153,7 @@ def renumber_markers(answer: str, renumber: dict[int, int]) -> str:
         kept = list(dict.fromkeys(n for n in new if n))
         return f"[{', '.join(map(str, kept))}]" if kept else ""
 
-    def run(match: re.Match) -> str:
+    def run(match: re.Match[str]) -> str:
         return "".join(group(g) for g in re.findall(r"\[([^\]]*)\]", match.group(1)))
 
     pieces = CODE.split(answer)

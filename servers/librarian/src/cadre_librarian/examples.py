@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -107,7 +108,9 @@ async def _github(library: Library, needle: str, language: str | None, limit: in
         return [], f"GitHub code search failed ({type(exc).__name__}: {exc}); showing local examples only"
 
 
-async def _local(installed: Installed, needle: str, language: str | None, limit: int) -> tuple[list[Excerpt], list]:
+async def _local(
+    installed: Installed, needle: str, language: str | None, limit: int
+) -> tuple[list[Excerpt], list[str]]:
     try:
         await installed.ready()
         return await anyio.to_thread.run_sync(
@@ -128,7 +131,7 @@ async def find_examples(
     limit = max(1, min(int(limit), 30))
     results: dict[str, Any] = {}
 
-    async def run(key: str, source, where) -> None:
+    async def run(key: str, source: Callable[..., Awaitable[object]], where: object) -> None:
         results[key] = await source(where, needle, language, limit)
 
     async with anyio.create_task_group() as tg:

@@ -130,7 +130,7 @@ class GitHub:
         }
 
     async def default_branch(self, repo: str) -> str:
-        branch = (await self.repo_info(repo))["default_branch"]
+        branch: str = (await self.repo_info(repo))["default_branch"]
         if not branch:
             raise SourceError(f"{repo} has no default branch (an empty repository?); pass a ref")
         return branch
@@ -293,7 +293,7 @@ class GitHub:
                 why = str(exc)
             else:
                 why, spot = "the fragment is not in the file", locate(text, fragment, matches)
-        if text is None or spot is None:
+        if text is None or spot is None or not ref:  # a text is only fetched with a ref
             if not fragment:
                 return None
             n = len(fragment.split("\n"))

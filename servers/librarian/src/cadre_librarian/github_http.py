@@ -109,14 +109,17 @@ def _token_from_hosts(path: Path) -> str | None:
     host = data.get("github.com") if isinstance(data, dict) else None
     if not isinstance(host, dict):
         return None
-    if isinstance(host.get("oauth_token"), str) and host["oauth_token"].strip():
-        return host["oauth_token"].strip()
-    users = host.get("users") if isinstance(host.get("users"), dict) else {}
-    ordered = [host.get("user"), *users]
-    for name in ordered:
+    token = host.get("oauth_token")
+    if isinstance(token, str) and token.strip():
+        return token.strip()
+    users = host.get("users")
+    if not isinstance(users, dict):
+        users = {}
+    for name in [host.get("user"), *users]:
         entry = users.get(name) if isinstance(name, str) else None
-        if isinstance(entry, dict) and isinstance(entry.get("oauth_token"), str) and entry["oauth_token"].strip():
-            return entry["oauth_token"].strip()
+        token = entry.get("oauth_token") if isinstance(entry, dict) else None
+        if isinstance(token, str) and token.strip():
+            return token.strip()
     return None
 
 

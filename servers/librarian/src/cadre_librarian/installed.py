@@ -34,8 +34,8 @@ class Installed:
         self.environ = environ
         self._lock = threading.RLock()
         self._interpreter: list[Path] | None = None
-        self._python: tuple[tuple, dict[str, Package], str] | None = None
-        self._node: tuple[tuple, dict[str, Package]] | None = None
+        self._python: tuple[tuple[object, ...], dict[str, Package], str] | None = None
+        self._node: tuple[tuple[object, ...], dict[str, Package]] | None = None
 
     async def ready(self) -> Installed:
         """Scans (or re-scans) in a worker thread, so the lookups that follow do not block the event loop."""
@@ -72,7 +72,7 @@ class Installed:
                 self._python = (key, found, how)
             return self._python[1], self._python[2]
 
-    def _node_key(self) -> tuple:
+    def _node_key(self) -> tuple[object, ...]:
         stamps = []
         for root in self.roots:
             modules = root / "node_modules"
@@ -317,10 +317,10 @@ def source_repo(package: Package) -> str | None:
         repo = data.get("repository")
         urls = [repo.get("url", "") if isinstance(repo, dict) else str(repo or ""), str(data.get("homepage") or "")]
     else:
-        dists = [metadata.PathDistribution(package.meta)] if package.meta else []
+        dists: list[metadata.Distribution] = [metadata.PathDistribution(package.meta)] if package.meta else []
         dists = dists or list(metadata.distributions(path=[str(package.base)], name=package.name))
         for dist in dists[:1]:
-            urls = [*(dist.metadata.get_all("Project-URL") or []), dist.metadata.get("Home-page") or ""]
+            urls = [*(dist.metadata.get_all("Project-URL") or []), (dist.metadata.get_all("Home-page") or [""])[0]]
     for url in urls:
         if match := GITHUB_REPO.search(url):
             return f"{match.group(1)}/{match.group(2)}"

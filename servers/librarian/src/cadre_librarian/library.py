@@ -19,7 +19,7 @@ class Library:
         github: Any = None,
         clones: Any = None,
         web: Any = None,
-        environ: dict | None = None,
+        environ: dict[str, Any] | None = None,
         allow_private_urls: bool = False,
     ):
         self._github, self._clones, self._web = github, clones, web
@@ -70,7 +70,7 @@ class Library:
             self._clones.close()
 
 
-def release_excerpt(repo: str, release: dict) -> Excerpt:
+def release_excerpt(repo: str, release: dict[str, Any]) -> Excerpt:
     """A release's notes as a citable excerpt (path `releases/<tag>`)."""
     body = (release.get("body") or "").strip() or "(no release notes)"
     lines = body.split("\n")

@@ -75,7 +75,9 @@ async def read_source(
     return as_result(excerpt, [])
 
 
-async def _from_github(library, repo, path, ref, start, end, notes) -> dict[str, Any]:
+async def _from_github(
+    library: Library, repo: str, path: str, ref: str | None, start: int, end: int | None, notes: list[str]
+) -> dict[str, Any]:
     """GitHub's API first; a shallow clone when the API is rate-limited, unreachable or the file too large."""
     try:
         return as_result(await library.github.read_file(repo, path, ref, start, end), notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,11 @@ def named_libraries(desk: Desk, question: str, libraries: list[str] | None) -> l
     return list(dict.fromkeys([*found, *repos]))[:4]
 
 
-def gather(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int):
+Gathered = tuple[list[str], list[Excerpt], list[str]]
+"""(library names, excerpts, notes) found before the model is asked."""
+
+
+def gather(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int) -> Gathered:
     """(libraries, excerpts, notes): the named installed packages searched for the question, with notes on
     versions and where else to look. Blocking: run it in a worker thread."""
     names = named_libraries(desk, question, libraries)
@@ -129,7 +134,7 @@ def gather(desk: Desk, question: str, libraries: list[str] | None, version: str 
     return names, excerpts, notes
 
 
-async def seed(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int):
+async def seed(desk: Desk, question: str, libraries: list[str] | None, version: str | None, hits: int) -> Gathered:
     """`gather` in a worker thread under a time limit; on time-out the research goes on without it."""
     try:
         with anyio.fail_after(SEED_SECONDS):
@@ -149,7 +154,7 @@ async def repo_evidence(desk: Desk, question: str, libraries: list[str]) -> tupl
     for name in repos:
         try:
             with anyio.fail_after(REPO_SECONDS):
-                if await anyio.to_thread.run_sync(lambda n=name: desk.installed.has(n), abandon_on_cancel=True):
+                if await anyio.to_thread.run_sync(desk.installed.has, name, abandon_on_cancel=True):
                     continue
                 excerpts += await desk.library.clones.search(name, question, limit=4)
         except TimeoutError:
@@ -197,7 +202,7 @@ async def research(
             kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history, host_sample
         )
     if tool_turns is None:
-        role = kit.config.config.roles.get(ROLE)
+        role = kit.config.config.role_config(ROLE)
         tool_turns = role.max_tool_turns if role else DEFAULT_TOOL_TURNS
     request = ModelRequest(
         [*history, Message.user(opening(question, names, version, desk, excerpts, notes))],
@@ -244,7 +249,15 @@ async def _result(kit, desk, question, response, notes, thread_id) -> dict[str, 
     return out
 
 
-def host_request(desk: Desk, question: str, names: list[str], version: str | None, excerpts, notes, history=()):
+def host_request(
+    desk: Desk,
+    question: str,
+    names: list[str],
+    version: str | None,
+    excerpts: list[Excerpt],
+    notes: list[str],
+    history: Sequence[Message] = (),
+) -> tuple[ModelRequest, list[Excerpt]]:
     """The one request the host's model answers without tools: the ranked evidence and the citation rules.
     Built the same way in a Sample resolver and in the tool, so evidence ids (E1, ...) match."""
     ranked = sorted(excerpts, key=lambda e: -(e.score or 0))[:NO_MODEL_HITS]

@@ -144,9 +144,8 @@ async def fetch_page(desk: Desk, url: str, query: str | None = None) -> str:
 
 
 REPO = "owner/name on GitHub"
-TOOLS: dict[str, tuple[ToolDefinition, Callable[..., Awaitable[str]]]] = {
-    t.name: (t, f)
-    for t, f in [
+_Tool = tuple[ToolDefinition, Callable[..., Awaitable[str]]]
+_TOOLS: list[_Tool] = [
         (ToolDefinition("list_installed", "Installed packages (name, version).",
                         _schema([], contains="name filter")), list_installed),
         (ToolDefinition("search_installed", "Search an installed package's source (offline).",
@@ -177,8 +176,8 @@ TOOLS: dict[str, tuple[ToolDefinition, Callable[..., Awaitable[str]]]] = {
          clone_read),
         (ToolDefinition("fetch_page", "Fetch a docs page or llms.txt as text; `query` picks the relevant part.",
                         _schema(["url"], url="http(s) URL", query="")), fetch_page),
-    ]
-}  # fmt: skip
+]  # fmt: skip
+TOOLS: dict[str, _Tool] = {t.name: (t, f) for t, f in _TOOLS}
 DEFINITIONS = [definition for definition, _ in TOOLS.values()]
 
 

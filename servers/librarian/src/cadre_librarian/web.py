@@ -22,6 +22,7 @@ import ipaddress
 import re
 import socket
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -444,7 +445,7 @@ def html_to_markdown(html: str, base_url: str) -> tuple[str | None, str]:
     for tag in soup(list(_STRIP_TAGS)):
         tag.decompose()
     articles = soup.find_all("article")
-    root = soup.find("main") or soup.find(attrs={"role": "main"}) or (articles[0] if len(articles) == 1 else None)
+    root = soup.find("main") or soup.find(None, {"role": "main"}) or (articles[0] if len(articles) == 1 else None)
     if root is None:
         root = soup.body or soup
         for tag in root.find_all("header"):
@@ -452,7 +453,7 @@ def html_to_markdown(html: str, base_url: str) -> tuple[str | None, str]:
     for anchor in root.find_all("a"):
         href = anchor.get("href")
         text = anchor.get_text(strip=True)
-        classes = anchor.get("class") or []
+        classes: Sequence[str] | str = anchor.get("class") or []
         if "headerlink" in classes or text in ("¶", "#", "§", "🔗") or (not text and not anchor.find(True)):
             anchor.decompose()
         elif not href or str(href).lower().startswith("javascript:"):
@@ -476,8 +477,9 @@ def _code_language(pre: Any) -> str | None:
     for element in elements:
         for cls in (element.get("class") or []) if element is not None and hasattr(element, "get") else []:
             for prefix in ("language-", "lang-", "highlight-"):
-                if cls.startswith(prefix) and len(cls) > len(prefix) and cls[len(prefix) :] != "default":
-                    return cls[len(prefix) :]
+                language: str = cls[len(prefix) :]
+                if cls.startswith(prefix) and language and language != "default":
+                    return language
     return None
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cadre_core.models.base import ModelResponse
 from cadre_core.structured import strict_schema, validator
 
 __all__ = ["Citation", "Finding", "OracleAnswer", "Review", "oracle_validator", "strict_schema", "validator"]
@@ -47,7 +49,7 @@ class Review(_Closed):
     findings: list[Finding]
 
 
-def oracle_validator():
+def oracle_validator() -> Callable[[ModelResponse], None]:
     """Validates an OracleAnswer; the host model's prose is kept as a low-confidence answer."""
     return validator(
         OracleAnswer,

@@ -9,7 +9,7 @@ import anyio
 
 from cadre_core.errors import CadreError
 from cadre_core.kit import Kit
-from cadre_core.models.base import Message, ModelRequest
+from cadre_core.models.base import Effort, Message, ModelRequest
 from cadre_core.results import shown_model
 from cadre_core.toolloop import kit_caller, tool_loop
 from cadre_core.workspace import Workspace
@@ -56,7 +56,7 @@ def first_request(
     files: list[str] | None,
     context: str | None,
     mode: str,
-    effort: str | None,
+    effort: Effort | None,
     budget_tokens: int = FILE_BUDGET_TOKENS,
 ) -> tuple[ModelRequest, list[str]]:
     """The opening request (system prompt, question, packed files) and notes for the caller."""
@@ -75,7 +75,7 @@ def first_request(
         system=system_prompt(mode, project_instructions(ws)),
         output_schema=ANSWER_SCHEMA,
         schema_name="oracle_answer",
-        effort=effort,  # type: ignore[arg-type]
+        effort=effort,
         validate=oracle_validator(),
     )
     return request, notes
@@ -90,7 +90,7 @@ async def consult(
     files: list[str] | None = None,
     context: str | None = None,
     mode: str = "ask",
-    effort: str | None = None,
+    effort: Effort | None = None,
     thread_id: str | None = None,
     host_sample: mcp_types.CreateMessageResult | None = None,
     tool_turns: int | None = None,
@@ -143,7 +143,7 @@ async def consult(
     }
 
 
-def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict], list[str]]:
+def check_citations(ws: Workspace, answer: OracleAnswer) -> tuple[list[dict[str, Any]], list[str]]:
     """Citations whose file exists in the workspace and whose lines are in range; notes for the rest."""
     kept, notes = [], []
     for cite in answer.citations:

@@ -116,7 +116,7 @@ class _Collector:
             self.skip(folder, reason, is_dir=True)
         return reason is None
 
-    def walk(self, top: Path, glob: pathspec.PathSpec | None = None) -> None:
+    def walk(self, top: Path, glob: pathspec.GitIgnoreSpec | None = None) -> None:
         """The files under `top` (those `glob` matches, relative to `top`); never follows a linked directory."""
 
         def matches(path: Path, suffix: str = "") -> bool:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from cadre_core.config import Candidate
 from cadre_core.errors import CadreError, no_model_message, one_of
 from cadre_core.kit import Kit
 from cadre_core.models.base import Message, ModelRequest
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
 
-def pick_candidates(kit: Kit, n: int) -> list:
+def pick_candidates(kit: Kit, n: int) -> list[Candidate]:
     """The first keyed oracle candidate of each of `n` different vendors; with no key at all, the host's
     model (`sampling:host`) alone, when the route has it."""
     chosen, vendors, host = [], set(), None
@@ -69,7 +70,7 @@ async def second_opinions(
         notes.append(f"not traceable by thread: {exc}")
     hosted = is_host(candidates[0].model)
 
-    async def ask(index: int, candidate) -> None:
+    async def ask(index: int, candidate: Candidate) -> None:
         call = kit.new_call("second_opinions", thread_id)
         try:
             response = await kit.call_model(

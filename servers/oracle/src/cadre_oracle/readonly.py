@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def grep(ws: Workspace, pattern: str, path: str = ".") -> str:
     return "\n".join(matches) or f"no matches for {pattern!r} under {path}"
 
 
-def _walk(ws: Workspace, top: Path, rules: IgnoreRules):
+def _walk(ws: Workspace, top: Path, rules: IgnoreRules) -> Iterator[Path]:
     if top.is_file():
         _readable(ws, top)
         yield top
@@ -190,7 +191,7 @@ def list_dir(ws: Workspace, path: str = ".") -> str:
 
 async def run_tool(ws: Workspace, call: ToolCall) -> tuple[str, bool]:
     """(result text, is_error) for one tool call; failures are reported to the model, not raised."""
-    functions = {"read_file": read_file, "grep": grep, "list_dir": list_dir}
+    functions: dict[str, Callable[..., str]] = {"read_file": read_file, "grep": grep, "list_dir": list_dir}
     function = functions.get(call.name)
     if function is None:
         return f"unknown tool {call.name}; use read_file, grep or list_dir", True

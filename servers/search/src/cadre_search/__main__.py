@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from cadre_core.serve import serve_main
 from cadre_search.server import NAME, create_server
 
 
-def _options(parser) -> None:
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="re-index in the background as files change")
 
 

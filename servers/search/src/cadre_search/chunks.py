@@ -155,20 +155,20 @@ def symbols_of(text: str, language: str | None) -> list[Symbol]:
         outer = node
         if node.parent is not None and node.parent.type in ("decorated_definition", "lexical_declaration"):
             outer = node.parent
-        label = name.text.decode("utf-8", errors="replace").strip()
+        label = (name.text or b"").decode("utf-8", errors="replace").strip()
         kind = _KINDS.get(node.type, "definition")
         found.append((outer.start_byte, outer.end_byte, outer.start_point[0] + 1, outer.end_point[0] + 1, label, kind))
     found.sort(key=lambda f: (f[0], -f[1]))
     symbols: list[Symbol] = []
     types: set[str] = set()
     stack: list[tuple[int, str]] = []  # (end byte, qualified name) of open definitions
-    for start, end, first, last, name, kind in found:
+    for start, end, first, last, label, kind in found:
         while stack and stack[-1][0] <= start:
             stack.pop()
         container = stack[-1][1] if stack else ""
         if kind == "function" and container in types:
             kind = "method"
-        sym = Symbol(name, kind, first, last, container)
+        sym = Symbol(label, kind, first, last, container)
         if kind in ("class", "struct", "impl", "trait", "interface"):
             types.add(sym.qualified)
         symbols.append(sym)

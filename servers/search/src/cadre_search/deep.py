@@ -68,7 +68,7 @@ class DeepSearch:
         self.model = ""
         self.notes: list[str] = []
 
-    async def run(self, query: str, fast: SearchResult) -> tuple[str, list[Hit], dict]:
+    async def run(self, query: str, fast: SearchResult) -> tuple[str, list[Hit], dict[str, Any]]:
         """Tool turns (the shared `tool_loop`) until the model answers; a repeated identical call ends them
         and forces the answer. Raises `KeptCallingTools` when the model still calls tools on that turn."""
         for hit in fast.hits:
@@ -112,7 +112,7 @@ class DeepSearch:
             return json.dumps(self.engine.find_symbol(str(args["name"]), limit=10))
         if call.name == "read_span":
             span = self.engine.read_span(str(args["path"]), args.get("start_line") or 1, args.get("end_line"))
-            return span["text"]
+            return str(span["text"])
         if call.name == "list_dir":
             return json.dumps(self.engine.list_dir(str(args.get("path") or ".")))
         raise ValueError(f"unknown tool {call.name}; use search, find_symbol, read_span or list_dir")

@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cadre_core.errors import CadreError, WorkspaceError, clip
 from cadre_core.files import is_secret_path, read_lines
 from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
 from cadre_search.index import Index, RefreshStats
-from cadre_search.query import MAX_QUERY_CHARS, plan
+from cadre_search.query import MAX_QUERY_CHARS, QueryPlan, plan
 from cadre_search.rank import Hit, search
 from cadre_search.tokens import fts_quote
 
@@ -31,11 +32,11 @@ class QueryError(CadreError):
 @dataclass
 class SearchResult:
     hits: list[Hit]
-    index: dict
+    index: dict[str, Any]
     took_ms: float
     notes: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = {"hits": [h.as_dict() for h in self.hits], "index": self.index, "took_ms": round(self.took_ms, 1)}
         if self.notes:
             out["notes"] = self.notes
@@ -93,7 +94,7 @@ class Engine:
         hits = self._ranked(query_plan, limit, scope)
         return SearchResult(hits, self._index_info(stats), (time.perf_counter() - started) * 1000, notes)
 
-    def _ranked(self, query_plan, limit: int, scope: str) -> list[Hit]:
+    def _ranked(self, query_plan: QueryPlan, limit: int, scope: str) -> list[Hit]:
         try:
             return search(self.index, query_plan, limit=limit, scope=scope)
         except sqlite3.DatabaseError:
@@ -101,7 +102,7 @@ class Engine:
             self.index.refresh()
             return search(self.index, query_plan, limit=limit, scope=scope)
 
-    def _refresh_for_query(self, progress, notes: list[str]) -> RefreshStats | None:
+    def _refresh_for_query(self, progress: Callable[[int, int], None] | None, notes: list[str]) -> RefreshStats | None:
         try:
             stats = self.refresh(progress)
         except sqlite3.OperationalError as exc:
@@ -111,7 +112,7 @@ class Engine:
             notes.append("another process is updating the index; results may be stale")
         return stats
 
-    def _index_info(self, stats: RefreshStats | None) -> dict:
+    def _index_info(self, stats: RefreshStats | None) -> dict[str, Any]:
         files = stats.files if stats else self.index.file_count()
         return {"files": files, "refreshed": stats.refreshed if stats else 0, "removed": stats.removed if stats else 0}
 
@@ -124,7 +125,7 @@ class Engine:
         rel = self.workspace.relative(resolved)
         return "" if rel == "." else rel
 
-    def find_symbol(self, name: str, kind: str | None = None, *, limit: int = 20) -> dict:
+    def find_symbol(self, name: str, kind: str | None = None, *, limit: int = 20) -> dict[str, Any]:
         """Definitions named `name` (exact, then prefix), and references where cheap."""
         name = (name or "").strip()
         short = name.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
@@ -154,7 +155,7 @@ class Engine:
             definitions.sort(key=lambda d: (d["container"] or "").lower().endswith(wanted), reverse=True)
         return {"definitions": definitions, "references": self._references(short, definitions, limit)}
 
-    def _references(self, name: str, definitions: list[dict], limit: int) -> list[dict]:
+    def _references(self, name: str, definitions: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
         rows = self.index.query(
             "SELECT c.path, c.start_line, c.body FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
             "WHERE chunks_fts MATCH ? LIMIT 200",
@@ -171,7 +172,7 @@ class Engine:
         unique = {(r["path"], r["line"]): r for r in out}
         return sorted(unique.values(), key=lambda r: (r["path"], r["line"]))[:limit]
 
-    def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict:
+    def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict[str, Any]:
         """Redacted lines of a workspace file with line numbers (at most 400), through the reading gate."""
         resolved = self.workspace.resolve(path)
         if not resolved.is_file():
@@ -189,7 +190,7 @@ class Engine:
         numbered = "\n".join(f"{n:>5}  {line}" for n, line in enumerate(lines, start))
         return {"path": rel, "start_line": start, "end_line": start + len(lines) - 1, "text": numbered}
 
-    def list_dir(self, path: str = ".") -> dict:
+    def list_dir(self, path: str = ".") -> dict[str, Any]:
         """Indexed files and folders directly under `path`."""
         scope = self._scope(path)
         prefix = f"{scope}/" if scope else ""

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from cadre_search.chunks import Symbol, chunk_file
 from cadre_search.files import (
@@ -79,7 +81,7 @@ class Prepared:
 
     entry: FileEntry
     language: str | None
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     """(path, start, end, symbol, kind, body, parts, pathterms, symterms) per chunk."""
     symbols: list[Symbol]
 
@@ -170,12 +172,12 @@ class Index:
             self._cached = None
             self.conn = self._open()
 
-    def query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+    def query(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.conn.execute(sql, tuple(args)).fetchall()
 
     def file_count(self) -> int:
-        return self.query("SELECT COUNT(*) FROM files")[0][0]
+        return int(self.query("SELECT COUNT(*) FROM files")[0][0])
 
     def chunk_count(self) -> int:
         """Chunks in the index, cached until the index changes."""
@@ -325,11 +327,11 @@ class Index:
         if progress and total:
             progress(0, total)
         with self._lock:
-            self._transaction(lambda: [self._delete_file(p) for p in removed])
+            self._transaction(partial(self._delete_files, removed))
         done = 0
         for batch in self._prepared_batches(to_index):
             with self._lock:
-                self._transaction(lambda b=batch: [self._store(p) for p in b if p is not None])
+                self._transaction(partial(self._store_all, batch))
             done += len(batch)
             self.indexing = (done, total)
             if progress:
@@ -374,6 +376,15 @@ class Index:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def _delete_files(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self._delete_file(path)
+
+    def _store_all(self, batch: Iterable[Prepared | None]) -> None:
+        for prepared in batch:
+            if prepared is not None:
+                self._store(prepared)
 
     def _delete_file(self, path: str) -> None:
         rows = self.conn.execute(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cadre_core.redact import redact
 from cadre_search.index import Index
@@ -46,9 +48,9 @@ class Hit:
     snippet: str
     score: float
     why: str
-    also: list[dict] = field(default_factory=list)
+    also: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = {
             "path": self.path,
             "start_line": self.start_line,
@@ -75,6 +77,11 @@ class _Candidate:
     reasons: list[str] = field(default_factory=list)
     defines: tuple[str, int, int] | None = None
     """A query-named symbol defined in this chunk: (qualified name, start, end)."""
+
+
+def _candidate(row: tuple[Any, ...], *, score: float) -> _Candidate:
+    """A candidate from the first six columns of a chunk row: id, path, start, end, symbol, body."""
+    return _Candidate(row[0], row[1], row[2], row[3], row[4], row[5], score=score)
 
 
 def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
@@ -118,7 +125,7 @@ def search(index: Index, plan: QueryPlan, *, limit: int = 10, scope: str = "") -
                 "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
                 "AND (c.path = ? OR c.path LIKE ? ESCAPE '\\') ORDER BY s LIMIT ?"
             )
-            args: list = [*COLUMN_WEIGHTS, match, scope, _like_prefix(scope), CANDIDATES]
+            args: list[object] = [*COLUMN_WEIGHTS, match, scope, _like_prefix(scope), CANDIDATES]
         else:  # rank on the FTS table alone, then fetch only the winners' text
             sql = (
                 "WITH top AS (SELECT rowid AS id, bm25(chunks_fts, ?, ?, ?, ?) AS s FROM chunks_fts "
@@ -128,7 +135,7 @@ def search(index: Index, plan: QueryPlan, *, limit: int = 10, scope: str = "") -
             )
             args = [*COLUMN_WEIGHTS, match, CANDIDATES]
         for row in index.query(sql, args):
-            candidates[row[0]] = _Candidate(*row[:6], score=-row[6])
+            candidates[row[0]] = _candidate(row, score=-row[6])
     _add_symbol_definitions(index, plan, candidates, scope)
     floor = min((c.score for c in candidates.values()), default=1.0)
     path_factors: dict[str, tuple[float, float, str | None]] = {}
@@ -164,7 +171,7 @@ def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int,
             continue
         cand = candidates.get(row[0])
         if cand is None:
-            cand = candidates[row[0]] = _Candidate(*row[:6], score=floor)
+            cand = candidates[row[0]] = _candidate(row, score=floor)
         qualified = f"{row[7]}.{row[6]}" if row[7] else row[6]
         if not cand.defines:
             cand.defines = (qualified, row[8], row[9])
@@ -211,7 +218,7 @@ def _boost(cand: _Candidate, plan: QueryPlan, floor: float, path_factor: tuple[f
         cand.reasons.append("contains " + ", ".join(f"`{q}`" for q in quoted[:3]))
 
 
-def _group(candidates, plan: QueryPlan, terms: dict[str, float], limit: int) -> list[Hit]:
+def _group(candidates: Iterable[_Candidate], plan: QueryPlan, terms: dict[str, float], limit: int) -> list[Hit]:
     by_file: dict[str, list[_Candidate]] = {}
     for cand in sorted(candidates, key=lambda c: -c.score):
         by_file.setdefault(cand.path, []).append(cand)
