@@ -260,7 +260,8 @@ UNTRUSTED_PROVIDER_KEYS = ("api_key_env", "base_url", "base_url_env")
 def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
     """Raise when a project file (it comes with any repository you open) sets where keys are sent or lets the
     librarian fetch private addresses: a cloned repository could send your API keys to its own server."""
-    providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+    providers = data.get("providers")
+    providers = providers if isinstance(providers, dict) else {}
     found = [
         f"providers.{name}.{key}"
         for name, settings in providers.items()
@@ -271,7 +272,8 @@ def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
     librarian = data.get("librarian")
     if isinstance(librarian, dict) and "allow_private_urls" in librarian:
         found.append("librarian.allow_private_urls")
-    paths = data.get("paths") if isinstance(data.get("paths"), dict) else {}
+    paths = data.get("paths")
+    paths = paths if isinstance(paths, dict) else {}
     for key, value in paths.items():
         if isinstance(value, str) and not _new_or_database(Path(value).expanduser()):
             raise ConfigError(
