@@ -27,7 +27,8 @@ TOKEN_VAR = "CADRE_TOKEN"  # noqa: S105 - the name of an env var, not a secret
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("cadre_app").joinpath("data/server.schema.2025-12-11.json").read_text("utf-8")
-    return json.loads(text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def validate(document: Any, label: str) -> None:
@@ -139,7 +140,8 @@ def entry_from(document: dict[str, Any], label: str, *, prefer_remote: bool = Fa
 
 def load(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text("utf-8"))
+        data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        return data
     except OSError as exc:
         raise CadreError(f"cannot read {path}: {exc.strerror}") from exc
     except ValueError as exc:

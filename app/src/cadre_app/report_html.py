@@ -61,7 +61,7 @@ def nice_ceiling(value: float) -> float:
     if value <= 0:
         return 1.0
     step = 10 ** math.floor(math.log10(value))
-    return next(m * step for m in (1, 2, 2.5, 5, 10) if m * step >= value * (1 - 1e-12))
+    return float(next(m * step for m in (1, 2, 2.5, 5, 10) if m * step >= value * (1 - 1e-12)))
 
 
 def _num(value: float) -> str:

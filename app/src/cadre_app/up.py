@@ -58,7 +58,7 @@ class BearerAuth:
             ok |= hmac.compare_digest(value.strip(), token)
         return ok
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] == "/healthz"):
             await self.app(scope, receive, send)
             return

@@ -81,19 +81,20 @@ async def call(args: Any) -> tuple[bool, Any]:
 
     arguments = parse_arguments(args.json)
 
-    async def progress(done: float, total: float | None, message: str | None) -> None:
+    async def show_progress(progress: float, total: float | None, message: str | None) -> None:
         if sys.stderr.isatty():
             from cadre_app.cli.render import plain
 
-            print(f"\r{plain(message or done)}", end="", file=sys.stderr, flush=True)
+            print(f"\r{plain(message or progress)}", end="", file=sys.stderr, flush=True)
 
-    result, names, statuses = None, [], []
+    result, names = None, []
+    statuses: list[int] = []
     try:
         with ExitStack() as stack:
             async with Client(target(args, stack, statuses), read_timeout_seconds=args.timeout) as client:
                 names = [t.name for t in (await client.list_tools()).tools]
                 if args.tool in names:
-                    result = await client.call_tool(args.tool, arguments, progress_callback=progress)
+                    result = await client.call_tool(args.tool, arguments, progress_callback=show_progress)
     except CadreError:
         raise
     except Exception as exc:  # connection refused, 401, server crashed on start, bad URL...

@@ -32,16 +32,14 @@ def report(args: Any) -> dict[str, Any]:
         }
     roles = {}
     for role in cfg.roles:
-        entries = [{"model": c.model, "unavailable": why} for c, why in router.availability(role)]
-        first = next(
-            (e["model"] for e in entries if e["unavailable"] is None and not is_host(e["model"])),
-            None,
-        )
+        availability = router.availability(role)
+        entries = [{"model": c.model, "unavailable": why} for c, why in availability]
+        first = next((c.model for c, why in availability if why is None and not is_host(c.model)), None)
         roles[role] = {
             "routes_to": first or "sampling:host (the host's model, if the host supports MCP sampling)",
             "candidates": entries,
         }
-    versions = {}
+    versions: dict[str, str | None] = {}
     for sdk in (*SDKS, *(server.distribution for server in installed().values())):
         try:
             versions[sdk] = version(sdk)

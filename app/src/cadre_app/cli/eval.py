@@ -50,8 +50,9 @@ def default_ledger(role: str) -> Path:
 def promote_path(args: argparse.Namespace) -> Path:
     from cadre_core.config import find_project_config
 
-    if args.config is not None:
-        return args.config
+    config: Path | None = args.config
+    if config is not None:
+        return config
     root = args.root or Path.cwd()
     return find_project_config(root) or root / ".cadre.toml"
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cadre_app.install import apply, config_path, default_entries, plan_install, root_arg
+from cadre_app.install import ServerEntry, apply, config_path, default_entries, plan_install, root_arg
 from cadre_core.errors import CadreError
 
 
@@ -25,7 +25,7 @@ def project_root(root: Path) -> Path:
     return real
 
 
-def install(host: str, entries: list, *, scope: str | None, root: Path, config: Path | None, dry_run: bool,
+def install(host: str, entries: list[ServerEntry], *, scope: str | None, root: Path, config: Path | None, dry_run: bool,
             allow_secrets: bool = False) -> int:  # fmt: skip
     """Plan, show and (unless a dry run) write one host's config, serving the project at `root`."""
     scope = scope or ("project" if host != "claude-desktop" else "user")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 PROSE_MIN_WIDTH = 24
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -28,7 +28,7 @@ def plain(value: Any) -> str:
 @dataclass(frozen=True)
 class Column:
     header: str
-    justify: str = "left"
+    justify: Literal["left", "center", "right"] = "left"
     prose: bool = False
 
 

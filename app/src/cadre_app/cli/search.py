@@ -50,15 +50,15 @@ def run(args: Any) -> int:
 class _progress_bar:
     """A rich progress bar on stderr, shown while the first index is built."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(
             TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=Console(stderr=True), transient=True,
         )  # fmt: skip
-        self.task = None
+        self.task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.task is None:

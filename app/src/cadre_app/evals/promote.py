@@ -139,7 +139,7 @@ def current_route(path: Path, role: str, effective: CadreConfig) -> list[Candida
     own = file_route(path, role)
     if own is not None:
         return own
-    role_cfg = effective.roles.get(role)  # type: ignore[call-overload]
+    role_cfg = effective.role_config(role)
     return list(role_cfg.candidates) if role_cfg else []
 
 
@@ -214,8 +214,8 @@ def edited(text: str | None, role: str, first: Candidate, route: list[Candidate]
         doc.add("roles", tomlkit.table(is_super_table=True))
     roles = doc["roles"]
     if role not in roles:
-        roles.add(role, tomlkit.table())  # type: ignore[union-attr]
-    table = roles[role]  # type: ignore[index]
+        roles.add(role, tomlkit.table())
+    table = roles[role]
     existing = table.get("candidates")
     if existing is None:
         items = tomlkit.array()
@@ -295,7 +295,7 @@ def check_target(path: Path, role: str, effective: CadreConfig) -> None:
 
 def effective_warning(role: str, winner: str, path: Path, loaded: LoadedConfig) -> str | None:
     """Why the winner, now first in `path`, is still not first in the effective config; None when it is."""
-    role_cfg = loaded.config.roles.get(role)  # type: ignore[call-overload]
+    role_cfg = loaded.config.role_config(role)
     first = role_cfg.candidates[0].model if role_cfg and role_cfg.candidates else None
     if first is not None and model_key(first) == model_key(winner):
         return None

@@ -22,7 +22,7 @@ from cadre_app.evals.judge import JUDGE_TOOL, Judge
 from cadre_app.evals.roles import RoleTarget, target_for
 from cadre_app.evals.stats import ModelStats, summarize
 from cadre_app.evals.suite import JudgeCheck, Suite, Task
-from cadre_core.config import CadreConfig, Candidate, RoleConfig
+from cadre_core.config import ROLES, CadreConfig, Candidate, RoleConfig, RoleName, is_role
 from cadre_core.errors import EvalError
 from cadre_core.models.refs import is_host, model_key
 
@@ -93,7 +93,7 @@ class _Tap:
 
 def candidate_for(config: CadreConfig, role: str, ref: str) -> Candidate:
     """The role's own settings for `ref` when it is already a candidate (any provider alias), else a plain one."""
-    role_cfg = config.roles.get(role)  # type: ignore[call-overload]
+    role_cfg = config.role_config(role)
     for cand in role_cfg.candidates if role_cfg else []:
         if model_key(cand.model) == model_key(ref):
             return cand
@@ -108,12 +108,18 @@ def candidate_for(config: CadreConfig, role: str, ref: str) -> Candidate:
 def route_config(config: CadreConfig, role: str, candidate: Candidate, ledger: Path, scratch: Path) -> CadreConfig:
     """`config` with the role's route reduced to `candidate`, and threads and jobs kept in `scratch`."""
     cfg = config.model_copy(deep=True)
-    base = cfg.roles.get(role) or RoleConfig()  # type: ignore[call-overload]
-    cfg.roles[role] = base.model_copy(update={"candidates": [candidate]})  # type: ignore[index]
+    base = cfg.role_config(role) or RoleConfig()
+    cfg.roles[_role_name(role)] = base.model_copy(update={"candidates": [candidate]})
     cfg.paths = cfg.paths.model_copy(
         update={"ledger": ledger, "threads": scratch / "threads.sqlite", "jobs": scratch / "jobs.sqlite"}
     )
     return cfg
+
+
+def _role_name(role: str) -> RoleName:
+    if not is_role(role):
+        raise EvalError(f"unknown role '{role}'; evaluate one of {', '.join(ROLES)}")
+    return role
 
 
 def _unusable(config: CadreConfig, role: str, candidate: Candidate) -> str | None:
@@ -122,7 +128,7 @@ def _unusable(config: CadreConfig, role: str, candidate: Candidate) -> str | Non
     if is_host(candidate.model):
         return "the MCP host's model cannot be evaluated outside a host; pick a provider model"
     cfg = config.model_copy(deep=True)
-    cfg.roles[role] = RoleConfig(candidates=[candidate])  # type: ignore[index]
+    cfg.roles[_role_name(role)] = RoleConfig(candidates=[candidate])
     return Router(cfg, None).availability(role)[0][1]
 
 
@@ -273,8 +279,8 @@ async def _run_task(
 
     server = target.create_server(workspace)
     tap = _Tap(ledger)
-    router = Router(config, tap, model_factory=model_factory, budget=budget)  # type: ignore[arg-type]
-    server.kit.use(config=config, ledger=tap, threads=threads, router=router)  # type: ignore[arg-type]
+    router = Router(config, tap, model_factory=model_factory, budget=budget)  # type: ignore[arg-type]  # a Ledger proxy
+    server.kit.use(config=config, ledger=tap, threads=threads, router=router)
     result: dict[str, Any] | None = None
     error: str | None = None
     started = time.perf_counter()

@@ -292,7 +292,7 @@ def resolve_function(spec: str, base: Path) -> Callable[..., Any]:
             module = importlib.import_module(target)
         except Exception as exc:
             raise SuiteError(f"module '{target}' cannot be imported ({type(exc).__name__}: {exc})") from None
-    func = getattr(module, name, None)
+    func: object = getattr(module, name, None)
     if not callable(func):
         raise SuiteError(f"'{target}' has no function '{name}'")
     return func
