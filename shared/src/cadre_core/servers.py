@@ -56,6 +56,7 @@ def installed() -> dict[str, ServerInfo]:
     found: dict[str, ServerInfo] = {}
     for point in entry_points(group=GROUP):
         fields = point.load()
+        info: ServerInfo | TypeError
         try:
             info = ServerInfo(**fields)
         except TypeError as exc:

@@ -18,8 +18,8 @@ from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_core.models import Effort
 from cadre_oracle.about import SERVER
 
-ROLE = SERVER["role"]
-NAME = SERVER["script"]
+ROLE = str(SERVER["role"])  # SERVER also holds a dict (other_roles), so its values type as Collection[str]
+NAME = str(SERVER["script"])
 INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]
