@@ -48,7 +48,7 @@ def _pid_exists(pid: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - os.kill would terminate the process there
         import ctypes
 
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]  # exists on Windows only
         handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return False

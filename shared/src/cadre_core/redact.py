@@ -169,7 +169,7 @@ def _rules() -> _Rules:
         if issubclass(plugin, RegexBasedDetector) and secret_type not in _SKIPPED_DETECTORS:
             gate = _DETECTOR_GATES.get(secret_type, ())
             # every concrete detector sets `denylist` as a class attribute; the base declares an abstract property
-            denylist: tuple[re.Pattern[str], ...] = plugin.denylist  # type: ignore[assignment]
+            denylist: tuple[re.Pattern[str], ...] = plugin.denylist  # type: ignore[assignment]  # a class attribute
             detectors += [(secret_type, p, gate) for p in denylist if not p.pattern.startswith(_KEYWORD_STYLE)]
     return _Rules(
         detectors=tuple(detectors),

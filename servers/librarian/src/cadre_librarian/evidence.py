@@ -79,8 +79,9 @@ class Evidence:
             return None
         if end - start < MAX_CITED_LINES:
             span = [seen.get(n) for n in range(start, end + 1)]
-            if all(line is not None for line in span) and wanted in _squash("\n".join(span)):  # type: ignore[arg-type]
-                return CheckedCitation(base.with_lines(start, end, "\n".join(span)), quote)  # type: ignore[arg-type]
+            lines = [line for line in span if line is not None]
+            if len(lines) == len(span) and wanted in _squash("\n".join(lines)):  # every line of the span was read
+                return CheckedCitation(base.with_lines(start, end, "\n".join(lines)), quote)
         found = self._locate(seen, wanted)
         if found is None:
             return None

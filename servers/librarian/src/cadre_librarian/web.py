@@ -382,7 +382,7 @@ def _public_transport() -> httpx2.AsyncHTTPTransport:
         max_connections=100,
         max_keepalive_connections=20,
         keepalive_expiry=5.0,
-        network_backend=_PublicOnlyBackend(),  # type: ignore[arg-type]
+        network_backend=_PublicOnlyBackend(),  # type: ignore[arg-type]  # duck-typed: httpcore2 is imported lazily
     )
     return transport
 
