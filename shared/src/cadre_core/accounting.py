@@ -118,6 +118,7 @@ def _failure_message(tool: str, exc: Exception, arguments: dict[str, Any]) -> st
     """What the host is told: a `CadreError`'s message or a refused input, long arguments clipped; any
     other exception is a bug, logged with its traceback and reported as one."""
     failure = single_failure(exc)
+    message: str | None
     if isinstance(failure, CadreError):
         message = str(failure)
     elif (message := input_failure(failure)) is not None:

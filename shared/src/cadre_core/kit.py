@@ -135,8 +135,10 @@ class Kit:
         if self.served is not None:
             return self.served.select([(str(r.uri), r.name) for r in given])
         roots = roots_from_uris([str(r.uri) for r in given])
-        if roots or self.root:
-            return Workspace(roots or [self.root])
+        if roots:
+            return Workspace(roots)
+        if self.root:
+            return Workspace([self.root])
         cwd = Path.cwd()
         return Workspace([cwd], hint=f"this server started in {cwd} and the host sent no roots: {HOST_ROOT_HINT}")
 

@@ -31,7 +31,8 @@ def budgets(cfg: Any) -> list[dict[str, Any]]:
     budget = open_budget(cfg)
     if budget is None:
         return []
-    budget.ledger.close()  # written before the ledger is read
+    if budget.ledger is not None:  # open_budget always gives one
+        budget.ledger.close()  # written before the ledger is read
     caps = Caps.from_config(cfg.budget, None)
     roles = {name: role.budget_per_day_usd for name, role in cfg.roles.items() if role.budget_per_day_usd is not None}
     return budget.remaining(caps, roles)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cadre_core.errors import AllCandidatesFailedError, CadreError
 from cadre_core.kit import Kit
-from cadre_core.models.base import Message, ModelRequest
+from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.results import shown_model
 from cadre_core.structured import strict_schema, validator
 from cadre_core.toolloop import kit_caller, tool_loop
@@ -221,7 +221,9 @@ async def research(
     return await _result(kit, desk, question, response, [*notes, *loop_notes], thread_id)
 
 
-async def _tool_loop(kit: Kit, ctx: Context | None, desk: Desk, call: CallInfo, request: ModelRequest, turns: int):
+async def _tool_loop(
+    kit: Kit, ctx: Context | None, desk: Desk, call: CallInfo, request: ModelRequest, turns: int
+) -> tuple[ModelResponse, list[str]]:
     def gave_up(turns: int, looping: str | None) -> str:
         why = f" ({looping})" if looping else ""
         return (f"the librarian kept calling tools after {turns} turns without answering{why}; "
@@ -235,7 +237,9 @@ async def _tool_loop(kit: Kit, ctx: Context | None, desk: Desk, call: CallInfo, 
     )  # fmt: skip
 
 
-async def _result(kit, desk, question, response, notes, thread_id) -> dict[str, Any]:
+async def _result(
+    kit: Kit, desk: Desk, question: str, response: ModelResponse, notes: list[str], thread_id: str
+) -> dict[str, Any]:
     answer = LibrarianAnswer.model_validate(response.output)
     cited = [c.model_dump() for c in answer.citations]
     text, citations, citation_notes = await anyio.to_thread.run_sync(
@@ -270,7 +274,20 @@ def host_request(
     ), ranked
 
 
-async def _without_tools(kit, ctx, desk, call, question, names, version, excerpts, notes, thread_id, history, host):
+async def _without_tools(
+    kit: Kit,
+    ctx: Context | None,
+    desk: Desk,
+    call: CallInfo,
+    question: str,
+    names: list[str],
+    version: str | None,
+    excerpts: list[Excerpt],
+    notes: list[str],
+    thread_id: str,
+    history: list[Message],
+    host: mcp_types.CreateMessageResult | None,
+) -> dict[str, Any]:
     """No provider key: rank evidence without a model, then let the host's model (sampling) answer from
     it when the host offers that; otherwise return the evidence and say why."""
     if host is None:  # a pre-sampled host answer was given this evidence only: keep the ids aligned

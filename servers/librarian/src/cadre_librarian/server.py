@@ -3,10 +3,10 @@
 # No `from __future__ import annotations`: the research signature names a local resolver, so its
 # annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import mcp_types
-from mcp.server.mcpserver import Context, Resolve
+from mcp.server.mcpserver import Context, Resolve, Sample
 from pydantic import Field
 
 from cadre_core.accounting import tool_errors
@@ -15,6 +15,9 @@ from cadre_core.host_sampling import host_sample_request
 from cadre_core.kit import Kit
 from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_librarian.about import SERVER
+
+if TYPE_CHECKING:
+    from cadre_core.models.base import ModelRequest
 
 ROLE = SERVER["role"]
 NAME = SERVER["script"]
@@ -36,11 +39,11 @@ def create_server(root: Path | None = None, *, library: Any = None) -> CadreServ
         roots: HostRoots = None,
         libraries: list[str] | None = None,
         version: str | None = None,
-    ):
+    ) -> Sample | None:  # evaluated by the SDK (get_type_hints): only names importable at run time
         """Resolver: with no provider key, the host's model answers from the ranked installed evidence."""
         from cadre_librarian.research import SEED_HITS, gather, host_request
 
-        def build():
+        def build() -> "ModelRequest | None":
             if not question or not question.strip():
                 return None  # the tool body says what to change
             desk = shelf.desk(kit.workspace(roots).roots)

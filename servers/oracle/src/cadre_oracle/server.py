@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: the tool signatures name a local resolver, so their
 # annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import mcp_types
 from mcp.server.mcpserver import Context, Resolve, Sample
@@ -17,6 +17,10 @@ from cadre_core.kit import Kit
 from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_core.models import Effort
 from cadre_oracle.about import SERVER
+
+if TYPE_CHECKING:
+    from cadre_core.jobs import Jobs
+    from cadre_core.models.base import ModelRequest
 
 ROLE = str(SERVER["role"])  # SERVER also holds a dict (other_roles), so its values type as Collection[str]
 NAME = str(SERVER["script"])
@@ -42,7 +46,7 @@ def create_server(root: Path | None = None) -> CadreServer:
         """The `Sample` of the oracle's opening request for the host's model, or None (`host_sample_request`)."""
         from cadre_oracle.consult import first_request
 
-        def build():
+        def build() -> "ModelRequest":
             ws = kit.workspace(roots)
             return first_request(ws, question=question, files=files, context=context, mode=mode, effort=None)[0]
 
@@ -55,7 +59,7 @@ def create_server(root: Path | None = None) -> CadreServer:
         files: list[str] | None = None,
         context: str | None = None,
         mode: str = "ask",
-    ):
+    ) -> Sample | None:
         """Resolver: the host's model answers only when no provider key can serve the oracle."""
         return oracle_sample(ctx, roots, question, files, context, mode)
 
@@ -65,7 +69,7 @@ def create_server(root: Path | None = None) -> CadreServer:
         diff: str | None = None,
         base: str | None = None,
         focus: str | None = None,
-    ):
+    ) -> Sample | None:
         """Resolver: the host's model reviews the change only when no provider key can serve the review."""
         from cadre_oracle.review import review_request
 
@@ -73,7 +77,9 @@ def create_server(root: Path | None = None) -> CadreServer:
             ctx, kit, lambda: review_request(kit.workspace(roots), diff=diff, base=base, focus=focus)[0], "review"
         )
 
-    def ask_host_opinion(question: str, ctx: Context, roots: HostRoots = None, files: list[str] | None = None):
+    def ask_host_opinion(
+        question: str, ctx: Context, roots: HostRoots = None, files: list[str] | None = None
+    ) -> Sample | None:
         """Resolver: with no provider key, the host's model gives the one opinion."""
         return oracle_sample(ctx, roots, question, files)
 
@@ -104,7 +110,10 @@ def create_server(root: Path | None = None) -> CadreServer:
                     "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or call with wait=true"
                 )
             return await jobs.start("consult_oracle", {**args, "roots": [str(r) for r in ws.roots]})
-        return await consult(kit, ctx, ws, host_sample=host, **args)
+        return await consult(
+            kit, ctx, ws, question=question, files=files, context=context, mode=mode, effort=effort,
+            thread_id=thread_id, host_sample=host,
+        )  # fmt: skip
 
     @server.tool()
     @tool_errors
@@ -151,9 +160,9 @@ class _Jobs:
 
     def __init__(self, kit: Kit):
         self.kit = kit
-        self._jobs: Any = None
+        self._jobs: Jobs | None = None
 
-    def _open(self) -> Any:
+    def _open(self) -> "Jobs":
         if self._jobs is None:
             import platformdirs
 
@@ -173,7 +182,8 @@ class _Jobs:
         kit = self.kit.sibling()
         ws = Workspace([Path(r) for r in args.pop("roots")])
         with recording() as calls, telemetry.tool_span("consult_oracle"):  # the job's attempts: a span of their own
-            return with_cost(await consult(kit, None, ws, **args), calls)
+            result: dict[str, Any] = with_cost(await consult(kit, None, ws, **args), calls)
+            return result
 
     async def start(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         job_id = await self._open().start(tool, args)

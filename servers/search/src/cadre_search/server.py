@@ -2,12 +2,13 @@
 
 # No `from __future__ import annotations`: the search signature names a local resolver, so its
 # annotations must be evaluated here, where `ask_host` is in scope.
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import mcp_types
-from mcp.server.mcpserver import Context, Resolve
+from mcp.server.mcpserver import Context, Resolve, Sample
 from pydantic import Field
 
 from cadre_core.accounting import tool_errors
@@ -18,6 +19,7 @@ from cadre_core.mcp_server import CadreServer, HostRoots, build_server
 from cadre_search.about import SERVER
 
 if TYPE_CHECKING:
+    from cadre_core.models.base import ModelRequest, ModelResponse
     from cadre_search.engine import Engine
 
 ROLE = SERVER["role"]
@@ -38,7 +40,7 @@ def _engine(server: CadreServer, roots: mcp_types.ListRootsResult | None, path: 
     return engine_for(root)
 
 
-def _progress_sender(ctx: Context):
+def _progress_sender(ctx: Context) -> Callable[[int, int], None]:
     def send(done: int, total: int) -> None:
         try:
             anyio.from_thread.run(ctx.report_progress, done, total, f"indexing {done}/{total} files")
@@ -58,13 +60,13 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServ
     kit = server.kit
 
     def ask_host(query: str, ctx: Context, roots: HostRoots = None, path: str | None = None, limit: int = 10,
-                 mode: str = "fast"):  # fmt: skip
+                 mode: str = "fast") -> Sample | None:  # fmt: skip
         """Resolver: with no provider key, deep mode's answer comes from the host's model."""
         if mode != "deep":
             return None
         from cadre_search.hosted import host_request
 
-        def build():
+        def build() -> "ModelRequest":
             return host_request(query, _engine(server, roots, path).search(query, path=path, limit=limit))
 
         return host_sample_request(ctx, kit, build)
@@ -93,7 +95,9 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServ
 
         call = kit.new_call("search_codebase")
 
-        async def call_model(request, host_sample=None):
+        async def call_model(
+            request: "ModelRequest", host_sample: mcp_types.CreateMessageResult | None = None
+        ) -> "ModelResponse":
             return await kit.call_model(ctx, request, tool="search_codebase", call=call, host_sample=host_sample)
 
         if kit.keyed(ROLE):
