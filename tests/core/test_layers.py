@@ -1,40 +1,279 @@
-"""The layers: shared/ (cadre_core) imports no server and no app; a server imports no app."""
+"""The import graph of every module in shared/src, servers/*/src and app/src obeys docs/ARCHITECTURE.md.
+
+Layers, bottom to top: the core (shared/src), the servers (servers/*/src), the app (app/src).
+- No import points to a higher layer, and no server imports another server (one exception below: the
+  librarian searches with the search server's engine, a plain module). Every import counts here:
+  at the top of a module, inside a function (lazy) or under `if TYPE_CHECKING:`.
+- No import cycle, counting the imports that run: at the top of a module and inside functions. A lazy import
+  defers a cost, it does not excuse a loop. Only an import under `if TYPE_CHECKING:` (which never runs) may
+  close one, as when a module names in a hint the type of the module that imports it.
+- The provider modules (`cadre_core.models.*`) import nothing that routes, accounts or serves.
+Each failure names the offending import as file:line.
+"""
+
+from __future__ import annotations
 
 import ast
+import graphlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS = ("cadre_oracle", "cadre_librarian", "cadre_search")
-FORBIDDEN = {"shared/src": (*SERVERS, "cadre_app"), "servers": ("cadre_app",)}
+
+LAYERS = {"core": 0, "server": 1, "app": 2}
+PROVIDERS = "cadre_core.models"
+# What a provider must not reach: the routing wrappers and router, the budget and ledger they drive, and the
+# server kit (the MCP server factory, tool accounting, host sampling, the console entry).
+NOT_FOR_PROVIDERS = (
+    "cadre_core.routing",
+    "cadre_core.router",
+    "cadre_core.budget",
+    "cadre_core.ledger",
+    "cadre_core.kit",
+    "cadre_core.accounting",
+    "cadre_core.host_sampling",
+    "cadre_core.mcp_server",
+    "cadre_core.serve",
+)
+
+# A server that uses another server's engine as a library: (importing package, the one module it may import).
+# cadre-librarian declares cadre-search as a dependency and searches packages and clones with its Engine,
+# which has no MCP in it. An exception nothing uses any more fails the test, so the list cannot go stale.
+ACROSS_SERVERS = {("cadre_librarian", "cadre_search.engine")}
 
 
-def imports(path: Path) -> set[str]:
-    """Every module `path` imports, at the top or inside a function."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return names
+@dataclass(frozen=True)
+class Module:
+    name: str
+    path: Path
+    layer: str
+    shown: str  # the path a failure shows
 
 
-@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
-def test_no_module_imports_a_layer_above_its_own(layer):
-    files = list((REPO / layer).rglob("*.py"))
-    assert len(files) > 10  # the walk found the layer
-    wrong = sorted(
-        f"{path.relative_to(REPO)} imports {name}"
-        for path in files
-        for name in imports(path)
-        if name.split(".")[0] in FORBIDDEN[layer]
+@dataclass(frozen=True)
+class Import:
+    source: Module
+    target: Module
+    line: int
+    kind: str  # "module" (runs on import), "lazy" (inside a function) or "typing" (under TYPE_CHECKING)
+
+    def __str__(self) -> str:
+        return f"{self.source.shown}:{self.line} imports {self.target.name} ({self.kind})"
+
+
+def repo_roots(repo: Path = REPO) -> dict[Path, str]:
+    """Each source root and its layer."""
+    roots = {repo / "shared/src": "core", repo / "app/src": "app"}
+    roots |= {src: "server" for src in sorted((repo / "servers").glob("*/src"))}
+    return roots
+
+
+def find_modules(roots: dict[Path, str], base: Path = REPO) -> dict[str, Module]:
+    modules = {}
+    for root, layer in roots.items():
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            name = ".".join(parts)
+            modules[name] = Module(name, path, layer, str(path.relative_to(base)))
+    return modules
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
     )
-    assert wrong == []
 
 
-def test_the_check_sees_an_import_inside_a_function(tmp_path):
-    path = tmp_path / "m.py"
-    path.write_text("def f():\n    from cadre_app.cli import main\n    import cadre_search.engine\n")
-    assert imports(path) == {"cadre_app.cli", "cadre_search.engine"}
+def _statements(body: list[ast.stmt], kind: str):
+    """(statement, kind) for every import in `body`, however deeply nested."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node, kind
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from _statements(node.body, "lazy")
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            yield from _statements(node.body, "typing" if kind == "module" else kind)
+            yield from _statements(node.orelse, kind)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                children = getattr(node, field, None)
+                if isinstance(children, list):
+                    yield from _statements([c for c in children if isinstance(c, ast.stmt)], kind)
+                    for child in children:
+                        if isinstance(child, ast.ExceptHandler | ast.match_case):
+                            yield from _statements(child.body, kind)
+
+
+def _resolve(name: str, modules: dict[str, Module]) -> Module | None:
+    """The most specific project module `name` loads; None for the standard library and third parties."""
+    while name:
+        if name in modules:
+            return modules[name]
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imports_of(module: Module, modules: dict[str, Module]) -> list[Import]:
+    """Every import in `module` that lands on a project module."""
+    found = []
+    tree = ast.parse(module.path.read_text("utf-8"), str(module.path))
+    package = module.name if module.path.name == "__init__.py" else module.name.rpartition(".")[0]
+    for node, kind in _statements(tree.body, "module"):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            targets = [f"{base}.{alias.name}" for alias in node.names]  # a submodule, or a name in `base`
+        for name in targets:
+            target = _resolve(name, modules)
+            if target is not None and target.name != module.name:
+                found.append(Import(module, target, node.lineno, kind))
+    return found
+
+
+def graph(roots: dict[Path, str], base: Path = REPO) -> list[Import]:
+    modules = find_modules(roots, base)
+    return [edge for module in modules.values() for edge in imports_of(module, modules)]
+
+
+def _top(module: Module) -> str:
+    return module.name.split(".")[0]
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(f"{package}.") for package in packages)
+
+
+def layer_problems(edges: list[Import], across: set[tuple[str, str]] = ACROSS_SERVERS) -> list[str]:
+    problems = []
+    used = set()
+    for edge in edges:
+        source, target = edge.source, edge.target
+        if LAYERS[target.layer] > LAYERS[source.layer]:
+            problems.append(f"{edge}: the {source.layer} layer may not import the {target.layer} layer")
+        elif source.layer == target.layer == "server" and _top(source) != _top(target):
+            if (_top(source), target.name) in across:
+                used.add((_top(source), target.name))
+            else:
+                problems.append(f"{edge}: a server may not import another server")
+        elif _within(source.name, (PROVIDERS,)) and _within(target.name, NOT_FOR_PROVIDERS):
+            problems.append(f"{edge}: a provider module may not import routing, budget, ledger or the server kit")
+    problems += [
+        f"{source} no longer imports {target}: drop it from ACROSS_SERVERS" for source, target in across - used
+    ]
+    return sorted(problems)
+
+
+def cycle(edges: list[Import]) -> list[Import]:
+    """The imports of one cycle among the imports that run (module-level or lazy), or [] when there is none."""
+    running = {(e.source.name, e.target.name): e for e in edges if e.kind != "typing"}
+    sorter = graphlib.TopologicalSorter()
+    for source, target in running:
+        sorter.add(source, target)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        names = error.args[1]  # [a, b, ..., a]: each is imported by the next
+        return [running[(names[i + 1], names[i])] for i in range(len(names) - 1)]
+    return []
+
+
+@pytest.fixture(scope="module")
+def repo_graph() -> list[Import]:
+    return graph(repo_roots())
+
+
+def test_the_walk_sees_every_layer_and_server(repo_graph):
+    modules = find_modules(repo_roots())
+    assert {m.layer for m in modules.values()} == set(LAYERS)
+    assert {m.name for m in modules.values() if m.layer == "server" and "." not in m.name} >= {
+        "cadre_oracle",
+        "cadre_librarian",
+        "cadre_search",
+    }
+    assert len(repo_graph) > 300
+    assert {e.kind for e in repo_graph} == {"module", "lazy", "typing"}
+
+
+def test_no_import_points_up_a_layer_or_across_servers(repo_graph):
+    problems = layer_problems(repo_graph)
+    assert not problems, "imports against the layers:\n" + "\n".join(problems)
+
+
+def test_no_import_cycle(repo_graph):
+    loop = cycle(repo_graph)
+    assert not loop, "import cycle:\n" + "\n".join(map(str, loop))
+
+
+# The checks themselves, on a small tree with one of each mistake.
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> dict[Path, str]:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return {tmp_path / "shared/src": "core", tmp_path / "servers/a/src": "server", tmp_path / "app/src": "app"}
+
+
+def test_the_checks_name_each_wrong_import_with_its_file_and_line(tmp_path):
+    roots = _tree(
+        tmp_path,
+        {
+            "shared/src/cadre_core/__init__.py": "",
+            "shared/src/cadre_core/kit.py": "def f():\n    from cadre_app.cli import main\n",
+            "shared/src/cadre_core/routing/__init__.py": "",
+            "shared/src/cadre_core/models/__init__.py": "",
+            "shared/src/cadre_core/models/base.py": "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from ..routing import compose\n",
+            "servers/a/src/cadre_a/__init__.py": "import cadre_b.engine\n",
+            "servers/b/src/cadre_b/__init__.py": "",
+            "servers/b/src/cadre_b/engine.py": "import os\nfrom cadre_core import kit\n",
+            "app/src/cadre_app/__init__.py": "",
+            "app/src/cadre_app/cli.py": "from cadre_a import x\n",
+        },
+    )
+    roots[tmp_path / "servers/b/src"] = "server"
+    edges = graph(roots, tmp_path)
+    assert layer_problems(edges, {("cadre_a", "cadre_b.engine"), ("cadre_b", "cadre_a")}) == [
+        "cadre_b no longer imports cadre_a: drop it from ACROSS_SERVERS",
+        "shared/src/cadre_core/kit.py:2 imports cadre_app.cli (lazy): the core layer may not import the app layer",
+        "shared/src/cadre_core/models/base.py:3 imports cadre_core.routing (typing): "
+        "a provider module may not import routing, budget, ledger or the server kit",
+    ]
+    assert layer_problems(edges, set()) == [
+        "servers/a/src/cadre_a/__init__.py:1 imports cadre_b.engine (module): a server may not import another server",
+        "shared/src/cadre_core/kit.py:2 imports cadre_app.cli (lazy): the core layer may not import the app layer",
+        "shared/src/cadre_core/models/base.py:3 imports cadre_core.routing (typing): "
+        "a provider module may not import routing, budget, ledger or the server kit",
+    ]
+
+
+def test_a_cycle_is_named_but_a_typing_import_may_close_one(tmp_path):
+    c = tmp_path / "shared/src/cadre_core/c.py"
+    roots = _tree(
+        tmp_path,
+        {
+            "shared/src/cadre_core/__init__.py": "",
+            "shared/src/cadre_core/a.py": "from cadre_core.b import x\n",
+            "shared/src/cadre_core/b.py": "try:\n    import json\nexcept ImportError:\n    pass\nelse:\n"
+            "    from . import c\n",
+            "shared/src/cadre_core/c.py": "import typing\nif typing.TYPE_CHECKING:\n    import cadre_core.a\n",
+        },
+    )
+    assert cycle(graph(roots, tmp_path)) == []
+    c.write_text("class C:\n    from cadre_core.a import y\n")
+    assert sorted(map(str, cycle(graph(roots, tmp_path)))) == [
+        "shared/src/cadre_core/a.py:1 imports cadre_core.b (module)",
+        "shared/src/cadre_core/b.py:6 imports cadre_core.c (module)",
+        "shared/src/cadre_core/c.py:2 imports cadre_core.a (module)",
+    ]
+    c.write_text("async def f():\n    import cadre_core.a\n")
+    assert "shared/src/cadre_core/c.py:2 imports cadre_core.a (lazy)" in map(str, cycle(graph(roots, tmp_path)))
