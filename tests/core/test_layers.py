@@ -8,6 +8,8 @@ Layers, bottom to top: the core (shared/src), the servers (servers/*/src), the a
   defers a cost, it does not excuse a loop. Only an import under `if TYPE_CHECKING:` (which never runs) may
   close one, as when a module names in a hint the type of the module that imports it.
 - The provider modules (`cadre_core.models.*`) import nothing that routes, accounts or serves.
+- MCP stays at the edge: in the core only the server kit imports `mcp` to run; a server's plain modules
+  (all but server.py and __main__.py) import `mcp` and `mcp_types` only under `if TYPE_CHECKING:`.
 Each failure names the offending import as file:line.
 """
 
@@ -37,6 +39,9 @@ NOT_FOR_PROVIDERS = (
     "cadre_core.mcp_server",
     "cadre_core.serve",
 )
+SERVER_KIT = ("cadre_core.kit", "cadre_core.mcp_server", "cadre_core.accounting", "cadre_core.host_sampling")
+SERVER_EDGE = ("server", "__main__")  # the modules of a server that may use MCP at run time
+MCP = ("mcp", "mcp_types")
 
 # A server that uses another server's engine as a library: (importing package, the one module it may import).
 # cadre-librarian declares cadre-search as a dependency and searches packages and clones with its Engine,
@@ -47,8 +52,8 @@ ACROSS_SERVERS = {("cadre_librarian", "cadre_search.engine")}
 @dataclass(frozen=True)
 class Module:
     name: str
-    path: Path
-    layer: str
+    path: Path | None
+    layer: str  # core, server, app, or external (the standard library and third parties)
     shown: str  # the path a failure shows
 
 
@@ -118,22 +123,22 @@ def _resolve(name: str, modules: dict[str, Module]) -> Module | None:
 
 
 def imports_of(module: Module, modules: dict[str, Module]) -> list[Import]:
-    """Every import in `module` that lands on a project module."""
+    """Every import in `module`: of a project module, or of an external one by its dotted name."""
     found = []
     tree = ast.parse(module.path.read_text("utf-8"), str(module.path))
     package = module.name if module.path.name == "__init__.py" else module.name.rpartition(".")[0]
     for node, kind in _statements(tree.body, "module"):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            targets = [(alias.name, alias.name) for alias in node.names]
         else:
             base = node.module or ""
             if node.level:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
-            targets = [f"{base}.{alias.name}" for alias in node.names]  # a submodule, or a name in `base`
-        for name in targets:
-            target = _resolve(name, modules)
-            if target is not None and target.name != module.name:
+            targets = [(f"{base}.{alias.name}", base) for alias in node.names]  # a submodule, or a name in base
+        for name, external in targets:
+            target = _resolve(name, modules) or Module(external, None, "external", "")
+            if target.name != module.name:
                 found.append(Import(module, target, node.lineno, kind))
     return found
 
@@ -156,6 +161,8 @@ def layer_problems(edges: list[Import], across: set[tuple[str, str]] = ACROSS_SE
     used = set()
     for edge in edges:
         source, target = edge.source, edge.target
+        if target.layer == "external":
+            continue
         if LAYERS[target.layer] > LAYERS[source.layer]:
             problems.append(f"{edge}: the {source.layer} layer may not import the {target.layer} layer")
         elif source.layer == target.layer == "server" and _top(source) != _top(target):
@@ -171,9 +178,22 @@ def layer_problems(edges: list[Import], across: set[tuple[str, str]] = ACROSS_SE
     return sorted(problems)
 
 
+def mcp_problems(edges: list[Import]) -> list[str]:
+    problems = []
+    for edge in edges:
+        source, target = edge.source, edge.target
+        if edge.kind == "typing" or target.layer != "external" or not _within(target.name, MCP):
+            continue
+        if source.layer == "core" and _within(target.name, ("mcp",)) and not _within(source.name, SERVER_KIT):
+            problems.append(f"{edge}: in the core only the server kit ({', '.join(SERVER_KIT)}) runs MCP code")
+        elif source.layer == "server" and source.name.split(".")[-1] not in SERVER_EDGE:
+            problems.append(f"{edge}: a server's plain module takes MCP types only under TYPE_CHECKING")
+    return sorted(problems)
+
+
 def cycle(edges: list[Import]) -> list[Import]:
     """The imports of one cycle among the imports that run (module-level or lazy), or [] when there is none."""
-    running = {(e.source.name, e.target.name): e for e in edges if e.kind != "typing"}
+    running = {(e.source.name, e.target.name): e for e in edges if e.kind != "typing" and e.target.layer != "external"}
     sorter = graphlib.TopologicalSorter()
     for source, target in running:
         sorter.add(source, target)
@@ -200,11 +220,17 @@ def test_the_walk_sees_every_layer_and_server(repo_graph):
     }
     assert len(repo_graph) > 300
     assert {e.kind for e in repo_graph} == {"module", "lazy", "typing"}
+    assert sum(e.target.name.startswith("mcp.server") for e in repo_graph) > 5
 
 
 def test_no_import_points_up_a_layer_or_across_servers(repo_graph):
     problems = layer_problems(repo_graph)
     assert not problems, "imports against the layers:\n" + "\n".join(problems)
+
+
+def test_mcp_stays_in_the_server_kit_and_server_modules(repo_graph):
+    problems = mcp_problems(repo_graph)
+    assert not problems, "MCP imported away from the edge:\n" + "\n".join(problems)
 
 
 def test_no_import_cycle(repo_graph):
@@ -277,3 +303,25 @@ def test_a_cycle_is_named_but_a_typing_import_may_close_one(tmp_path):
     ]
     c.write_text("async def f():\n    import cadre_core.a\n")
     assert "shared/src/cadre_core/c.py:2 imports cadre_core.a (lazy)" in map(str, cycle(graph(roots, tmp_path)))
+
+
+def test_mcp_outside_the_edge_is_named(tmp_path):
+    roots = _tree(
+        tmp_path,
+        {
+            "shared/src/cadre_core/__init__.py": "",
+            "shared/src/cadre_core/kit.py": "from mcp.server.mcpserver import Context\n",
+            "shared/src/cadre_core/toolloop.py": "import typing\nif typing.TYPE_CHECKING:\n    import mcp.server\n",
+            "shared/src/cadre_core/models/sampling.py": "def f():\n    import mcp_types\n",
+            "shared/src/cadre_core/budget.py": "def f():\n    from mcp.server import x\n",
+            "servers/a/src/cadre_a/__init__.py": "",
+            "servers/a/src/cadre_a/server.py": "import mcp_types\nfrom mcp.server import y\n",
+            "servers/a/src/cadre_a/engine.py": "from mcp_types import Root\n",
+        },
+    )
+    assert mcp_problems(graph(roots, tmp_path)) == [
+        "servers/a/src/cadre_a/engine.py:1 imports mcp_types (module): "
+        "a server's plain module takes MCP types only under TYPE_CHECKING",
+        "shared/src/cadre_core/budget.py:2 imports mcp.server (lazy): in the core only the server kit "
+        f"({', '.join(SERVER_KIT)}) runs MCP code",
+    ]
