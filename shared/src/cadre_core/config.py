@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeGuard, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cadre_core.envfile import is_real_value, user_config_dir
 from cadre_core.errors import ConfigError
 from cadre_core.models.base import Effort
 from cadre_core.models.refs import PROVIDERS, canonical_ref, model_key, parse_model_ref
@@ -87,18 +88,13 @@ class ProviderConfig(_Strict):
 
         An unexpanded host placeholder such as `${OPENAI_API_KEY}` counts as unset.
         """
-        return next((v for v in self.api_key_env if _real_value(os.environ.get(v, ""))), None)
+        return next((v for v in self.api_key_env if is_real_value(os.environ.get(v, ""))), None)
 
     def resolved_base_url(self) -> str | None:
         """The SDK's usual env var wins over the file, as the last layer."""
         if self.base_url_env and (env := os.environ.get(self.base_url_env, "").strip()):
             return env
         return self.base_url
-
-
-def _real_value(value: str) -> bool:
-    value = value.strip()
-    return bool(value) and not (value.startswith(("${", "$", "<", "{{")) or value.endswith(("}", ">")))
 
 
 class ModelInfo(_Strict):
@@ -226,9 +222,7 @@ class LoadedConfig:
 
 
 def user_config_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("cadre")) / "cadre.toml"
+    return user_config_dir() / "cadre.toml"
 
 
 def find_project_config(start: Path) -> Path | None:

@@ -7,12 +7,22 @@ import stat
 from pathlib import Path
 
 
-def env_file_path() -> Path:
-    """`keys.env` in Cadre's user config folder, e.g. ~/.config/cadre/keys.env (found through HOME, which
-    every host passes)."""
-    from cadre_core.config import user_config_path
+def user_config_dir() -> Path:
+    """Cadre's user config folder, e.g. ~/.config/cadre (found through HOME, which every host passes)."""
+    import platformdirs
 
-    return user_config_path().with_name("keys.env")
+    return Path(platformdirs.user_config_dir("cadre"))
+
+
+def is_real_value(value: str) -> bool:
+    """False for an empty value or a host's unexpanded placeholder (`${OPENAI_API_KEY}`, `<key>`)."""
+    value = value.strip()
+    return bool(value) and not (value.startswith(("${", "$", "<", "{{")) or value.endswith(("}", ">")))
+
+
+def env_file_path() -> Path:
+    """`keys.env` in Cadre's user config folder, e.g. ~/.config/cadre/keys.env."""
+    return user_config_dir() / "keys.env"
 
 
 LOADED: dict[str, Path] = {}
@@ -25,14 +35,12 @@ def load_env_file(path: Path | None = None) -> list[str]:
     A variable the host left empty or as an unexpanded placeholder (`${OPENAI_API_KEY}`) counts as lacking.
     A missing or unreadable file sets nothing.
     """
-    from dotenv import dotenv_values
-
-    from cadre_core.config import _real_value as is_real_value
-
     path = path or env_file_path()
     try:
         if not path.is_file():
             return []
+        from dotenv import dotenv_values  # only when there is a file: start-up stays lean
+
         values = dotenv_values(path)
         loose = path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
     except OSError:
