@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 PROVIDERS: tuple[str, ...] = ("anthropic", "openai", "google", "openai_compatible", "sampling")
 HOST = "sampling"
 """The provider that stands for the MCP host's own model (`sampling:host`)."""
 _ALIASES = {"gemini": "google", "google-gla": "google", "openai-compatible": "openai_compatible"}
 
 
+@lru_cache(maxsize=512)  # a route asks about the same few refs on every attempt
 def parse_model_ref(ref: str) -> tuple[str, str]:
     """Split `provider:model` into its parts, the provider lower-case and canonical (`gemini` -> `google`);
     raise ValueError naming the fix."""
