@@ -128,11 +128,14 @@ class PathConfig(_Strict):
     threads: Path | None = None
     jobs: Path | None = None
     budget: Path | None = None
+    results: Path | None = None
 
 
 class ServerConfig(_Strict):
     heartbeat_s: float = Field(default=5.0, gt=0, le=10)
     """Hosts cut off silent calls at about 60 s; progress is sent at least every 10 s."""
+    max_result_tokens: int = Field(default=20_000, ge=1000)
+    """A tool result over this (local estimate) is paged: page 1 inline, the rest as `cadre://results/` links."""
 
 
 class LibrarianConfig(_Strict):

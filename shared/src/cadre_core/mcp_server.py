@@ -31,8 +31,44 @@ class CadreServer(MCPServer):
     def __init__(self, kit: Kit, **settings: Any):
         super().__init__(**settings)
         self.kit = kit
+        self._results: Any = None  # a `result_pages.ResultStore`, opened when a result is first paged or read
+        pages = self.resource(RESULTS_TEMPLATE, name="cadre-result-page", mime_type="text/plain",
+                              description="A page of a large tool result, linked from the result")  # fmt: skip
+        pages(self.read_result_page)
+
+    def results(self) -> Any:
+        """The store of paged results (`[paths] results`, else the user cache dir)."""
+        if self._results is None:
+            from cadre_core.result_pages import ResultStore, default_results_path
+
+            self._results = ResultStore(self.kit.config.config.paths.results or default_results_path())
+        return self._results
+
+    def read_result_page(self, id: str, page: str = "1") -> str:  # `id`: the URI template's name
+        """Resource handler for `cadre://results/{id}{?page}`: one stored page, or a one-line error."""
+        from mcp.server.mcpserver.exceptions import ResourceError
+
+        from cadre_core.result_pages import UnknownResultError
+
+        if not page.isdigit():
+            raise ResourceError(f"page must be a whole number like ?page=2, not {page[:20]!r}")
+        try:
+            return self.results().page(id, int(page))[0]
+        except UnknownResultError as exc:
+            raise ResourceError(str(exc)) from exc
 
     async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The tool's result, paged when it is over `[server] max_result_tokens`."""
+        result = await self._call_tool(name, arguments, context)
+        if isinstance(result, CallToolResult) and _text_chars(result) > MIN_PAGED_CHARS:
+            from cadre_core.result_pages import paged
+
+            return paged(result, self.results(), self.kit.config.config.server.max_result_tokens)
+        return result
+
+    async def _call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
@@ -45,6 +81,16 @@ class CadreServer(MCPServer):
 
             schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
             raise ToolError(f"Error executing tool {name}: {validation_message(cause, schema)}") from cause
+
+
+RESULTS_TEMPLATE = "cadre://results/{id}{?page}"
+"""Where the pages of a large result are read (RFC 6570 `{?page}`: mcp 2.3.0 matches `?page=N` or none)."""
+MIN_PAGED_CHARS = 3400
+"""Results this short fit the smallest allowed `max_result_tokens` (1000) and skip the config load."""
+
+
+def _text_chars(result: CallToolResult) -> int:
+    return sum(len(getattr(block, "text", "")) for block in result.content)
 
 
 def build_server(

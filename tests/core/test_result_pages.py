@@ -1,0 +1,106 @@
+"""Large tool results: page 1 inline, the rest read back through `cadre://results/` resource links."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import ResourceLink, TextContent
+
+from cadre_core.accounting import tool_errors
+from cadre_core.mcp_server import build_server
+from cadre_core.result_pages import ResultStore, UnknownResultError, split_pages
+
+pytestmark = pytest.mark.anyio
+
+
+def big_server(rows: int):
+    server = build_server("test", "cadre-test", "A test server.")
+
+    @server.tool()
+    @tool_errors
+    async def dump() -> dict[str, Any]:
+        """Many rows."""
+        return {"status": "ok", "rows": [f"row {i}: " + "x" * 200 for i in range(rows)]}
+
+    return server
+
+
+async def read_all(client, result) -> str:
+    links = [b for b in result.content if isinstance(b, ResourceLink)]
+    first = result.content[0].text
+    body = first[: first.index("\n\n[Cadre: this result is")]
+    for link in links:
+        read = await client.read_resource(str(link.uri))
+        body += read.contents[0].text
+    return body
+
+
+async def test_a_result_over_the_default_limit_pages_and_reads_back_exactly():
+    server = big_server(400)  # ~86k characters of JSON: over 20k tokens at 3.5 characters a token
+    async with Client(server) as client:
+        result = await client.call_tool("dump", {})
+        links = [b for b in result.content if isinstance(b, ResourceLink)]
+        assert isinstance(result.content[0], TextContent) and len(links) >= 1
+        assert len(result.content[0].text) < 20_000 * 3.5
+        paged = result.structured_content["paged"]
+        assert result.structured_content["status"] == "ok" and "rows" not in result.structured_content
+        assert paged["pages"] == len(links) + 1 and paged["next"] == str(links[0].uri)
+        assert str(links[0].uri) == f"cadre://results/{paged['id']}?page=2"
+        assert f"{len(links)} more page" in result.content[0].text
+        full = await read_all(client, result)
+    original = json.loads(full)
+    assert original["rows"] == [f"row {i}: " + "x" * 200 for i in range(400)]
+    assert original["status"] == "ok" and "cost_usd" in original
+
+
+async def test_the_limit_comes_from_config_and_small_results_are_untouched(monkeypatch):
+    monkeypatch.setenv("CADRE_SERVER__MAX_RESULT_TOKENS", "1000")
+    async with Client(big_server(40)) as client:
+        paged = await client.call_tool("dump", {})
+        pages = paged.structured_content["paged"]["pages"]
+        assert pages >= 3
+        assert json.loads(await read_all(client, paged))["rows"][-1].startswith("row 39: ")
+    async with Client(big_server(5)) as client:
+        small = await client.call_tool("dump", {})
+    assert "paged" not in small.structured_content and len(small.structured_content["rows"]) == 5
+
+
+async def test_an_unknown_id_or_page_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CADRE_SERVER__MAX_RESULT_TOKENS", "1000")
+    async with Client(big_server(40)) as client:
+        result = await client.call_tool("dump", {})
+        rid = result.structured_content["paged"]["id"]
+        with pytest.raises(MCPError, match="no stored result 'nope'.*Call the tool again"):
+            await client.read_resource("cadre://results/nope?page=2")
+        with pytest.raises(MCPError, match="has pages 1 to"):
+            await client.read_resource(f"cadre://results/{rid}?page=99")
+        with pytest.raises(MCPError, match="page must be a whole number"):
+            await client.read_resource(f"cadre://results/{rid}?page=two")
+
+
+def test_expired_results_are_gone_and_pruned(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path / "r.sqlite", keep_s=60)
+    old = store.put(["a", "b"])
+    assert store.page(old, 2) == ("b", 2)
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(UnknownResultError, match="kept for"):
+        store.page(old, 1)
+    store.put(["c"])  # a write prunes expired rows
+    assert store._conn.execute("SELECT count(*) FROM result_pages WHERE id = ?", (old,)).fetchone() == (0,)
+
+
+def test_two_stores_on_one_file_share_results(tmp_path):
+    one, two = ResultStore(tmp_path / "r.sqlite"), ResultStore(tmp_path / "r.sqlite")
+    ids = [one.put([f"p{i}"]) for i in range(5)] + [two.put([f"q{i}"]) for i in range(5)]
+    assert len(set(ids)) == 10
+    assert two.page(ids[0], 1) == ("p0", 1) and one.page(ids[9], 1) == ("q4", 1)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "line\n" * 1000, "x" * 5000, "a\nb" * 999])
+def test_pages_join_to_the_text_and_respect_the_size(text):
+    pages = split_pages(text, 700)
+    assert "".join(pages) == text and all(len(p) <= 700 for p in pages)
