@@ -94,3 +94,26 @@ async def test_read_source_and_find_examples_without_any_key(tmp_path):
     assert sorted(e["path"] for e in found.structured_content["examples"]) == ["fakelib/client.py", "fakelib/retry.py"]
     evidence = research.structured_content
     assert evidence["answer"] is None and evidence["evidence"][0]["package_or_repo"] == "fakelib"
+
+
+async def test_a_large_result_pages_through_resource_links_over_stdio(tmp_path):
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import ResourceLink
+
+    ws = make_env(tmp_path / "ws")
+    lines = "".join(f"VALUE_{i} = {i * 7919}  # {'padding ' * 6}\n" for i in range(300))  # ~22k characters
+    (ws / ".venv/lib/python3.11/site-packages/fakelib/client.py").write_text(lines)
+    async with Client(params(tmp_path, ws, CADRE_SERVER__MAX_RESULT_TOKENS="1000")) as client:
+        templates = await client.list_resource_templates()
+        result = await client.call_tool("read_source", {"target": "fakelib", "path": "fakelib/client.py"})
+        links = [b for b in result.content if isinstance(b, ResourceLink)]
+        first = result.content[0].text
+        pages = [first[: first.index("\n\n[Cadre: this result is")]]
+        pages += [(await client.read_resource(str(link.uri))).contents[0].text for link in links]
+        with pytest.raises(MCPError, match="no stored result 'gone'"):
+            await client.read_resource("cadre://results/gone?page=2")
+    assert [t.uri_template for t in templates.resource_templates] == ["cadre://results/{id}{?page}"]
+    assert len(links) >= 5 and all(len(p) <= 1000 * 3.5 for p in pages)
+    assert result.structured_content["paged"]["pages"] == len(links) + 1
+    assert json.loads("".join(pages))["text"].splitlines()[-1] == f"300  VALUE_299 = {299 * 7919}  # {'padding ' * 6}"
+    assert (tmp_path / "cache" / "cadre" / "results.sqlite").exists()  # the user cache dir, not the workspace

@@ -451,3 +451,21 @@ async def test_secrets_in_installed_code_never_reach_the_model(env, tmp_path, ke
     assert not is_error
     shown = "\n".join(m.text for m in seen[-1].messages)
     assert "fakelib/config.py" in shown and secret not in shown
+
+
+async def test_a_read_source_over_the_result_limit_is_paged_and_reads_back_whole(env, tmp_path):
+    from mcp_types import ResourceLink
+
+    wide = "".join(f"TABLE_{i} = {'0x1f, ' * 60!r}\n" for i in range(400))  # ~160k characters: over 20k tokens
+    (env / ".venv/lib/python3.11/site-packages/fakelib/client.py").write_text(wide)
+    server, _ = librarian(env, None, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("read_source", {"target": "fakelib", "path": "fakelib/client.py"})
+        links = [b for b in result.content if isinstance(b, ResourceLink)]
+        first = result.content[0].text
+        pages = [first[: first.index("\n\n[Cadre: this result is")]]
+        pages += [(await client.read_resource(str(link.uri))).contents[0].text for link in links]
+    assert not result.is_error and len(links) >= 2
+    assert result.structured_content["version_or_ref"] == "1.2.0" and "text" not in result.structured_content
+    data = json.loads("".join(pages))
+    assert data["text"].splitlines()[399] == f"400  TABLE_399 = {'0x1f, ' * 60!r}"
