@@ -6,6 +6,14 @@ further page, `cadre://results/<id>?page=N` (MCP 2025-06-18, "Tool Result > Reso
 `resources/list`). Every server registers the `cadre://results/{id}{?page}` template (RFC 6570 query
 variable, which mcp 2.3.0's `MCPServer.resource` accepts when the handler gives it a default).
 
+Sources: https://modelcontextprotocol.io/specification/2025-06-18/server/tools#resource-links (links) and
+#structured-content (a structured result SHOULD also be serialized into a text block: so both copies must be
+cut, and the structured one keeps only its small fields). mcp 2.3.0: `mcp_types.ResourceLink` is a
+`Resource` with `type="resource_link"`; `MCPServer.read_resource` sends a `ResourceError` message to the
+client as a -32603 error. Hosts: Claude Code reads a link's URI with its ReadMcpResourceTool, but users report
+hosts that never dereference `resource_link` blocks (anthropics/claude-code#74712, #38460), so page 1 and
+its note stay useful alone.
+
 Stored text is the tool's own JSON output, already redacted by the tools that produced it; nothing else
 (no arguments, no keys) is written.
 """
