@@ -469,3 +469,23 @@ async def test_a_read_source_over_the_result_limit_is_paged_and_reads_back_whole
     assert result.structured_content["version_or_ref"] == "1.2.0" and "text" not in result.structured_content
     data = json.loads("".join(pages))
     assert data["text"].splitlines()[399] == f"400  TABLE_399 = {'0x1f, ' * 60!r}"
+
+
+async def test_a_paged_result_stores_no_secret(env, tmp_path):
+    from cadre_core.result_pages import default_results_path
+    from tests.secret_corpus import corpus, leaks, notes_md
+    from tests.servers.librarian_env import add_dist
+
+    found = corpus()
+    padding = "".join(f"PADDING_{i} = {'0x1f, ' * 250!r}\n" for i in range(50))  # ~76k characters
+    text = padding + notes_md(found)
+    assert len(text.splitlines()) <= 400  # read_source shows it whole: every secret reaches the result
+    add_dist(env / ".venv/lib/python3.11/site-packages", "leaky", "0.1", {"leaky/notes.md": text})
+    server, _ = librarian(env, None, tmp_path)
+    async with Client(server) as client:
+        result = await client.call_tool("read_source", {"target": "leaky", "path": "leaky/notes.md"})
+    assert not result.is_error and result.structured_content["paged"]["pages"] >= 2
+    store = default_results_path()
+    stored = b"".join(p.read_bytes() for p in store.parent.glob(store.name + "*")).decode("utf-8", "replace")
+    assert "PADDING_49" in stored and "[REDACTED" in stored  # the pages are there, the secrets are not
+    assert leaks(found, stored) == []
