@@ -104,3 +104,27 @@ def test_two_stores_on_one_file_share_results(tmp_path):
 def test_pages_join_to_the_text_and_respect_the_size(text):
     pages = split_pages(text, 700)
     assert "".join(pages) == text and all(len(p) <= 700 for p in pages)
+
+
+async def test_concurrent_large_results_each_read_back_their_own_pages(monkeypatch):
+    import anyio
+
+    monkeypatch.setenv("CADRE_SERVER__MAX_RESULT_TOKENS", "1000")
+    server = build_server("test", "cadre-test", "A test server.")
+
+    @server.tool()
+    @tool_errors
+    async def dump(n: int) -> dict[str, Any]:
+        """Rows tagged with n."""
+        return {"n": n, "rows": [f"call {n} row {i}: " + "y" * 100 for i in range(60)]}
+
+    bodies: dict[int, dict] = {}
+    async with Client(server) as client:
+
+        async def one(n: int) -> None:
+            bodies[n] = json.loads(await read_all(client, await client.call_tool("dump", {"n": n})))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(6):
+                tg.start_soon(one, n)
+    assert {n: b["rows"][-1] for n, b in bodies.items()} == {n: f"call {n} row 59: " + "y" * 100 for n in range(6)}

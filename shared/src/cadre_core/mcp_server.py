@@ -63,9 +63,12 @@ class CadreServer(MCPServer):
         """The tool's result, paged when it is over `[server] max_result_tokens`."""
         result = await self._call_tool(name, arguments, context)
         if isinstance(result, CallToolResult) and _text_chars(result) > MIN_PAGED_CHARS:
+            import anyio
+
             from cadre_core.result_pages import paged
 
-            return paged(result, self.results(), self.kit.config.config.server.max_result_tokens)
+            limit = self.kit.config.config.server.max_result_tokens
+            return await anyio.to_thread.run_sync(lambda: paged(result, self.results(), limit))  # SQLite write
         return result
 
     async def _call_tool(
