@@ -13,7 +13,7 @@ def test_the_corpus_has_at_least_30_formats():
 
 
 @pytest.mark.parametrize("secret", FOUND, ids=lambda s: s.kind)
-@pytest.mark.parametrize("filename", ["notes.md", "config.yaml", ".env", ""])
+@pytest.mark.parametrize("filename", ["notes.md", "config.yaml", ".env", "settings.py", "app.js", ""])
 def test_each_secret_is_redacted_whole_and_line_by_line(secret, filename):
     assert not leaks([secret], redact(secret.text, filename=filename)[0])
     for line in secret.text.splitlines():  # a grep hit, a one-line range

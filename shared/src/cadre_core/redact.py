@@ -350,7 +350,9 @@ class _Redactor:
             return False
         env_form = whole_line and op == "=" and not value.startswith(" ") and key.upper() == key
         if self.kind == "code" and not env_form and not in_string:
-            return False  # in code an unquoted value is an expression, unless inside a string literal
+            # in code an unquoted value is an expression (a name, a call), unless it is a made-up literal:
+            # `password = v0W6ku6299ksxCQYRh` in a comment, a docstring or a pasted config line
+            return _made_up(value)
         if _IDENTIFIER.fullmatch(value) and (self.kind in ("", "code") and not env_form):
             return len(value) >= 8 and any(c.isdigit() for c in value)  # a variable, unless it looks made up
         return True
@@ -411,6 +413,17 @@ def _lone_tail(core: str) -> bool:
     core = _BODY_PADDING.sub("", core.rstrip("="))
     mixed = any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)
     return len(core) >= 16 and mixed and _entropy(core) >= 3.5 and _mean_part(core) < 3.0  # not `Tool20250124Param`
+
+
+def _made_up(value: str) -> bool:
+    """A value few would name a variable: 10+ characters mixing upper case, lower case and digits. A name
+    such as `PKCS7PrivateKeyTypes` after `private_key:` is hidden too: a lost name costs less than a leak."""
+    return (
+        len(value) >= 10
+        and any(c.isdigit() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+    )
 
 
 def _base64_data(core: str) -> bool:
