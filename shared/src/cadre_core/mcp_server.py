@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import mcp_types
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
@@ -12,6 +12,9 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from cadre_core.kit import Kit
+
+if TYPE_CHECKING:
+    from cadre_core.result_pages import ResultStore
 
 
 def request_roots(ctx: Context) -> ListRoots | None:
@@ -31,12 +34,12 @@ class CadreServer(MCPServer):
     def __init__(self, kit: Kit, **settings: Any):
         super().__init__(**settings)
         self.kit = kit
-        self._results: Any = None  # a `result_pages.ResultStore`, opened when a result is first paged or read
+        self._results: ResultStore | None = None  # opened when a result is first paged or read
         pages = self.resource(RESULTS_TEMPLATE, name="cadre-result-page", mime_type="text/plain",
                               description="A page of a large tool result, linked from the result")  # fmt: skip
         pages(self.read_result_page)
 
-    def results(self) -> Any:
+    def results(self) -> ResultStore:
         """The store of paged results (`[paths] results`, else the user cache dir)."""
         if self._results is None:
             from cadre_core.result_pages import ResultStore, default_results_path

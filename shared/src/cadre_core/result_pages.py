@@ -173,11 +173,12 @@ def paged(result: CallToolResult, store: ResultStore, limit_tokens: int) -> Call
         )
         for n in range(2, len(pages) + 1)
     ]
-    return CallToolResult(
+    paged = CallToolResult(
         content=[TextContent(text=pages[0] + note), *links],
         structured_content=_summary(result, result_id, len(pages), limit_chars),
-        meta=result.meta,
     )
+    paged.meta = result.meta  # the field's alias is `_meta`, so it is set after construction
+    return paged
 
 
 def _summary(result: CallToolResult, result_id: str, pages: int, limit_chars: int) -> dict[str, Any]:
