@@ -41,8 +41,11 @@ def test_each_host_gets_its_own_key_reference_syntax(tmp_path):
         "env": {"OPENAI_API_KEY": "${input:openai-api-key}"}}  # fmt: skip
     desktop = render("claude-desktop", entry, tmp_path)  # expands nothing: no placeholder, an absolute root
     assert "env" not in desktop and desktop["args"] == ["--root", str(tmp_path)]
-    assert render("claude-code", entry, tmp_path)["args"] == ["--root", str(tmp_path)]
-    assert render("claude-code", ServerEntry("someone-elses", "x"), tmp_path)["args"] == []  # not ours: no --root
+    code = render("claude-code", entry, tmp_path)
+    assert code["args"] == ["--root", str(tmp_path)] and code["alwaysLoad"] is True  # out of the tool search
+    assert not any("alwaysLoad" in render(h, entry, tmp_path) for h in HOSTS if h != "claude-code")
+    foreign = render("claude-code", ServerEntry("someone-elses", "x"), tmp_path)
+    assert foreign["args"] == [] and "alwaysLoad" not in foreign  # not ours: no --root, its tools stay deferred
 
 
 def test_vscode_prompts_for_keys_as_passwords(tmp_path):

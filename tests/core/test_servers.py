@@ -20,9 +20,17 @@ async def test_every_advertised_server_builds_and_has_its_tools(tmp_path):
         assert set(info.roles) <= set(ROLES) and next(iter(info.roles)) == info.role
         module = __import__(info.module, fromlist=["create_server"])
         async with Client(module.create_server(root=tmp_path)) as client:
-            tools = {t.name for t in (await client.list_tools()).tools}
+            listed = (await client.list_tools()).tools
             assert client.server_info.name == info.script
+            instructions = client.instructions or ""
+        tools = {t.name for t in listed}
         assert set(info.roles.values()) <= tools, info.name
+        # Claude Code keeps only tools marked `anthropic/alwaysLoad` out of its tool search (codegraph#1696):
+        # the primary tool, and only it, so the rest stay cheap
+        always = {t.name for t in listed if (t.meta or {}).get("anthropic/alwaysLoad") is True}
+        assert always == {info.tool}, info.name
+        # two sentences for a tool search to match: what the server is, then when to use it
+        assert instructions.count(". ") == 1 and instructions.endswith(".") and "Use it" in instructions, info.name
     assert servers["oracle"].roles == {"oracle": "consult_oracle", "review": "review_change"}
     assert servers["search"].package == "cadre_search"
 

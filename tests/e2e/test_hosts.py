@@ -181,6 +181,8 @@ def install(host: Host, launch: Launch) -> dict[str, dict]:
     servers = data["servers" if host.name == "vscode" else "mcpServers"]
     assert sorted(servers) == ["cadre-librarian", "cadre-oracle", "cadre-search"]
     assert all("--root" in entry["args"] for entry in servers.values())  # never left to the working directory
+    # Claude Code loads a server's tools up front only with `alwaysLoad` on its entry (codegraph#1697)
+    assert all(entry.get("alwaysLoad", False) is (host.name == "claude-code") for entry in servers.values())
     return servers
 
 

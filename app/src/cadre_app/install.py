@@ -110,13 +110,18 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
         env = {var: reference(host, var) for var in entry.key_vars}
     env.update(entry.literal_env)
     args = list(entry.args)
-    if root is not None and entry.name in {s.script for s in installed().values()} and "--root" not in args:
+    ours = entry.name in {s.script for s in installed().values()}
+    if root is not None and ours and "--root" not in args:
         args += ["--root", root_arg(host, root)]
     body: dict[str, Any] = {"command": entry.command, "args": args}
     if host in ("claude-code", "vscode"):
         body = {"type": "stdio", **body}
     if env:
         body["env"] = env
+    if host == "claude-code" and ours:
+        # Claude Code defers MCP tools behind its tool search unless the server entry says `alwaysLoad`
+        # (colbymchenry/codegraph#1697, anthropics/claude-code#56551); our primary tools also carry the `_meta` key
+        body["alwaysLoad"] = True
     return body
 
 

@@ -23,6 +23,11 @@ def request_roots(ctx: Context) -> ListRoots | None:
     return ListRoots() if caps is not None and caps.roots is not None else None
 
 
+ALWAYS_LOAD = {"anthropic/alwaysLoad": True}
+"""`meta` for a server's primary tool: Claude Code defers every MCP tool behind its tool search unless the tool
+carries this key, and a deferred tool is often never called (colbymchenry/codegraph#1696: 4 of 6 headless runs
+skipped it, 6 of 6 called it once loaded; anthropics/claude-code#56551 names the key). Other hosts ignore `_meta`."""
+
 HostRoots = Annotated[mcp_types.ListRootsResult | None, Resolve(request_roots)]
 """Annotate a tool parameter with this to receive the host's roots (hidden from the schema)."""
 

@@ -13,7 +13,7 @@ from cadre_core.accounting import tool_errors
 from cadre_core.arguments import Line, Name, Names, PathText, Question
 from cadre_core.host_sampling import host_sample_request
 from cadre_core.kit import Kit
-from cadre_core.mcp_server import CadreServer, HostRoots, build_server
+from cadre_core.mcp_server import ALWAYS_LOAD, CadreServer, HostRoots, build_server
 from cadre_librarian.about import SERVER
 
 if TYPE_CHECKING:
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 ROLE = SERVER["role"]
 NAME = SERVER["script"]
 INSTRUCTIONS = (
-    "Librarian: researches how libraries really work from their source (installed packages, GitHub, "
-    "docs pages) and answers with checked citations."
+    "Librarian: researches how libraries really work from their source (installed packages, GitHub, docs pages) "
+    "and answers with checked citations. Use it for any question about a third-party library or API: how to call "
+    "it, why it behaves so, what changed between versions, or real usage examples."
 )
 
 
@@ -53,7 +54,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> CadreServ
 
         return host_sample_request(ctx, kit, build)
 
-    @server.tool()
+    @server.tool(meta=ALWAYS_LOAD)
     @tool_errors
     async def research(
         question: Annotated[Question, Field(description="What to find out")],

@@ -14,7 +14,7 @@ from cadre_core.arguments import LongText, Name, Paths, Question
 from cadre_core.errors import CadreError
 from cadre_core.host_sampling import host_sample_request
 from cadre_core.kit import Kit
-from cadre_core.mcp_server import CadreServer, HostRoots, build_server
+from cadre_core.mcp_server import ALWAYS_LOAD, CadreServer, HostRoots, build_server
 from cadre_core.models import Effort
 from cadre_oracle.about import SERVER
 
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 ROLE = str(SERVER["role"])  # SERVER also holds a dict (other_roles), so its values type as Collection[str]
 NAME = str(SERVER["script"])
-INSTRUCTIONS = "Oracle: a second opinion and deep reasoning from a strong model of another vendor."
+INSTRUCTIONS = (
+    "Oracle: a second opinion and deep reasoning from a strong model of another vendor, reading the files you name. "
+    "Use it to review a plan before building it, when debugging is stuck, for a hard design decision, or to review "
+    "a change before it lands."
+)
 
 Mode = Literal["ask", "plan", "review", "debug", "decide"]
 
@@ -83,7 +87,7 @@ def create_server(root: Path | None = None) -> CadreServer:
         """Resolver: with no provider key, the host's model gives the one opinion."""
         return oracle_sample(ctx, roots, question, files)
 
-    @server.tool()
+    @server.tool(meta=ALWAYS_LOAD)
     @tool_errors
     async def consult_oracle(
         question: Annotated[Question, Field(description="What to answer")],

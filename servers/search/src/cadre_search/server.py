@@ -15,7 +15,7 @@ from cadre_core.accounting import tool_errors
 from cadre_core.arguments import Name, PathText, Question
 from cadre_core.errors import WorkspaceError, clip
 from cadre_core.host_sampling import host_sample_request
-from cadre_core.mcp_server import CadreServer, HostRoots, build_server
+from cadre_core.mcp_server import ALWAYS_LOAD, CadreServer, HostRoots, build_server
 from cadre_search.about import SERVER
 
 if TYPE_CHECKING:
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 ROLE = SERVER["role"]
 NAME = SERVER["script"]
-INSTRUCTIONS = "Search: finds the code that matters in this workspace, ranked, in one call."
+INSTRUCTIONS = (
+    "Search: finds the code that matters in this workspace, ranked, in one call, from words, identifiers or a "
+    "pasted error. Use it before grepping or reading many files, to locate where something is implemented, "
+    "defined or used across a large codebase."
+)
 
 
 def _engine(server: CadreServer, roots: mcp_types.ListRootsResult | None, path: str | None) -> "Engine":
@@ -71,7 +75,7 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServ
 
         return host_sample_request(ctx, kit, build)
 
-    @server.tool()
+    @server.tool(meta=ALWAYS_LOAD)
     @tool_errors
     async def search_codebase(
         query: Annotated[Question, Field(description="Words, identifiers, or a pasted error/bug report")],
