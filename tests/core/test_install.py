@@ -1,4 +1,5 @@
 import json
+import tomllib
 
 import pytest
 
@@ -6,7 +7,7 @@ from cadre_app.cli import main
 from cadre_app.install import ServerEntry, config_path, plan_install, render
 from cadre_core.errors import CadreError
 
-HOSTS = ["claude-desktop", "claude-code", "cursor", "vscode"]
+HOSTS = ["claude-desktop", "claude-code", "cursor", "vscode", "gemini"]  # the JSON files; codex below
 
 
 def run(tmp_path, host, *extra):
@@ -36,6 +37,13 @@ def test_each_host_gets_its_own_key_reference_syntax(tmp_path):
     # an unset ${VAR} without a default makes Claude Code drop the server: most users set one key of three
     assert render("claude-code", entry)["env"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY:-}"}
     assert render("cursor", entry)["env"] == {"OPENAI_API_KEY": "${env:OPENAI_API_KEY}"}
+    assert render("gemini", entry, tmp_path) == {  # Gemini strips keys from what servers inherit: named in env
+        "command": "cadre-oracle",
+        "args": ["--root", str(tmp_path)],
+        "env": {"OPENAI_API_KEY": "${OPENAI_API_KEY}"},
+    }
+    assert render("codex", entry, tmp_path) == {  # Codex expands nothing: it forwards the variables named
+        "command": "cadre-oracle", "args": ["--root", str(tmp_path)], "env_vars": ["OPENAI_API_KEY"]}  # fmt: skip
     assert render("vscode", entry, tmp_path) == {
         "type": "stdio", "command": "cadre-oracle", "args": ["--root", "${workspaceFolder}"],
         "env": {"OPENAI_API_KEY": "${input:openai-api-key}"}}  # fmt: skip
@@ -67,6 +75,81 @@ def test_project_scope_paths(tmp_path):
     assert config_path("cursor", "project", tmp_path) == tmp_path / ".cursor/mcp.json"
     assert config_path("vscode", "project", tmp_path) == tmp_path / ".vscode/mcp.json"
     assert config_path("claude-desktop", "user", tmp_path).name == "claude_desktop_config.json"
+    assert config_path("codex", "project", tmp_path) == tmp_path / ".codex/config.toml"
+    assert config_path("gemini", "project", tmp_path) == tmp_path / ".gemini/settings.json"
+
+
+def test_codex_and_gemini_default_to_the_users_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    assert config_path("codex", "user", tmp_path) == tmp_path / "home/.codex/config.toml"
+    assert config_path("gemini", "user", tmp_path) == tmp_path / "home/.gemini/settings.json"
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))  # Codex's own override of its folder
+    assert config_path("codex", "user", tmp_path) == tmp_path / "codex/config.toml"
+    (tmp_path / "proj").mkdir()
+    assert main(["install", "gemini", "--root", str(tmp_path / "proj"), "--servers", "search"]) == 0
+    assert "cadre-search" in json.loads((tmp_path / "home/.gemini/settings.json").read_text())["mcpServers"]
+    assert main(["install", "codex", "--root", str(tmp_path / "proj"), "--servers", "search"]) == 0
+    assert "[mcp_servers.cadre-search]" in (tmp_path / "codex/config.toml").read_text()
+
+
+CODEX_CONFIG = """# my Codex settings
+model = "gpt-5"  # the one I like
+
+[mcp_servers.other]
+command = "other-server"  # not Cadre's
+
+[mcp_servers.cadre-search]
+command = "old-path"
+startup_timeout_sec = 30  # mine: slow disk
+"""
+
+
+def test_codex_toml_is_edited_in_place_keeping_comments_and_foreign_keys(tmp_path, capsys):
+    target = tmp_path / "config.toml"
+    target.write_text(CODEX_CONFIG)
+    assert run(tmp_path, "codex", "--config-path", str(target)) == 0
+    text = target.read_text()
+    assert text.startswith(CODEX_CONFIG.split("[mcp_servers.cadre-search]")[0])  # untouched up to our table
+    assert "startup_timeout_sec = 30  # mine: slow disk" in text and 'command = "other-server"  # not Cadre\'s' in text
+    servers = tomllib.loads(text)["mcp_servers"]
+    assert set(servers) == {"other", "cadre-search", "cadre-oracle", "cadre-librarian"}
+    assert servers["cadre-search"]["command"].endswith("cadre-search")
+    assert servers["cadre-search"]["args"] == ["--root", str(tmp_path)]
+    assert servers["cadre-oracle"]["env_vars"] == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"]
+    assert "env" not in servers["cadre-oracle"]  # no key value, no placeholder: Codex would pass it literally
+    backups = list(tmp_path.glob("config.toml.bak-*"))
+    assert len(backups) == 1 and backups[0].read_text() == CODEX_CONFIG
+    assert run(tmp_path, "codex", "--config-path", str(target)) == 0
+    assert target.read_text() == text and "already up to date" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("config.toml.bak-*"))) == 1
+
+
+def test_codex_dry_run_prints_a_toml_diff_and_writes_nothing(tmp_path, capsys):
+    target = tmp_path / "config.toml"
+    assert run(tmp_path, "codex", "--dry-run", "--servers", "search", "--config-path", str(target)) == 0
+    out = capsys.readouterr().out
+    assert "+[mcp_servers.cadre-search]" in out and '+env_vars = ["OPENAI_API_KEY"' in out
+    assert not target.exists()
+
+
+def test_codex_remote_entries_take_the_token_from_an_env_var():
+    entry = ServerEntry("team", "", url="https://mcp.example.com/mcp", header_vars={"Authorization": "TEAM_TOKEN"})
+    assert render("codex", entry) == {"url": "https://mcp.example.com/mcp", "bearer_token_env_var": "TEAM_TOKEN"}
+    assert render("gemini", entry) == {
+        "httpUrl": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${TEAM_TOKEN}"}}  # fmt: skip
+    odd = ServerEntry("team", "", url="https://mcp.example.com/mcp", header_vars={"X-Api-Key": "TEAM_TOKEN"})
+    with pytest.raises(CadreError, match="sends X-Api-Key as a Bearer header, which Codex cannot write"):
+        render("codex", odd)
+
+
+@pytest.mark.parametrize("text", ["model = ", "mcp_servers = 3"])
+def test_a_corrupt_codex_file_is_reported_and_left_untouched(tmp_path, capsys, text):
+    target = tmp_path / "config.toml"
+    target.write_text(text)
+    assert run(tmp_path, "codex", "--config-path", str(target)) == 2
+    assert "left untouched" in capsys.readouterr().err
+    assert target.read_text() == text
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"mcpServers": 3}'])

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,17 @@ def editor_expand(text: str, launch: Launch) -> str:
     return re.sub(r"\$\{([^}]+)\}", one, text)
 
 
+def gemini_expand(text: str, launch: Launch) -> str:
+    """Gemini CLI's `$VAR` and `${VAR}` from its own environment; an unset variable is left as written here
+    (the stricter reading: Cadre must take the text for an unset key)."""
+
+    def one(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        return launch.environ.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, text)
+
+
 @dataclass(frozen=True)
 class Host:
     name: str
@@ -113,7 +125,18 @@ HOSTS = {
     # (microsoft/vscode#245237). It starts servers in the home folder and gives the workspace folder as MCP
     # roots (microsoft/vscode#250078).
     "vscode": Host("vscode", lambda launch: launch.home, editor_expand, True, True),
+    # Codex CLI reads `[mcp_servers.<name>]` from ~/.codex/config.toml: `command`, `args`, literal `env`, and
+    # `env_vars`, the variables it forwards from its own environment beside a default whitelist; TOML expands
+    # nothing (developers.openai.com/codex/mcp, "STDIO servers"; docs/config.md in openai/codex). Without `cwd`
+    # the server starts in Codex's working folder, the project; roots are not counted on.
+    "codex": Host("codex", lambda launch: launch.project, no_expansion, False, True),
+    # Gemini CLI reads `mcpServers` from ~/.gemini/settings.json, expands `$VAR`/`${VAR}` in `env`
+    # (geminicli.com/docs/tools/mcp-server, "Configuration properties"; google-gemini/gemini-cli#18837) and strips
+    # keys from the environment a server inherits (#17311). Without `cwd` the server starts in Gemini's working
+    # folder, the project; roots are not counted on.
+    "gemini": Host("gemini", lambda launch: launch.project, gemini_expand, False, True),
 }
+USER_FILES = ("claude-desktop", "codex", "gemini")  # hosts whose `cadre install` writes the user's own file
 
 
 class KeyedOpenAI(FakeOpenAI):
@@ -140,6 +163,8 @@ def spawn(host: Host, entry: dict, launch: Launch) -> StdioServerParameters:
     entry_env = {k: host.expand(v, launch) for k, v in entry.get("env", {}).items()}
     with mock.patch.dict(os.environ, launch.environ, clear=True):
         inherited = get_default_environment()  # the SDK's whitelist, read from the host's environment
+    # Codex's `env_vars`: variables forwarded from the host's environment when it has them
+    inherited |= {name: launch.environ[name] for name in entry.get("env_vars", []) if name in launch.environ}
     return StdioServerParameters(command=command, args=args, env=inherited | entry_env, cwd=host.cwd(launch))
 
 
@@ -173,12 +198,14 @@ def install(host: Host, launch: Launch) -> dict[str, dict]:
     done = subprocess.run([sys.executable, "-m", "cadre_app.cli", "install", host.name], cwd=launch.project,
                           env=dict(launch.environ), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    scope = "user" if host.name == "claude-desktop" else "project"
+    scope = "user" if host.name in USER_FILES else "project"
     with mock.patch.dict(os.environ, launch.environ, clear=True):
         path = config_path(host.name, scope, launch.project)
     assert done.stdout.startswith(f"wrote {path} ")
-    data = json.loads(path.read_text())
-    servers = data["servers" if host.name == "vscode" else "mcpServers"]
+    if host.name == "codex":
+        servers = tomllib.loads(path.read_text())["mcp_servers"]
+    else:
+        servers = json.loads(path.read_text())["servers" if host.name == "vscode" else "mcpServers"]
     assert sorted(servers) == ["cadre-librarian", "cadre-oracle", "cadre-search"]
     assert all("--root" in entry["args"] for entry in servers.values())  # never left to the working directory
     # Claude Code loads a server's tools up front only with `alwaysLoad` on its entry (codegraph#1697)

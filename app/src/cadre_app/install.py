@@ -16,7 +16,9 @@ from typing import Any
 from cadre_core.errors import CadreError
 from cadre_core.servers import installed, lookup
 
-HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode")
+HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode", "codex", "gemini")
+USER_SCOPE_HOSTS = ("claude-desktop", "codex", "gemini")
+"""Hosts installed in their user file unless `--scope project` says otherwise."""
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 
 
@@ -60,6 +62,10 @@ def config_path(host: str, scope: str, root: Path) -> Path:
         return root / ".mcp.json" if scope == "project" else home / ".claude.json"
     if host == "cursor":
         return root / ".cursor/mcp.json" if scope == "project" else home / ".cursor/mcp.json"
+    if host == "codex":  # a project's .codex/config.toml is read only once the project is trusted
+        return root / ".codex/config.toml" if scope == "project" else codex_home() / "config.toml"
+    if host == "gemini":
+        return root / ".gemini/settings.json" if scope == "project" else home / ".gemini/settings.json"
     if scope == "project":
         return root / ".vscode/mcp.json"
     if system == "Darwin":
@@ -67,6 +73,11 @@ def config_path(host: str, scope: str, root: Path) -> Path:
     if system == "Windows":
         return Path(os.environ.get("APPDATA", home)) / "Code/User/mcp.json"
     return Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "Code/User/mcp.json"
+
+
+def codex_home() -> Path:
+    """Codex CLI's folder: `$CODEX_HOME`, else `~/.codex`."""
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
 
 
 def _input_id(var: str) -> str:
@@ -77,16 +88,22 @@ def reference(host: str, var: str) -> str:
     """How `host` spells "the value of env var `var`" in its config file.
 
     Claude Code drops a server whose file names an unset `${VAR}` without a default, so it gets `${VAR:-}`;
-    Cursor's `${env:VAR}` and VS Code's password prompt are empty when there is nothing to give.
+    Cursor's `${env:VAR}` and VS Code's password prompt are empty when there is nothing to give. Gemini CLI
+    expands `$VAR`/`${VAR}` in settings.json strings (geminicli.com/docs/cli/configuration, "Note on
+    environment variables in settings") and passes a server's `env` on top of the environment it strips of
+    keys (google-gemini/gemini-cli#17311, #18837); an unset one left as text counts as unset in Cadre.
     """
     if host == "claude-code":
         return f"${{{var}:-}}"
+    if host == "gemini":
+        return f"${{{var}}}"
     return {"cursor": f"${{env:{var}}}", "vscode": f"${{input:{_input_id(var)}}}"}[host]
 
 
 def root_arg(host: str, root: Path) -> str:
     """The `--root` value for `host`: Cursor and VS Code expand `${workspaceFolder}` to the open project,
-    so a shared project file stays portable; Claude Desktop and Claude Code get the absolute path."""
+    so a shared project file stays portable; the others get the absolute path (Codex's TOML expands nothing,
+    Gemini CLI only environment variables)."""
     return "${workspaceFolder}" if host in ("cursor", "vscode") else str(root)
 
 
@@ -102,11 +119,15 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
                 f"{entry.name} is a remote server and Claude Desktop's file takes only commands; "
                 "use claude-code, cursor or vscode, or add it in Desktop's connector settings"
             )
+        if host == "codex":
+            return _codex_remote(entry)
         headers = {name: f"Bearer {reference(host, var)}" for name, var in entry.header_vars.items()}
         remote: dict[str, Any] = {"url": entry.url} if host == "cursor" else {"type": "http", "url": entry.url}
+        if host == "gemini":  # `httpUrl` is Gemini CLI's streamable HTTP; its `url` means SSE
+            remote = {"httpUrl": entry.url}
         return {**remote, **({"headers": headers} if headers else {})}
     env: dict[str, str] = {}
-    if host != "claude-desktop":  # Desktop expands nothing: keys come from the environment it starts in
+    if host not in ("claude-desktop", "codex"):  # Desktop expands nothing: keys come from where it starts
         env = {var: reference(host, var) for var in entry.key_vars}
     env.update(entry.literal_env)
     args = list(entry.args)
@@ -116,6 +137,10 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
     body: dict[str, Any] = {"command": entry.command, "args": args}
     if host in ("claude-code", "vscode"):
         body = {"type": "stdio", **body}
+    if host == "codex" and entry.key_vars:
+        # Codex expands nothing in config.toml; `env_vars` names variables it forwards from its own
+        # environment, beside a default whitelist (developers.openai.com/codex/mcp, "STDIO servers")
+        body["env_vars"] = list(entry.key_vars)
     if env:
         body["env"] = env
     if host == "claude-code" and ours:
@@ -123,6 +148,19 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
         # (colbymchenry/codegraph#1697, anthropics/claude-code#56551); our primary tools also carry the `_meta` key
         body["alwaysLoad"] = True
     return body
+
+
+def _codex_remote(entry: ServerEntry) -> dict[str, Any]:
+    """Codex's remote entry: the bearer token comes from `bearer_token_env_var`, its only way to send
+    `Authorization: Bearer <var>` (developers.openai.com/codex/mcp, "Streamable HTTP servers")."""
+    other = sorted(set(entry.header_vars) - {"Authorization"})
+    if other:
+        raise CadreError(
+            f"{entry.name} sends {', '.join(other)} as a Bearer header, which Codex cannot write; "
+            "install it for another host, or send the token as Authorization"
+        )
+    var = entry.header_vars.get("Authorization")
+    return {"url": entry.url, **({"bearer_token_env_var": var} if var else {})}
 
 
 @dataclass
@@ -155,6 +193,8 @@ def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_sec
             + "; use env var references, or pass --allow-secrets if the file is private"
         )  # fmt: skip
     before = path.read_text("utf-8") if path.exists() else None
+    if host == "codex":
+        return Plan(path, before, _codex_after(path, before, entries, root), [])
     data = _load(path, before)
     key = "servers" if host == "vscode" else "mcpServers"
     servers = data.setdefault(key, {})
@@ -180,6 +220,43 @@ def plan_install(host: str, entries: list[ServerEntry], path: Path, *, allow_sec
     if before is not None and _load(path, before) == data:
         after = before  # same content: leave the file byte-for-byte as it is
     return Plan(path, before, after, notes)
+
+
+CODEX_KEYS = ("command", "args", "env", "env_vars", "url", "bearer_token_env_var")
+"""The keys `cadre install codex` writes; a server's other keys (timeouts, enabled_tools...) are the user's."""
+
+
+def _codex_after(path: Path, before: str | None, entries: list[ServerEntry], root: Path | None) -> str:
+    """config.toml with `[mcp_servers.<name>]` set for `entries`, edited in place by tomlkit: other tables,
+    keys, comments and layout stay as they are, and an entry already there keeps the keys Cadre does not own."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(before or "")
+    except TOMLKitError as exc:
+        raise CadreError(f"{path} is not valid TOML ({exc}); fix or move it, it was left untouched") from None
+    servers = doc.get("mcp_servers")
+    if servers is None:
+        servers = doc["mcp_servers"] = tomlkit.table(is_super_table=True)
+    if not isinstance(servers, dict):
+        raise CadreError(f"{path}: 'mcp_servers' is not a table; fix the file by hand, it was left untouched")
+    for entry in entries:
+        body = render("codex", entry, root)
+        if "env" in body:  # literal values a team file set: `env = { NAME = "value" }` on the entry's table
+            env = tomlkit.inline_table()
+            env.update(body["env"])
+            body["env"] = env
+        current = servers.get(entry.name)
+        if not isinstance(current, dict):
+            servers[entry.name] = body
+            continue
+        for key in [k for k in CODEX_KEYS if k in current and k not in body]:
+            del current[key]
+        for key, value in body.items():
+            if current.get(key) != value:
+                current[key] = value
+    return before if before is not None and doc.as_string() == before else doc.as_string()
 
 
 def _load(path: Path, text: str | None) -> dict[str, Any]:

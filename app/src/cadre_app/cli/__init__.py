@@ -8,6 +8,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from cadre_app.install import HOSTS
 from cadre_core.errors import CadreError
 from cadre_core.servers import installed
 
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--verbose", action="store_true", help="show the spawned server's log lines")
     install = sub.add_parser("install", help="add the servers to an MCP host's config")
-    install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    install.add_argument("host", choices=HOSTS)
     install.add_argument("--servers", default=every, help="comma-separated (default: all)")
     install.add_argument(
         "--root", dest="install_root", type=Path, default=None, metavar="DIR",
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     install.add_argument(
         "--scope", choices=["user", "project"], default=None,
-        help="default: project (its folder's .mcp.json, .cursor/ or .vscode/); user for claude-desktop",
+        help="default: project (its .mcp.json, .cursor/ or .vscode/); user for claude-desktop, codex, gemini",
     )  # fmt: skip
     install.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--remote-url", default=None, help="team deployment base URL, e.g. https://cadre.example.com")
     imp = registry_sub.add_parser("import", help="install servers from a team's server.json files")
     imp.add_argument("files", nargs="+", type=Path, help="server.json files")
-    imp.add_argument("--host", required=True, choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    imp.add_argument("--host", required=True, choices=HOSTS)
     imp.add_argument("--scope", choices=["user", "project"], default=None)
     imp.add_argument("--remote", action="store_true", help="use the team deployment instead of a local package")
     imp.add_argument("--dry-run", action="store_true")

@@ -1,4 +1,4 @@
-"""`cadre install HOST`: add the servers to Claude Desktop, Claude Code, Cursor or VS Code."""
+"""`cadre install HOST`: add the servers to Claude Desktop, Claude Code, Cursor, VS Code, Codex or Gemini CLI."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cadre_app.install import ServerEntry, apply, config_path, default_entries, plan_install, root_arg
+from cadre_app.install import USER_SCOPE_HOSTS, ServerEntry, apply, config_path, default_entries, plan_install, root_arg
 from cadre_core.errors import CadreError
 
 
@@ -28,7 +28,7 @@ def project_root(root: Path) -> Path:
 def install(host: str, entries: list[ServerEntry], *, scope: str | None, root: Path, config: Path | None, dry_run: bool,
             allow_secrets: bool = False) -> int:  # fmt: skip
     """Plan, show and (unless a dry run) write one host's config, serving the project at `root`."""
-    scope = scope or ("project" if host != "claude-desktop" else "user")
+    scope = scope or ("user" if host in USER_SCOPE_HOSTS else "project")
     if scope == "project" or root_arg(host, root) != "${workspaceFolder}":  # the file names this folder
         root = project_root(root)
     path = config or config_path(host, scope, root)
