@@ -7,7 +7,7 @@ from cadre_app.cli import main
 from cadre_app.install import ServerEntry, config_path, plan_install, render
 from cadre_core.errors import CadreError
 
-HOSTS = ["claude-desktop", "claude-code", "cursor", "vscode", "gemini"]  # the JSON files; codex below
+HOSTS = ["claude-desktop", "claude-code", "cursor", "vscode", "gemini", "copilot"]  # the JSON files; codex below
 
 
 def run(tmp_path, host, *extra):
@@ -42,6 +42,10 @@ def test_each_host_gets_its_own_key_reference_syntax(tmp_path):
         "args": ["--root", str(tmp_path)],
         "env": {"OPENAI_API_KEY": "${OPENAI_API_KEY}"},
     }
+    assert render("copilot", entry, tmp_path) == {  # its schema's type and tools; never behind its tool search
+        "type": "local", "tools": ["*"], "command": "cadre-oracle", "args": ["--root", str(tmp_path)],
+        "env": {"OPENAI_API_KEY": "${OPENAI_API_KEY:-}"}, "deferTools": "never"}  # fmt: skip
+    assert "deferTools" not in render("copilot", ServerEntry("someone-elses", "x"), tmp_path)
     assert render("codex", entry, tmp_path) == {  # Codex expands nothing: it forwards the variables named
         "command": "cadre-oracle", "args": ["--root", str(tmp_path)], "env_vars": ["OPENAI_API_KEY"]}  # fmt: skip
     assert render("vscode", entry, tmp_path) == {
@@ -91,6 +95,16 @@ def test_codex_and_gemini_default_to_the_users_file(tmp_path, monkeypatch):
     assert "cadre-search" in json.loads((tmp_path / "home/.gemini/settings.json").read_text())["mcpServers"]
     assert main(["install", "codex", "--root", str(tmp_path / "proj"), "--servers", "search"]) == 0
     assert "[mcp_servers.cadre-search]" in (tmp_path / "codex/config.toml").read_text()
+    assert main(["install", "copilot", "--root", str(tmp_path / "proj"), "--servers", "search"]) == 0
+    assert "cadre-search" in json.loads((tmp_path / "home/.copilot/mcp-config.json").read_text())["mcpServers"]
+
+
+def test_copilot_has_no_project_file_and_says_so(tmp_path, capsys):
+    assert run(tmp_path, "copilot", "--scope", "project") == 2
+    assert "Copilot CLI reads no project file of its own; use --scope user" in capsys.readouterr().err
+    token = ServerEntry("team", "", url="https://mcp.example.com/mcp", header_vars={"Authorization": "TEAM_TOKEN"})
+    with pytest.raises(CadreError, match="Copilot CLI expands variables only in a local server's env"):
+        render("copilot", token)
 
 
 CODEX_CONFIG = """# my Codex settings

@@ -135,8 +135,12 @@ HOSTS = {
     # keys from the environment a server inherits (#17311). Without `cwd` the server starts in Gemini's working
     # folder, the project; roots are not counted on.
     "gemini": Host("gemini", lambda launch: launch.project, gemini_expand, False, True),
+    # Copilot CLI reads ~/.copilot/mcp-config.json, expands `$VAR`, `${VAR}` and `${VAR:-default}` in `env` and
+    # passes its safe variables (github/copilot-cli#903, 1.0.10). Its working folder and roots for a server are
+    # not documented: the home folder and no roots, the hardest case.
+    "copilot": Host("copilot", lambda launch: launch.home, claude_code_expand, False, True),
 }
-USER_FILES = ("claude-desktop", "codex", "gemini")  # hosts whose `cadre install` writes the user's own file
+USER_FILES = ("claude-desktop", "codex", "gemini", "copilot")  # hosts whose `cadre install` writes the user's own file
 
 
 class KeyedOpenAI(FakeOpenAI):
@@ -208,8 +212,10 @@ def install(host: Host, launch: Launch) -> dict[str, dict]:
         servers = json.loads(path.read_text())["servers" if host.name == "vscode" else "mcpServers"]
     assert sorted(servers) == ["cadre-librarian", "cadre-oracle", "cadre-search"]
     assert all("--root" in entry["args"] for entry in servers.values())  # never left to the working directory
-    # Claude Code loads a server's tools up front only with `alwaysLoad` on its entry (codegraph#1697)
+    # Claude Code loads a server's tools up front only with `alwaysLoad` on its entry, Copilot CLI only with
+    # `deferTools: "never"` (codegraph#1697)
     assert all(entry.get("alwaysLoad", False) is (host.name == "claude-code") for entry in servers.values())
+    assert all((entry.get("deferTools") == "never") is (host.name == "copilot") for entry in servers.values())
     return servers
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import platform
@@ -16,8 +15,8 @@ from typing import Any
 from cadre_core.errors import CadreError
 from cadre_core.servers import installed, lookup
 
-HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode", "codex", "gemini")
-USER_SCOPE_HOSTS = ("claude-desktop", "codex", "gemini")
+HOSTS = ("claude-desktop", "claude-code", "cursor", "vscode", "codex", "gemini", "copilot")
+USER_SCOPE_HOSTS = ("claude-desktop", "codex", "gemini", "copilot")
 """Hosts installed in their user file unless `--scope project` says otherwise."""
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 
@@ -66,6 +65,10 @@ def config_path(host: str, scope: str, root: Path) -> Path:
         return root / ".codex/config.toml" if scope == "project" else codex_home() / "config.toml"
     if host == "gemini":
         return root / ".gemini/settings.json" if scope == "project" else home / ".gemini/settings.json"
+    if host == "copilot":
+        if scope == "project":  # it auto-loads only the user file (github/copilot-cli#3642)
+            raise CadreError("Copilot CLI reads no project file of its own; use --scope user")
+        return home / ".copilot/mcp-config.json"
     if scope == "project":
         return root / ".vscode/mcp.json"
     if system == "Darwin":
@@ -93,8 +96,8 @@ def reference(host: str, var: str) -> str:
     environment variables in settings") and passes a server's `env` on top of the environment it strips of
     keys (google-gemini/gemini-cli#17311, #18837); an unset one left as text counts as unset in Cadre.
     """
-    if host == "claude-code":
-        return f"${{{var}:-}}"
+    if host in ("claude-code", "copilot"):  # Copilot CLI: `$VAR`, `${VAR}`, `${VAR:-default}` in `env`
+        return f"${{{var}:-}}"  # since 1.0.10 (github/copilot-cli#903)
     if host == "gemini":
         return f"${{{var}}}"
     return {"cursor": f"${{env:{var}}}", "vscode": f"${{input:{_input_id(var)}}}"}[host]
@@ -121,11 +124,17 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
             )
         if host == "codex":
             return _codex_remote(entry)
+        if host == "copilot" and entry.header_vars:
+            raise CadreError(
+                f"{entry.name} needs a token header, and Copilot CLI expands variables only in a local server's "
+                "env; add it with `copilot`'s /mcp add, or install it for another host"
+            )
         headers = {name: f"Bearer {reference(host, var)}" for name, var in entry.header_vars.items()}
         remote: dict[str, Any] = {"url": entry.url} if host == "cursor" else {"type": "http", "url": entry.url}
         if host == "gemini":  # `httpUrl` is Gemini CLI's streamable HTTP; its `url` means SSE
             remote = {"httpUrl": entry.url}
-        return {**remote, **({"headers": headers} if headers else {})}
+        remote = {**remote, **({"headers": headers} if headers else {})}
+        return _copilot(remote, ours=False) if host == "copilot" else remote
     env: dict[str, str] = {}
     if host not in ("claude-desktop", "codex"):  # Desktop expands nothing: keys come from where it starts
         env = {var: reference(host, var) for var in entry.key_vars}
@@ -147,7 +156,15 @@ def render(host: str, entry: ServerEntry, root: Path | None = None) -> dict[str,
         # Claude Code defers MCP tools behind its tool search unless the server entry says `alwaysLoad`
         # (colbymchenry/codegraph#1697, anthropics/claude-code#56551); our primary tools also carry the `_meta` key
         body["alwaysLoad"] = True
-    return body
+    return _copilot(body, ours) if host == "copilot" else body
+
+
+def _copilot(body: dict[str, Any], ours: bool) -> dict[str, Any]:
+    """Copilot CLI's entry: `type` and the enabled `tools` list its schema adds (github/copilot-cli#26), and
+    for Cadre's servers `deferTools: "never"`, its per-server opt-out of the tool search that hides MCP tools
+    once about 30 are connected (colbymchenry/codegraph#1697)."""
+    extra: dict[str, Any] = {"type": "local" if "command" in body else "http", "tools": ["*"]}
+    return {**extra, **body, **({"deferTools": "never"} if ours else {})}
 
 
 def _codex_remote(entry: ServerEntry) -> dict[str, Any]:
@@ -178,6 +195,8 @@ class Plan:
         old = (self.before or "").splitlines(keepends=True)
         new = self.after.splitlines(keepends=True)
         label = str(self.path)
+        import difflib
+
         return "".join(difflib.unified_diff(old, new, f"{label} (before)", f"{label} (after)"))
 
 
