@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     install.add_argument("--allow-secrets", action="store_true", help="allow literal secrets in the file")
     install.add_argument("--config-path", type=Path, default=None, help="edit this file instead of the default")
+    install.add_argument(
+        "--agents", action="store_true",
+        help="claude-code: also write .claude/agents/cadre-*.md subagents and an AGENTS.md snippet",
+    )  # fmt: skip
 
     registry = sub.add_parser("registry", help="MCP Registry server.json files for a team")
     registry_sub = registry.add_subparsers(dest="registry_command", required=True)

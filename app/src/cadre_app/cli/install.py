@@ -26,24 +26,32 @@ def project_root(root: Path) -> Path:
 
 
 def install(host: str, entries: list[ServerEntry], *, scope: str | None, root: Path, config: Path | None, dry_run: bool,
-            allow_secrets: bool = False) -> int:  # fmt: skip
-    """Plan, show and (unless a dry run) write one host's config, serving the project at `root`."""
+            allow_secrets: bool = False, agents: bool = False) -> int:  # fmt: skip
+    """Plan, show and (unless a dry run) write one host's config, serving the project at `root`; with `agents`
+    (Claude Code only) also its subagent files and the project's AGENTS.md snippet."""
+    if agents and host != "claude-code":
+        raise CadreError(f"--agents writes Claude Code subagents; drop it for {host}")
     scope = scope or ("user" if host in USER_SCOPE_HOSTS else "project")
     if scope == "project" or root_arg(host, root) != "${workspaceFolder}":  # the file names this folder
         root = project_root(root)
     path = config or config_path(host, scope, root)
-    plan = plan_install(host, entries, path, allow_secrets=allow_secrets, root=root)
-    for note in plan.notes:
+    plans = [plan_install(host, entries, path, allow_secrets=allow_secrets, root=root)]
+    if agents:
+        from cadre_app.agents import plan_agents
+
+        agents_dir = (root if scope == "project" else Path.home()) / ".claude/agents"
+        plans += plan_agents([e.name for e in entries], agents_dir, root / "AGENTS.md")
+    for note in plans[0].notes:
         print(f"note: {note}", file=sys.stderr)
     where = f"{host}, {scope} scope, workspace {root}"
-    if not plan.changed:
-        print(f"{path}: already up to date ({where})")
-        return 0
-    if dry_run:
-        print(plan.diff(), end="")
-        return 0
-    backup = apply(plan)
-    print(f"wrote {path} ({where})" + (f"; backup: {backup}" if backup else ""))
+    for plan in plans:
+        if not plan.changed:
+            print(f"{plan.path}: already up to date ({where})")
+        elif dry_run:
+            print(plan.diff(), end="")
+        else:
+            backup = apply(plan)
+            print(f"wrote {plan.path} ({where})" + (f"; backup: {backup}" if backup else ""))
     return 0
 
 
@@ -51,5 +59,5 @@ def run(args: Any) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     return install(
         args.host, default_entries(servers), scope=args.scope, root=Path(args.install_root or args.root or Path.cwd()),
-        config=args.config_path, dry_run=args.dry_run, allow_secrets=args.allow_secrets,
+        config=args.config_path, dry_run=args.dry_run, allow_secrets=args.allow_secrets, agents=args.agents,
     )  # fmt: skip
