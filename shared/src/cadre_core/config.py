@@ -20,10 +20,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cadre_core.envfile import is_real_value, user_config_dir
 from cadre_core.errors import ConfigError
 from cadre_core.models.base import Effort
-from cadre_core.models.refs import PROVIDERS, canonical_ref, model_key, parse_model_ref
+from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, canonical_ref, model_key, parse_model_ref
 
 RoleName = Literal["oracle", "review", "librarian", "search"]
-ProviderName = Literal["anthropic", "openai", "google", "openai_compatible"]
+ProviderName = Literal["anthropic", "openai", "google", "openai_compatible", "codex_cli", "claude_cli", "gemini_cli"]
 ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search")
 
 
@@ -77,6 +77,10 @@ class ProviderConfig(_Strict):
     """openai_compatible only: how structured answers are asked for; unset, Cadre finds out per endpoint."""
     tools: bool | None = None
     """openai_compatible only: native tool calls (true) or the tool list in the prompt (false); unset, found out."""
+    command: str | None = None
+    """CLI agents only: the executable (name on PATH or path); default `codex`, `claude` or `gemini`."""
+    allow_writes: bool = False
+    """CLI agents only: drop the read-only sandbox / plan mode so the agent may edit files (the ledger says so)."""
 
     def api_key(self) -> str | None:
         """The first non-empty key among `api_key_env`, or None."""
@@ -182,6 +186,9 @@ class CadreConfig(BaseSettings):
         for name, settings in value.items():
             if name != "openai_compatible" and (settings.structured_output is not None or settings.tools is not None):
                 raise ValueError(f"structured_output and tools are read only under [providers.openai_compatible], "
+                                 f"not [providers.{name}]; remove them there")  # fmt: skip
+            if name not in CLI_PROVIDERS and (settings.command is not None or settings.allow_writes):
+                raise ValueError(f"command and allow_writes are read only for {', '.join(CLI_PROVIDERS)}, "
                                  f"not [providers.{name}]; remove them there")  # fmt: skip
         return value
 

@@ -8,6 +8,7 @@ from functools import cache
 import structlog
 
 from cadre_core.models.base import Usage
+from cadre_core.models.refs import CLI_PROVIDERS
 
 log = structlog.get_logger("cadre.pricing")
 _PROVIDER_IDS = {"anthropic": "anthropic", "openai": "openai", "google": "google"}
@@ -37,7 +38,7 @@ def _lookup_args(provider: str, model: str) -> tuple[str, str | None] | None:
 
 def price(usage: Usage, provider: str, model: str, *, at: datetime | None = None) -> tuple[float | None, str | None]:
     """USD cost and the price-data version; (None, None) with a warning when unknown."""
-    if provider in ("sampling", "test", "function"):
+    if provider in ("sampling", "test", "function", *CLI_PROVIDERS):
         return None, None
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price

@@ -19,7 +19,7 @@ from cadre_core.models.base import (
     ToolDefinition,
     Usage,
 )
-from cadre_core.models.refs import PROVIDERS, parse_model_ref
+from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, parse_model_ref
 
 if TYPE_CHECKING:
     from cadre_core.config import ProviderConfig
@@ -46,6 +46,9 @@ _CLASSES = {
     "google": ("cadre_core.models.google", "GoogleModel"),
     "openai_compatible": ("cadre_core.models.openai_compatible", "OpenAICompatibleModel"),
 }
+_CLI_CLASSES = {
+    "codex_cli": ("cadre_core.models.codex_cli", "CodexCliModel"),
+}
 
 
 def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client: Any = None) -> Model:
@@ -57,6 +60,14 @@ def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client
         from cadre_core.models.sampling import SamplingModel
 
         return SamplingModel(name)
+    if provider in CLI_PROVIDERS:
+        if provider not in _CLI_CLASSES:
+            raise ValueError(f"provider '{provider}' is not available yet; use codex_cli")
+        module, cls_name = _CLI_CLASSES[provider]
+        cli = getattr(importlib.import_module(module), cls_name)
+        return cli(name, command=settings.command if settings else None,
+                   allow_writes=bool(settings and settings.allow_writes),
+                   timeout_s=settings.timeout_s if settings else 900.0)  # fmt: skip
     module, cls_name = _CLASSES[provider]
     cls: type[ProviderModel] = getattr(importlib.import_module(module), cls_name)
     key = settings.api_key() if settings else None

@@ -140,7 +140,12 @@ class ModelResponse:
     """Parsed JSON when the request had `output_schema` and the text parsed, else None."""
     response_id: str | None = None
     cost_usd: float | None = None
-    """Filled in by the router from the price catalog."""
+    """Filled in by the router from the price catalog, unless `billing` says the provider reported it."""
+    billing: Literal["api", "subscription", "reported"] = "api"
+    """`api`: priced from the catalog; `subscription`: a vendor plan, cost null; `reported`: `cost_usd` as
+    the provider (a CLI agent) reported it."""
+    ledger_note: str | None = None
+    """Added to the ledger row's message (a CLI agent's billing, and that writes were allowed)."""
     replay: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     """Set by the router when an off-the-rails detector fired but the answer was kept."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-PROVIDERS: tuple[str, ...] = ("anthropic", "openai", "google", "openai_compatible", "sampling")
+CLI_PROVIDERS: tuple[str, ...] = ("codex_cli", "claude_cli", "gemini_cli")
+"""Vendor CLI agents run as subprocesses on the user's own login (models/cli_agent.py)."""
+PROVIDERS: tuple[str, ...] = ("anthropic", "openai", "google", "openai_compatible", *CLI_PROVIDERS, "sampling")
 HOST = "sampling"
 """The provider that stands for the MCP host's own model (`sampling:host`)."""
 _ALIASES = {"gemini": "google", "google-gla": "google", "openai-compatible": "openai_compatible"}

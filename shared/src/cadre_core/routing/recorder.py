@@ -84,7 +84,11 @@ class Recorder(WrapperModel):
         message: str | None = None,
     ) -> None:
         """Price an answer, label it, add it to the call's totals and record it."""
-        cost, version = price(response.usage, *parse_model_ref(self.ref))
+        if response.billing == "api":
+            cost, version = price(response.usage, *parse_model_ref(self.ref))
+        else:  # a CLI agent's own report, or null on a subscription
+            cost, version = response.cost_usd, None
+        message = "; ".join(m for m in (message, response.ledger_note) if m) or None
         response.cost_usd, response.model = cost, self.ref
         self.call.usage_cost_usd += cost or 0.0
         self.call.usage = self.call.usage + response.usage
