@@ -52,9 +52,13 @@ FAKE_CODEX = textwrap.dedent(
     if mode == "crash":
         print("thread 'main' panicked", file=sys.stderr)
         sys.exit(101)
+    answers = json.loads(os.environ.get("FAKE_CODEX_ANSWERS", '["hello from codex"]'))
+    runs = int(open(log + ".n").read()) if os.path.exists(log + ".n") else 0
+    open(log + ".n", "w").write(str(runs + 1))
+    answer = answers[min(runs, len(answers) - 1)]
     emit({"type": "item.completed", "item": {"id": "item_0", "type": "reasoning", "text": "thinking"}})
     emit({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
-          "text": os.environ.get("FAKE_CODEX_ANSWER", "hello from codex")}})
+          "text": answer}})
     emit({"type": "turn.completed",
           "usage": {"input_tokens": 1200, "cached_input_tokens": 200, "output_tokens": 34}})
     """
@@ -113,7 +117,7 @@ def test_allow_writes_is_refused_outside_the_cli_agents():
 async def test_a_strict_schema_goes_to_output_schema(fake_codex, monkeypatch):
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
               "additionalProperties": False}  # fmt: skip
-    monkeypatch.setenv("FAKE_CODEX_ANSWER", '{"a": "x"}')
+    monkeypatch.setenv("FAKE_CODEX_ANSWERS", json.dumps(['{"a": "x"}']))
     response = await build_model("codex_cli:m", ProviderConfig()).request(ask(output_schema=schema))
     seen = json.loads(fake_codex.read_text())
     assert seen["schema"] == schema and response.output == {"a": "x"}
