@@ -169,3 +169,20 @@ async def test_a_time_out_kills_the_process_group(fake_codex, monkeypatch):
     leader = json.loads(fake_codex.read_text())["pid"]
     child = int(fake_codex.with_suffix(".json.child").read_text())
     assert _all_gone([leader, child], within_s=5)  # the CLI and the process it started
+
+
+def test_doctor_shows_whether_codex_is_installed_and_logged_in(fake_codex, monkeypatch, tmp_path, capsys):
+    from cadre_app.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CODEX_API_KEY", raising=False)
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    monkeypatch.setenv("COLUMNS", "400")  # rich would wrap the path
+    assert main(["--root", str(tmp_path), "doctor", "--json"]) == 0
+    codex = json.loads(capsys.readouterr().out)["cli_agents"]["codex_cli"]
+    assert codex["installed"] == str(tmp_path / "bin" / "codex") and codex["login"] is None
+    (tmp_path / "codex-home").mkdir()
+    (tmp_path / "codex-home" / "auth.json").write_text("{}")
+    assert main(["--root", str(tmp_path), "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "found: " + str(tmp_path / "codex-home" / "auth.json") in out

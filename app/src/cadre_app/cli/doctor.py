@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 from cadre_core.config import load_config
 from cadre_core.envfile import LOADED
 from cadre_core.ledger import default_ledger_path
-from cadre_core.models.refs import is_host
+from cadre_core.models import cli_agent_class
+from cadre_core.models.refs import CLI_PROVIDERS, is_host
 from cadre_core.router import Router
 from cadre_core.servers import installed
 from cadre_core.threads import default_threads_path
@@ -30,6 +32,10 @@ def report(args: Any) -> dict[str, Any]:
             "required": provider.key_required,
             "base_url": provider.resolved_base_url(),
         }
+    agents = {}
+    for name in CLI_PROVIDERS:
+        with contextlib.suppress(ValueError):  # a CLI agent not built yet
+            agents[name] = cli_agent_class(name).status(s.command if (s := cfg.provider_config(name)) else None)
     roles = {}
     for role in cfg.roles:
         availability = router.availability(role)
@@ -47,6 +53,7 @@ def report(args: Any) -> dict[str, Any]:
             versions[sdk] = None
     return {
         "keys": keys,
+        "cli_agents": agents,
         "roles": roles,
         "librarian": librarian_sources(args.root),
         "config_sources": loaded.files,
@@ -98,6 +105,14 @@ def run(args: Any) -> int:
             state = f"[yellow]missing[/]: set {' or '.join(k['env'])}"
         keys.add_row(name, state, k["base_url"] or "SDK default")
     console.print(keys)
+    agents = Table(title="CLI agents (subscription logins)", title_justify="left")
+    for col in ("provider", "executable", "login"):
+        agents.add_column(col)
+    for name, a in data["cli_agents"].items():
+        exe = a["installed"] or f"[dim]not installed[/] ({a['install']})"
+        login = f"[green]found[/]: {a['login']}" if a["login"] else f"no login file found ({a['fix']} if it fails)"
+        agents.add_row(name, exe, login if a["installed"] else "-")
+    console.print(agents)
     roles = Table(title="Roles", title_justify="left")
     for col in ("role", "routes to", "skipped candidates"):
         roles.add_column(col)

@@ -24,6 +24,7 @@ from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, parse_model_ref
 if TYPE_CHECKING:
     from cadre_core.config import ProviderConfig
     from cadre_core.models.base import ProviderModel
+    from cadre_core.models.cli_agent import CliAgentModel
 
 __all__ = [
     "PROVIDERS",
@@ -51,6 +52,16 @@ _CLI_CLASSES = {
 }
 
 
+def cli_agent_class(provider: str) -> type[CliAgentModel]:
+    """The model class of a CLI agent provider (`codex_cli`, ...)."""
+    import importlib
+
+    if provider not in _CLI_CLASSES:
+        raise ValueError(f"provider '{provider}' is not available yet; use one of {', '.join(_CLI_CLASSES)}")
+    module, cls_name = _CLI_CLASSES[provider]
+    return getattr(importlib.import_module(module), cls_name)
+
+
 def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client: Any = None) -> Model:
     """A model for `provider:model`, configured from its provider settings."""
     import importlib
@@ -61,11 +72,7 @@ def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client
 
         return SamplingModel(name)
     if provider in CLI_PROVIDERS:
-        if provider not in _CLI_CLASSES:
-            raise ValueError(f"provider '{provider}' is not available yet; use codex_cli")
-        module, cls_name = _CLI_CLASSES[provider]
-        cli = getattr(importlib.import_module(module), cls_name)
-        return cli(name, command=settings.command if settings else None,
+        return cli_agent_class(provider)(name, command=settings.command if settings else None,
                    allow_writes=bool(settings and settings.allow_writes),
                    timeout_s=settings.timeout_s if settings else 900.0)  # fmt: skip
     module, cls_name = _CLASSES[provider]

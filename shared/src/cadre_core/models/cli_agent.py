@@ -14,6 +14,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -111,6 +112,10 @@ class CliAgentModel(Model):
     executable = ""
     install_hint = ""
     login_hint = ""
+    login_files: tuple[str, ...] = ()
+    """Where the CLI keeps a file login (`~` and `$VARS` expanded); it may use the OS keychain instead."""
+    login_env: tuple[str, ...] = ()
+    """Env vars the CLI also logs in with (an API key)."""
 
     def __init__(
         self, model_name: str, *, command: str | None = None, allow_writes: bool = False, timeout_s: float = 900.0
@@ -137,6 +142,16 @@ class CliAgentModel(Model):
 
     async def prepare(self) -> None:
         self.resolved_command()
+
+    @classmethod
+    def status(cls, command: str | None = None) -> dict[str, Any]:
+        """For `cadre doctor`: the executable's path (None when missing) and how it is logged in, read from
+        files and env only (None: no login file found; it may still be in the OS keychain)."""
+        env = next((v for v in cls.login_env if os.environ.get(v, "").strip()), None)
+        files = [Path(os.path.expandvars(os.path.expanduser(f))) for f in cls.login_files]
+        found = next((str(f) for f in files if f.is_file()), None)
+        return {"installed": shutil.which(command or cls.executable), "login": found or env, "fix": cls.login_hint,
+                "install": cls.install_hint}  # fmt: skip
 
     def not_logged_in(self, detail: str) -> AgentUnavailableError:
         return AgentUnavailableError(

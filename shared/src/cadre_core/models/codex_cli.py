@@ -25,6 +25,10 @@ class CodexCliModel(CliAgentModel):
     executable = "codex"
     install_hint = "install it with `npm install -g @openai/codex`"
     login_hint = "run `codex login`"
+    # $CODEX_HOME/auth.json, CODEX_HOME defaulting to ~/.codex (codex-rs login crate, `AuthDotJson`);
+    # codex exec also takes CODEX_API_KEY (docs/exec.md). The keychain store cannot be checked cheaply.
+    login_files = ("${CODEX_HOME}/auth.json", "~/.codex/auth.json")
+    login_env = ("CODEX_API_KEY",)
 
     def argv(self, command: str, request: ModelRequest, schema_file: Path | None) -> list[str]:
         sandbox = "workspace-write" if self.allow_writes else "read-only"
