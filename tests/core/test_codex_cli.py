@@ -68,14 +68,19 @@ FAKE_CODEX = textwrap.dedent(
 @pytest.fixture
 def fake_codex(tmp_path, monkeypatch):
     """A `codex` on PATH; returns the path of the JSON log it writes (argv, stdin, schema, process group)."""
+    return put_on_path("codex", FAKE_CODEX, tmp_path, monkeypatch)
+
+
+def put_on_path(name: str, script: str, tmp_path: Path, monkeypatch) -> Path:
+    """`script` as executable `name` first on PATH; returns the log path it gets as FAKE_<NAME>_LOG."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "codex"
-    exe.write_text(f"#!{sys.executable}\n{FAKE_CODEX}")
+    bin_dir.mkdir(exist_ok=True)
+    exe = bin_dir / name
+    exe.write_text(f"#!{sys.executable}\n{script}")
     exe.chmod(0o755)
-    log = tmp_path / "codex.json"
+    log = tmp_path / f"{name}.json"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CODEX_LOG", str(log))
+    monkeypatch.setenv(f"FAKE_{name.upper()}_LOG", str(log))
     return log
 
 

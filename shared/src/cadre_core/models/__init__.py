@@ -49,6 +49,7 @@ _CLASSES = {
 }
 _CLI_CLASSES = {
     "codex_cli": ("cadre_core.models.codex_cli", "CodexCliModel"),
+    "claude_cli": ("cadre_core.models.claude_cli", "ClaudeCliModel"),
 }
 
 
