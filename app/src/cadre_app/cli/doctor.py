@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -32,10 +31,10 @@ def report(args: Any) -> dict[str, Any]:
             "required": provider.key_required,
             "base_url": provider.resolved_base_url(),
         }
-    agents = {}
-    for name in CLI_PROVIDERS:
-        with contextlib.suppress(ValueError):  # a CLI agent not built yet
-            agents[name] = cli_agent_class(name).status(s.command if (s := cfg.provider_config(name)) else None)
+    agents = {
+        name: cli_agent_class(name).status(s.command if (s := cfg.provider_config(name)) else None)
+        for name in CLI_PROVIDERS
+    }
     roles = {}
     for role in cfg.roles:
         availability = router.availability(role)

@@ -50,6 +50,7 @@ _CLASSES = {
 _CLI_CLASSES = {
     "codex_cli": ("cadre_core.models.codex_cli", "CodexCliModel"),
     "claude_cli": ("cadre_core.models.claude_cli", "ClaudeCliModel"),
+    "gemini_cli": ("cadre_core.models.gemini_cli", "GeminiCliModel"),
 }
 
 
@@ -57,8 +58,6 @@ def cli_agent_class(provider: str) -> type[CliAgentModel]:
     """The model class of a CLI agent provider (`codex_cli`, ...)."""
     import importlib
 
-    if provider not in _CLI_CLASSES:
-        raise ValueError(f"provider '{provider}' is not available yet; use one of {', '.join(_CLI_CLASSES)}")
     module, cls_name = _CLI_CLASSES[provider]
     return getattr(importlib.import_module(module), cls_name)
 

@@ -176,5 +176,5 @@ class CliAgentModel(Model):
         return ServerError(text or "the CLI failed without a message", **kw)
 
 
-_LOGIN_WORDS = ("not logged in", "login", "log in", "unauthorized", "401", "authenticat", "api key")
+_LOGIN_WORDS = ("not logged in", "auth method", "login", "log in", "unauthorized", "401", "authenticat", "api key")
 _LIMIT_WORDS = ("rate limit", "rate_limit", "429", "quota", "usage limit", "resource_exhausted", "too many requests")
