@@ -59,7 +59,8 @@ def cli_agent_class(provider: str) -> type[CliAgentModel]:
     import importlib
 
     module, cls_name = _CLI_CLASSES[provider]
-    return getattr(importlib.import_module(module), cls_name)
+    cls: type[CliAgentModel] = getattr(importlib.import_module(module), cls_name)
+    return cls
 
 
 def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client: Any = None) -> Model:

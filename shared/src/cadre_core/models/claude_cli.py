@@ -11,6 +11,7 @@ reasoning effort (none is passed) and the exact error texts (matched by keyword:
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from cadre_core.errors import BadResponseError
 from cadre_core.models.base import ModelRequest, ModelResponse, Usage
@@ -63,13 +64,14 @@ class ClaudeCliModel(CliAgentModel):
             output_tokens=int(u.get("output_tokens") or 0),
         )
         cost = result.get("total_cost_usd")
-        billing = "reported" if isinstance(cost, int | float) else "subscription"
+        reported = isinstance(cost, int | float)
+        billing: Literal["reported", "subscription"] = "reported" if reported else "subscription"
         return ModelResponse(
             text=str(result.get("result") or ""),
             usage=usage,
             model=self.name,
             response_id=result.get("session_id"),
-            cost_usd=float(cost) if billing == "reported" else None,
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
             billing=billing,
             ledger_note=self.note("reported by claude" if billing == "reported" else "subscription"),
         )

@@ -19,7 +19,15 @@ from typing import Any
 
 import anyio
 
-from cadre_core.errors import MissingKeyError, ModelError, ModelNotFoundError, RateLimitError, ServerError, clip
+from cadre_core.errors import (
+    MissingKeyError,
+    ModelError,
+    ModelName,
+    ModelNotFoundError,
+    RateLimitError,
+    ServerError,
+    clip,
+)
 from cadre_core.models.base import Model, ModelRequest
 from cadre_core.structured import schema_instruction
 
@@ -165,7 +173,7 @@ class CliAgentModel(Model):
     def failure(self, message: str) -> ModelError:
         """A CLI's error text as the Cadre error that says the fix."""
         low = message.lower()
-        kw = {"provider": self.provider, "model": self.model_name}
+        kw: ModelName = {"provider": self.provider, "model": self.model_name}
         text = clip(message, 300)
         if any(w in low for w in _LOGIN_WORDS):
             return self.not_logged_in(text)
