@@ -230,6 +230,20 @@ def read_text(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def read_bytes(path: Path | str, *, max_bytes: int) -> bytes:
+    """The bytes of one binary file (an image, a PDF) through the gate: never a secret file (by name or
+    content) nor anything but a regular file; raises `UnreadableFileError` over `max_bytes`."""
+    path = _checked(path)
+    fd, size = _open_regular(path)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if _secret_shape(data[:8192]):
+        raise UnreadableFileError(path, SENSITIVE)
+    if max(size, len(data)) > max_bytes:
+        raise UnreadableFileError(path, f"larger than {max_bytes / 1_000_000:g} MB")
+    return data
+
+
 def read_redacted(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None) -> str:
     """`read_text` with secrets redacted (by the rules for `name`, default the file's name)."""
     from cadre_core.redact import redact

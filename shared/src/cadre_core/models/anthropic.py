@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadre_core.models.base import (
+    Attachment,
     FinishReason,
     Message,
     ModelRequest,
@@ -138,6 +139,19 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
             blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks or m.text})
+        elif m.attachments:
+            out.append({"role": "user", "content": [*map(_attachment_block, m.attachments), _text_block(m.text)]})
         else:
             out.append({"role": "user", "content": m.text})
     return out
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _attachment_block(a: Attachment) -> dict[str, Any]:
+    """An image or PDF as a base64 content block, placed before the text as Anthropic advises
+    (docs.claude.com/en/docs/build-with-claude/vision, /pdf-support)."""
+    kind = "image" if a.is_image else "document"
+    return {"type": kind, "source": {"type": "base64", "media_type": a.media_type, "data": a.base64}}

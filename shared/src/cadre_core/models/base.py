@@ -38,6 +38,27 @@ class ToolDefinition:
     parameters: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """An image or document sent with a user turn: raw bytes and their media type (`image/png`,
+    `application/pdf`, ...). `tokens` is the caller's estimate of what the vendor counts for it."""
+
+    data: bytes = field(repr=False)
+    media_type: str
+    name: str = ""
+    tokens: int = 0
+
+    @property
+    def base64(self) -> str:
+        import base64
+
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+
 @dataclass
 class Message:
     """One turn. `tool` messages answer the call named by `tool_call_id`."""
@@ -51,6 +72,8 @@ class Message:
     replay: dict[str, Any] | None = None
     """Provider-native form of an assistant turn (thinking signatures, reasoning
     items), replayed verbatim when the next request goes to the same provider."""
+    attachments: list[Attachment] = field(default_factory=list)
+    """Images and documents sent after the text of a user turn."""
 
     @classmethod
     def user(cls, text: str) -> Message:
@@ -99,7 +122,8 @@ class ModelRequest:
         return total
 
     def estimated_input_tokens(self) -> int:
-        return int(self.prompt_chars() / CHARS_PER_TOKEN) + 8 * len(self.messages)
+        attached = sum(a.tokens for m in self.messages for a in m.attachments)
+        return int(self.prompt_chars() / CHARS_PER_TOKEN) + 8 * len(self.messages) + attached
 
 
 @dataclass

@@ -214,5 +214,7 @@ def _contents(messages: list[Message]) -> list[Any]:
             ]
             out.append(types.Content(role="model", parts=parts))
         else:
-            out.append(types.Content(role="user", parts=[types.Part(text=m.text)]))
+            # Images and PDFs go inline (ai.google.dev/gemini-api/docs/image-understanding, /document-processing)
+            inline = [types.Part(inline_data=types.Blob(mime_type=a.media_type, data=a.data)) for a in m.attachments]
+            out.append(types.Content(role="user", parts=[*inline, types.Part(text=m.text)]))
     return out

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from cadre_core.models.base import (
+    Attachment,
     FinishReason,
     Message,
     ModelRequest,
@@ -163,9 +164,21 @@ def _input_items(messages: list[Message]) -> list[dict[str, Any]]:
                 }
                 for c in m.tool_calls
             ]
+        elif m.attachments:
+            parts = [{"type": "input_text", "text": m.text}, *map(_input_part, m.attachments)]
+            items.append({"role": "user", "content": parts})
         else:
             items.append({"role": "user", "content": m.text})
     return items
+
+
+def _input_part(a: Attachment) -> dict[str, Any]:
+    """An image as `input_image` with a data URL, a PDF as `input_file` with `file_data`
+    (platform.openai.com/docs/guides/images-vision, /pdf-files)."""
+    url = f"data:{a.media_type};base64,{a.base64}"
+    if a.is_image:
+        return {"type": "input_image", "image_url": url, "detail": "auto"}
+    return {"type": "input_file", "filename": a.name or "document.pdf", "file_data": url}
 
 
 def is_strict_schema(schema: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 from cadre_core.errors import NoHostSamplingError
-from cadre_core.models.base import FinishReason, Model, ModelRequest, ModelResponse, Usage
+from cadre_core.models.base import Attachment, FinishReason, Model, ModelRequest, ModelResponse, Usage
 from cadre_core.structured import schema_instruction
 
 HOST_MODEL = "host"
@@ -58,20 +58,35 @@ def to_sample_args(request: ModelRequest) -> dict[str, Any]:
     system = request.system or ""
     if request.output_schema is not None:
         system += "\n\n" + schema_instruction(request.output_schema)
-    turns: list[tuple[Literal["user", "assistant"], str]] = []
+    turns: list[tuple[Literal["user", "assistant"], str, list[Attachment]]] = []
     for m in request.messages:
         role: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
         text = m.text if m.role != "tool" else f"[tool {m.tool_name} result]\n{m.text}"
         if turns and turns[-1][0] == role:
-            turns[-1] = (role, turns[-1][1] + "\n\n" + text)
+            turns[-1] = (role, turns[-1][1] + "\n\n" + text, turns[-1][2] + m.attachments)
             continue
-        turns.append((role, text))
-    messages = [types.SamplingMessage(role=r, content=types.TextContent(type="text", text=t)) for r, t in turns]
+        turns.append((role, text, list(m.attachments)))
+    messages = [types.SamplingMessage(role=r, content=_content(t, a)) for r, t, a in turns]
     return {
         "messages": messages,
         "max_tokens": request.output_limit,
         "system_prompt": system.strip() or None,
     }
+
+
+def _content(text: str, attachments: list[Attachment]) -> Any:
+    """Text alone, or a list with the images as `ImageContent` (MCP sampling takes text, image and
+    audio only: a document is named in the text instead)."""
+    import mcp_types as types
+
+    skipped = [a.name or a.media_type for a in attachments if not a.is_image]
+    if skipped:
+        text += "\n\n[not sent: the host's model takes images only: " + ", ".join(skipped) + "]"
+    body = types.TextContent(type="text", text=text)
+    images = [
+        types.ImageContent(type="image", data=a.base64, mime_type=a.media_type) for a in attachments if a.is_image
+    ]
+    return [*images, body] if images else body
 
 
 def from_sample_result(result: Any, request: ModelRequest) -> ModelResponse:
