@@ -17,13 +17,14 @@ def write(path: Path, text: str) -> Path:
 
 def test_defaults_route_every_role_with_fallbacks_across_vendors(tmp_path):
     cfg = load_config(tmp_path).config  # an empty folder: no project file can change the defaults
-    assert set(cfg.roles) == {"oracle", "review", "librarian", "search"}
+    assert set(cfg.roles) == {"oracle", "review", "librarian", "search", "vision"}
     first = {role: parse_model_ref(rc.candidates[0].model)[0] for role, rc in cfg.roles.items()}
     assert first == {
         "oracle": "openai",
         "review": "google",
         "librarian": "anthropic",
         "search": "google",
+        "vision": "google",  # the strongest multimodal model first: Gemini's pro
     }
     assert cfg.roles["oracle"].candidates[0].effort == "high"
     for role_cfg in cfg.roles.values():

@@ -22,7 +22,7 @@ def test_install_merges_keeps_other_servers_backs_up_and_is_idempotent(tmp_path,
     assert run(tmp_path, host, "--config-path", str(target)) == 0
     data = json.loads(target.read_text())
     assert data["theme"] == "dark" and data[key]["other"] == {"command": "other-server"}
-    assert set(data[key]) == {"other", "cadre-oracle", "cadre-librarian", "cadre-search"}
+    assert set(data[key]) == {"other", "cadre-oracle", "cadre-librarian", "cadre-search", "cadre-vision"}
     assert data[key]["cadre-search"]["command"].endswith("cadre-search")
     backups = list(tmp_path.glob("host.json.bak-*"))
     assert len(backups) == 1 and "other-server" in backups[0].read_text()

@@ -19,7 +19,7 @@ def test_export_writes_a_valid_server_json_per_server(tmp_path, capsys):
         main(["registry", "export", "--out", str(tmp_path / "reg"), "--remote-url", "https://cadre.example.com"]) == 0
     )
     paths = sorted((tmp_path / "reg").glob("*/server.json"))
-    assert [p.parent.name for p in paths] == ["librarian", "oracle", "search"]
+    assert [p.parent.name for p in paths] == ["librarian", "oracle", "search", "vision"]
     for path in paths:
         document = json.loads(path.read_text())
         jsonschema.validate(document, schema())
@@ -33,7 +33,7 @@ def test_export_writes_a_valid_server_json_per_server(tmp_path, capsys):
         assert remote["type"] == "streamable-http"
         assert remote["url"] == f"https://cadre.example.com/{path.parent.name}/mcp"
         assert remote["headers"][0]["name"] == "Authorization" and remote["headers"][0]["isSecret"]
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert len(capsys.readouterr().out.splitlines()) == len(paths)
 
 
 def test_import_installs_local_packages_or_the_team_remote(tmp_path, capsys):

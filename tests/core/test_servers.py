@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_every_advertised_server_builds_and_has_its_tools(tmp_path):
     servers = installed()
-    assert list(servers) == ["librarian", "oracle", "search"]
+    assert list(servers) == ["librarian", "oracle", "search", "vision"]
     for info in servers.values():
         assert info.distribution == info.script == f"cadre-{info.name}"
         assert set(info.roles) <= set(ROLES) and next(iter(info.roles)) == info.role
@@ -37,7 +37,8 @@ async def test_every_advertised_server_builds_and_has_its_tools(tmp_path):
 
 def test_lookup_takes_either_name_and_names_the_choices():
     assert lookup("cadre-oracle") is lookup("oracle") is installed()["oracle"]
-    with pytest.raises(CadreError, match=r"unknown server 'poet'; use one of librarian, oracle, search \(or --url\)"):
+    choices = "librarian, oracle, search, vision"
+    with pytest.raises(CadreError, match=rf"unknown server 'poet'; use one of {choices} \(or --url\)"):
         lookup("poet", hint=" (or --url)")
 
 

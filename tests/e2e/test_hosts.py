@@ -210,7 +210,7 @@ def install(host: Host, launch: Launch) -> dict[str, dict]:
         servers = tomllib.loads(path.read_text())["mcp_servers"]
     else:
         servers = json.loads(path.read_text())["servers" if host.name == "vscode" else "mcpServers"]
-    assert sorted(servers) == ["cadre-librarian", "cadre-oracle", "cadre-search"]
+    assert sorted(servers) == ["cadre-librarian", "cadre-oracle", "cadre-search", "cadre-vision"]
     assert all("--root" in entry["args"] for entry in servers.values())  # never left to the working directory
     # Claude Code loads a server's tools up front only with `alwaysLoad` on its entry, Copilot CLI only with
     # `deferTools: "never"` (codegraph#1697)

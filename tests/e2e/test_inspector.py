@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 INSPECTOR = Path(__file__).parents[2] / ".ci/inspector/node_modules/.bin/mcp-inspector"
-SERVERS = {"cadre-oracle": 4, "cadre-librarian": 3, "cadre-search": 2}
+SERVERS = {"cadre-oracle": 4, "cadre-librarian": 3, "cadre-search": 2, "cadre-vision": 1}
 pytestmark = pytest.mark.skipif(not INSPECTOR.exists(), reason="the MCP Inspector is installed by .ci/run")
 
 

@@ -43,7 +43,7 @@ def test_mcp_json_lists_every_server_with_its_keys():
     """The tests above loop over mcp.json's entries and env: an emptied file would pass them. The servers are the
     installed ones (entry points `cadre.servers`), each started by its console script."""
     scripts = sorted(server.script for server in installed().values())
-    assert sorted(ENTRIES) == scripts == ["cadre-librarian", "cadre-oracle", "cadre-search"]
+    assert sorted(ENTRIES) == scripts == ["cadre-librarian", "cadre-oracle", "cadre-search", "cadre-vision"]
     for name, entry in ENTRIES.items():
         assert entry["command"] == name
         assert set(entry["env"]) == {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"}

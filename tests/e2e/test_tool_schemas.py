@@ -9,9 +9,10 @@ from mcp import Client
 from cadre_librarian.server import create_server as librarian
 from cadre_oracle.server import create_server as oracle
 from cadre_search.server import create_server as search
+from cadre_vision.server import create_server as vision
 
 pytestmark = pytest.mark.anyio
-BUDGETS = {"oracle": (oracle, 900), "librarian": (librarian, 900), "search": (search, 600)}
+BUDGETS = {"oracle": (oracle, 900), "librarian": (librarian, 900), "search": (search, 600), "vision": (vision, 600)}
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))

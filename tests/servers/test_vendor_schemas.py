@@ -55,6 +55,7 @@ from cadre_oracle import consult, review
 from cadre_oracle.answers import Review, oracle_validator
 from cadre_oracle.readonly import TOOLS as ORACLE_TOOLS
 from cadre_search.deep import TOOLS as SEARCH_TOOLS
+from cadre_vision import analyze as vision
 from tests.core.wire import fixture
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +68,7 @@ STRUCTURED: dict[str, tuple[dict[str, Any], Any]] = {
     "review": (review.REVIEW_SCHEMA, validator(Review)),
     "librarian_answer": (research.ANSWER_SCHEMA, validator(research.LibrarianAnswer)),
     "verdict": (judge.SCHEMA, judge._valid),
+    "visual_answer": (vision.VISUAL_SCHEMA, vision.visual_validator()),
 }
 TOOLSETS: dict[str, list[ToolDefinition]] = {
     "oracle": ORACLE_TOOLS,
@@ -79,6 +81,7 @@ KNOWN_SOURCES = {
         "servers/oracle/src/cadre_oracle/review.py",
         "servers/librarian/src/cadre_librarian/research.py",
         "app/src/cadre_app/evals/judge.py",
+        "servers/vision/src/cadre_vision/analyze.py",
     },
     "ToolDefinition(": {
         "servers/oracle/src/cadre_oracle/readonly.py",

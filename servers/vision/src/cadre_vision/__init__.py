@@ -1,0 +1,1 @@
+"""Cadre vision: screenshots, PDFs and diagrams answered by a multimodal model, as an MCP server."""
