@@ -153,7 +153,7 @@ def test_missing_file_and_wrong_extension(tmp_path):
         load_suite(write(tmp_path, "empty.toml", 'name = "x"\n'))
 
 
-@pytest.mark.parametrize(("role", "least"), [("oracle", 5), ("librarian", 5), ("search", 5)])
+@pytest.mark.parametrize(("role", "least"), [("oracle", 5), ("librarian", 5), ("search", 5), ("vision", 5)])
 def test_starter_suites_load_and_are_self_contained(role, least):
     suite = load_suite(builtin_suite(role))
     assert suite.role == role
@@ -166,6 +166,25 @@ def test_starter_suites_load_and_are_self_contained(role, least):
 # For every starter task: an answer in the style of a right one, and a plausible wrong one (the kind a weak model
 # gives: a real-sounding cause that is not the defect, or an outdated API). Checkers only, no model.
 ANSWERS = {
+    "vision": {
+        "svg-button-colour": (
+            "The Delete button is red (#d32f2f) and sits to the right of Cancel.",
+            "The Delete button is grey and sits to the left of Cancel.",
+        ),
+        "mermaid-cache-miss": (
+            "On a miss the request queries the database, then writes the result to the cache.",
+            "On a miss the cached body is returned straight away.",
+        ),
+        "dot-cycle": (
+            "billing -> ledger -> invoices -> billing is a cycle.",
+            "gateway depends on auth and billing; there is no cycle.",
+        ),
+        "svg-chart-tallest": ("March has the tallest bar (180 px).", "February has the tallest bar."),
+        "mermaid-sequence-token": (
+            "The AuthServer issues the access token to the App.",
+            "The User hands the token to itself after consent.",
+        ),
+    },
     "oracle": {
         "counter-race": (
             "record() reads, increments and writes self.hits without a lock, so two threads can read the same "

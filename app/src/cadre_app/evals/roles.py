@@ -45,6 +45,12 @@ def _review_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _visual_text(result: dict[str, Any]) -> str:
+    lines = [_answer(result)]
+    lines += [f"{o.get('what')} ({o.get('region_or_page')})" for o in result.get("observations") or []]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class RoleTarget:
     """A role's server (`module:create_server`), the tool its candidates answer through, and the answer text."""
@@ -69,8 +75,13 @@ class RoleTarget:
 
 # How a task becomes a tool's arguments and its result the answer text; other tools get a `question` and
 # answer with `answer`.
-ARGUMENTS = {"consult_oracle": _oracle_args, "review_change": _review_args, "search_codebase": _search_args}
-TEXT = {"review_change": _review_text}
+ARGUMENTS = {
+    "consult_oracle": _oracle_args,
+    "review_change": _review_args,
+    "search_codebase": _search_args,
+    "analyze_visual": _oracle_args,  # the task's files and its question
+}
+TEXT = {"review_change": _review_text, "analyze_visual": _visual_text}
 
 
 def targets() -> dict[str, RoleTarget]:
