@@ -100,3 +100,19 @@ def test_text_only_turns_are_unchanged_on_every_wire():
 def test_attachment_tokens_count_in_the_estimate_the_window_check_and_budget_use():
     plain = ModelRequest([Message.user("What is on screen?")])
     assert request().estimated_input_tokens() == plain.estimated_input_tokens() + 1600 + 3000
+
+
+async def test_openai_compatible_sends_chat_image_url_and_file_parts():
+    from cadre_core.models.openai_compatible import OpenAICompatibleModel
+
+    handler = RecordingHandler((200, fixture("chat_text")))
+    model = OpenAICompatibleModel(
+        "qwen3-vl", api_key="k", base_url="http://localhost:11434/v1", http_client=mock_http_client(handler)
+    )
+    await model.request(request())
+    [message] = [m for m in handler.bodies[0]["messages"] if m["role"] == "user"]
+    assert message["content"] == [
+        {"type": "text", "text": "What is on screen?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+        {"type": "file", "file": {"filename": "spec.pdf", "file_data": f"data:application/pdf;base64,{PDF_B64}"}},
+    ]

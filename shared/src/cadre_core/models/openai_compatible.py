@@ -23,6 +23,7 @@ from typing import Any
 from cadre_core import errors
 from cadre_core.models import endpoints
 from cadre_core.models.base import (
+    Attachment,
     FinishReason,
     Message,
     ModelRequest,
@@ -227,9 +228,20 @@ def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
                     for c in m.tool_calls
                 ]
             out.append(entry)
+        elif m.attachments:
+            out.append({"role": "user", "content": [{"type": "text", "text": m.text}, *map(_chat_part, m.attachments)]})
         else:
             out.append({"role": "user", "content": m.text})
     return out
+
+
+def _chat_part(a: Attachment) -> dict[str, Any]:
+    """Chat Completions content parts: `image_url` with a data URL, `file` with `file_data` for a PDF
+    (platform.openai.com/docs/api-reference/chat/create; Ollama and vLLM take the image form)."""
+    url = f"data:{a.media_type};base64,{a.base64}"
+    if a.is_image:
+        return {"type": "image_url", "image_url": {"url": url}}
+    return {"type": "file", "file": {"filename": a.name or "document.pdf", "file_data": url}}
 
 
 def tool_protocol(tools: list[ToolDefinition], *, allowed: bool) -> str:
