@@ -7,7 +7,7 @@ import sys
 import pytest
 from mcp import Client, StdioServerParameters
 
-SERVERS = ["cadre_oracle", "cadre_librarian", "cadre_search"]
+SERVERS = ["cadre_oracle", "cadre_librarian", "cadre_search", "cadre_vision"]
 pytestmark = pytest.mark.anyio
 
 
@@ -42,6 +42,7 @@ async def test_server_answers_over_stdio_with_a_real_client(module, tmp_path):
         "cadre_search": ["search_codebase", "find_symbol"],
         "cadre_oracle": ["consult_oracle", "oracle_result", "review_change", "second_opinions"],
         "cadre_librarian": ["research", "read_source", "find_examples"],
+        "cadre_vision": ["analyze_visual"],
     }[module]
     assert [t.name for t in tools.tools] == expected
 
@@ -88,8 +89,8 @@ def test_bad_root_is_refused_with_the_fix(tmp_path):
 
 def test_servers_import_no_provider_sdk_at_start():
     code = (
-        "import sys, cadre_oracle.server, cadre_librarian.server, cadre_search.server\n"
-        "for name in ('cadre_oracle', 'cadre_librarian', 'cadre_search'):\n"
+        "import sys, cadre_oracle.server, cadre_librarian.server, cadre_search.server, cadre_vision.server\n"
+        "for name in ('cadre_oracle', 'cadre_librarian', 'cadre_search', 'cadre_vision'):\n"
         "    sys.modules[name + '.server'].create_server()\n"
         "heavy = ('anthropic', 'openai', 'google.genai', 'genai_prices', 'pydantic_settings')\n"
         "print([m for m in heavy if m in sys.modules])\n"

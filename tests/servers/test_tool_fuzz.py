@@ -25,6 +25,7 @@ from cadre_librarian.server import create_server as librarian_server
 from cadre_librarian.sources import NetworkError
 from cadre_oracle.server import create_server as oracle_server
 from cadre_search.server import create_server as search_server
+from cadre_vision.server import create_server as vision_server
 from tests.core.conftest import make_config
 from tests.servers.conftest import make_repo
 from tests.servers.librarian_env import make_env
@@ -204,6 +205,13 @@ def search(tmp_path: Path):
     return plain_models(server, make_config(search=MODELS), tmp_path / "search")
 
 
+def vision(tmp_path: Path):
+    root = make_repo(tmp_path / "vision-ws")
+    (root / "shot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(8) + b"IHDR" + bytes([0, 0, 0, 2] * 2))
+    server = vision_server(root=root)
+    return plain_models(server, make_config(vision=MODELS), tmp_path / "vision")
+
+
 @contextmanager
 def connected(server) -> Iterator[tuple[Any, Client]]:
     """An in-memory client kept open across examples, driven from synchronous hypothesis code."""
@@ -216,7 +224,7 @@ def connected(server) -> Iterator[tuple[Any, Client]]:
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # a failing megabyte argument's repr
-@pytest.mark.parametrize("build", [oracle, librarian, search], ids=["oracle", "librarian", "search"])
+@pytest.mark.parametrize("build", [oracle, librarian, search, vision], ids=["oracle", "librarian", "search", "vision"])
 def test_every_tool_survives_hostile_arguments(build, tmp_path, keys):
     with connected(build(tmp_path)) as (portal, client):
         tools = portal.call(client.list_tools).tools
