@@ -109,6 +109,9 @@ def test_a_truncated_header_and_an_unknown_binary_are_refused(tmp_path):
     (tmp_path / "prog.png").write_bytes(b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64)
     with pytest.raises(Exception, match=r"'prog.png' is not a PNG, JPEG, WebP, GIF, PDF, SVG or diagram source"):
         visuals.load(Workspace([tmp_path]), "prog.png")
+    (tmp_path / "big.svg").write_text("<svg>" + " " * visuals.MAX_TEXT_BYTES + "</svg>")
+    with pytest.raises(Exception, match=r"'big.svg' is text over 1 MB; pass a smaller SVG or source"):
+        visuals.load(Workspace([tmp_path]), "big.svg")
 
 
 def test_secret_files_outside_paths_and_fifos_are_never_read(tmp_path):
@@ -126,6 +129,7 @@ def test_secret_files_outside_paths_and_fifos_are_never_read(tmp_path):
         ("key.png", "looks like a secret file"),  # by content, whatever the name
         ("../outside.png", "outside the workspace roots"),
         ("pipe.png", "missing or not a regular file"),
+        ("gone.png", "'gone.png' does not exist; pass the path of a file in the workspace"),
     ]:
         with pytest.raises(Exception, match=message):
             visuals.load(workspace, path)

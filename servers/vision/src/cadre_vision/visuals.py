@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadre_core.errors import CadreError
+from cadre_core.errors import CadreError, clip
 from cadre_core.files import is_secret_path, read_bytes, read_redacted
 from cadre_core.models.base import Attachment
 from cadre_core.workspace import Workspace
@@ -162,8 +162,11 @@ def load(ws: Workspace, path_text: str) -> Visual:
     path = ws.resolve(path_text)
     rel = ws.relative(path)
     if is_secret_path(rel):
-        raise CadreError(f"'{rel}' looks like a secret file; it is never sent")
-    data = read_bytes(path, max_bytes=MAX_BYTES)
+        raise CadreError(f"'{clip(rel)}' looks like a secret file; it is never sent")
+    try:
+        data = read_bytes(path, max_bytes=MAX_BYTES)
+    except FileNotFoundError:
+        raise CadreError(f"'{clip(rel)}' does not exist; pass the path of a file in the workspace") from None
     media_type = sniff(data[:16])
     if media_type is None:
         return _text_visual(path, rel, data)
@@ -175,7 +178,7 @@ def load(ws: Workspace, path_text: str) -> Visual:
     width, height = dimensions(data, media_type)
     too_big = _image_problem(len(data), width, height)
     if too_big:
-        raise CadreError(f"'{rel}' is {too_big}; downscale it and pass the smaller copy")
+        raise CadreError(f"'{clip(rel)}' is {too_big}; downscale it and pass the smaller copy")
     attachment = Attachment(data, media_type, Path(rel).name, image_tokens(width, height))
     return Visual(rel, "image", attachment, size=(width, height))
 
@@ -192,9 +195,12 @@ def _image_problem(size: int, width: int, height: int) -> str | None:
 
 def _text_visual(path: Path, rel: str, data: bytes) -> Visual:
     """SVG or a diagram source (Mermaid, DOT, PlantUML...), read as redacted text; any other binary is refused."""
-    if b"\x00" in data[:8192] or len(data) > MAX_TEXT_BYTES:
+    if len(data) > MAX_TEXT_BYTES and b"\x00" not in data[:8192]:
+        raise CadreError(f"'{clip(rel)}' is text over {MAX_TEXT_BYTES // 1_000_000} MB; pass a smaller SVG or source")
+    if b"\x00" in data[:8192]:
         raise CadreError(
-            f"'{rel}' is not a PNG, JPEG, WebP, GIF, PDF, SVG or diagram source (checked by its bytes, not its name)"
+            f"'{clip(rel)}' is not a PNG, JPEG, WebP, GIF, PDF, SVG or diagram source "
+            "(checked by its bytes, not its name)"
         )
     text = read_redacted(path, max_bytes=MAX_TEXT_BYTES)
     kind = "svg" if "<svg" in text[:4096] else "text"
