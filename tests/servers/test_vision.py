@@ -169,6 +169,9 @@ def test_pdf_pages_are_counted_checked_and_named_in_the_prompt(tmp_path):
     assert "- spec.pdf (PDF, 3 pages)\n- a.png (2x2 px)" in message.text
     with pytest.raises(Exception, match=r"page 4 asked for, but the PDFs have at most 3"):
         visual_request(ws, ["spec.pdf"], "q", "1,4")
+    (tmp_path / "packed.pdf").write_bytes(b"%PDF-1.7\n" + b"x" * 120_000)  # pages inside compressed streams
+    packed = visuals.load(ws, "packed.pdf")
+    assert packed.pages is None and packed.attachment.tokens == 3 * visuals.PDF_PAGE_TOKENS  # one per 50 kB
     with pytest.raises(Exception, match=r"pages applies to PDFs; none of the files is a PDF"):
         visual_request(ws, ["a.png"], "q", "1")
 

@@ -157,6 +157,12 @@ def pdf_page_count(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
+def _pages_by_size(size: int) -> int:
+    """A conservative page count for a PDF whose pages sit in compressed object streams: one a 50 kB,
+    at most the 100 pages Anthropic takes in one request (pdf-support page)."""
+    return min(100, 1 + size // 50_000)
+
+
 def load(ws: Workspace, path_text: str) -> Visual:
     """One file through the workspace and the core gate, typed by magic bytes and checked against the caps."""
     path = ws.resolve(path_text)
@@ -172,7 +178,7 @@ def load(ws: Workspace, path_text: str) -> Visual:
         return _text_visual(path, rel, data)
     if media_type == "application/pdf":
         count = pdf_page_count(data)
-        tokens = PDF_PAGE_TOKENS * max(count, 1)
+        tokens = PDF_PAGE_TOKENS * (count or _pages_by_size(len(data)))
         attachment = Attachment(data, media_type, Path(rel).name, tokens)
         return Visual(rel, "pdf", attachment, pages=count or None)
     width, height = dimensions(data, media_type)
