@@ -12,7 +12,7 @@ from pydantic import Field
 from cadre_core.accounting import tool_errors
 from cadre_core.arguments import Name, Paths, Question
 from cadre_core.host_sampling import host_sample_request
-from cadre_core.mcp_server import CadreServer, HostRoots, build_server
+from cadre_core.mcp_server import ALWAYS_LOAD, CadreServer, HostRoots, build_server
 from cadre_vision.about import SERVER
 
 ROLE = SERVER["role"]
@@ -36,7 +36,7 @@ def create_server(root: Path | None = None) -> CadreServer:
 
         return host_sample_request(ctx, kit, lambda: visual_request(kit.workspace(roots), files, question, pages))
 
-    @server.tool()
+    @server.tool(meta=ALWAYS_LOAD)
     @tool_errors
     async def analyze_visual(
         files: Annotated[Paths, Field(description="PNG/JPEG/WebP/GIF, PDF, SVG or diagram source paths")],
