@@ -127,7 +127,7 @@ def test_codex_toml_is_edited_in_place_keeping_comments_and_foreign_keys(tmp_pat
     assert text.startswith(CODEX_CONFIG.split("[mcp_servers.cadre-search]")[0])  # untouched up to our table
     assert "startup_timeout_sec = 30  # mine: slow disk" in text and 'command = "other-server"  # not Cadre\'s' in text
     servers = tomllib.loads(text)["mcp_servers"]
-    assert set(servers) == {"other", "cadre-search", "cadre-oracle", "cadre-librarian"}
+    assert set(servers) == {"other", "cadre-search", "cadre-oracle", "cadre-librarian", "cadre-vision"}
     assert servers["cadre-search"]["command"].endswith("cadre-search")
     assert servers["cadre-search"]["args"] == ["--root", str(tmp_path)]
     assert servers["cadre-oracle"]["env_vars"] == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"]
