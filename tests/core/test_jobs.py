@@ -412,3 +412,22 @@ async def test_polling_works_across_a_killed_server(tmp_path):
     assert view["result"] == {"answer": "RESTART"}
     assert rec.calls == [{"q": "restart"}]
     assert json.loads(row(path, job_id)["args"]) == {"q": "restart"}
+
+
+async def test_a_job_acts_for_the_user_who_started_it(store):
+    from cadre_core.identity import acting_as, current_user
+
+    seen: list[str | None] = []
+
+    async def whoami(args: dict) -> dict:
+        seen.append(current_user())
+        return {"answer": "ok"}
+
+    async with Jobs(store, {"whoami": whoami}) as jobs:
+        with acting_as("alice"):
+            alice = await jobs.start("whoami", {})
+        with acting_as("bob"):
+            bob = await jobs.start("whoami", {})
+        await until(jobs, alice)
+        await until(jobs, bob)
+    assert sorted(seen, key=str) == ["alice", "bob"]

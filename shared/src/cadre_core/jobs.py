@@ -44,6 +44,7 @@ import structlog
 
 from cadre_core import db
 from cadre_core.errors import CadreError, clip, input_failure, single_failure
+from cadre_core.identity import acting_as, current_user
 from cadre_core.logs import ensure_logging
 from cadre_core.owner import owner_alive, process_owner
 
@@ -365,9 +366,16 @@ class Jobs:
         with _live_lock:
             _live.add(job_id)
         try:
-            # the owner's context, not the request's: nothing request-scoped leaks into the job
+            # the owner's context, not the request's: nothing request-scoped leaks into the job but the user
+            # it acts for (the task copies the context when it is started, inside `acting_as`)
             spawn = functools.partial(owner.tg.start_soon, self._run, job_id, tool, args, name=f"cadre job {job_id}")
-            self._in_owner(owner, lambda: owner.context.copy().run(spawn))
+            user = current_user()
+
+            def start() -> None:
+                with acting_as(user):
+                    spawn()
+
+            self._in_owner(owner, lambda: owner.context.copy().run(start))
         except BaseException:
             with _live_lock:
                 _live.discard(job_id)
