@@ -135,6 +135,12 @@ def test_missing_cadre_config_path_says_how_to_fix(tmp_path, monkeypatch):
         ("[server]\nheartbeat_s = 60\n", "less than or equal to 10"),
         ('[roles.oracle]\ncandidates = [{ model = "openai:x", max_output_tokens = 0 }]\n', "Use a positive number"),
         ('[router]\ncooldown_s = "soon"\n', "Write a float value here"),
+        (
+            '[up.auth]\nissuer = "https://idp.example.com"\n',
+            "needs issuer, audience and jwks_url together; set audience",
+        ),
+        ('[up.auth]\nalgorithms = ["RS256", "HS256"]\n', "HS256 not accepted; use some of RS256"),
+        ('[up.auth]\njwks_url = "http://idp.example.com/keys"\n', "must be an https:// URL"),
     ],
 )
 def test_limits_and_types_say_what_to_write(tmp_path, text, fragment):
@@ -163,6 +169,11 @@ def test_unexpanded_host_placeholders_are_not_keys(monkeypatch, tmp_path, placeh
         ('[providers.anthropic]\napi_key_env = ["GITHUB_TOKEN"]\n', "providers.anthropic.api_key_env"),
         ('[providers.openai_compatible]\nbase_url_env = "HOME"\n', "providers.openai_compatible.base_url_env"),
         ("[librarian]\nallow_private_urls = true\n", "librarian.allow_private_urls"),
+        # who may sign in to `cadre up`: an identity provider the repository's author runs would let them in
+        (
+            '[up.auth]\nissuer = "https://idp.evil.example"\naudience = "x"\njwks_url = "https://idp.evil.example/k"\n',
+            "up.auth",
+        ),
     ],
 )
 def test_a_cloned_repositorys_config_cannot_choose_where_keys_go(tmp_path, text, key):

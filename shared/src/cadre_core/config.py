@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeGuard, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cadre_core.envfile import is_real_value, user_config_dir
@@ -147,9 +147,70 @@ class LibrarianConfig(_Strict):
     """Let fetch_page read loopback, private and link-local addresses (an intranet docs site)."""
 
 
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+"""Signature algorithms a Bearer JWT may use: public-key ones only, never `none` or an HMAC (`HS256`)."""
+
+
+class UpAuthConfig(_Strict):
+    """OAuth 2.1 resource-server mode of `cadre up`: Bearer JWTs from the team's identity provider."""
+
+    issuer: str | None = None
+    """The identity provider's issuer URL; a token's `iss` must equal it."""
+    audience: list[str] = Field(default_factory=list)
+    """What a token's `aud` must contain (one of them): the API identifier the provider puts there."""
+    jwks_url: str | None = None
+    """Where the provider publishes its signing keys (JWKS)."""
+    user_claim: str = "sub"
+    """The claim that names the user in ledger rows and ownership, e.g. `email` or `preferred_username`."""
+    algorithms: list[str] = Field(default_factory=lambda: list(JWT_ALGORITHMS))
+    resource: str | None = None
+    """The public URL clients reach `cadre up` at (https://cadre.example.com), for the RFC 9728 metadata;
+    default: taken from each request's scheme and Host."""
+    jwks_refresh_s: NonNegative = 30.0
+    """A token signed by an unknown key refetches the JWKS at most once per this many seconds."""
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _public_key_only(cls, value: list[str]) -> list[str]:
+        if bad := [a for a in value if a not in JWT_ALGORITHMS]:
+            raise ValueError(f"algorithm(s) {', '.join(bad)} not accepted; use some of {', '.join(JWT_ALGORITHMS)}")
+        return value
+
+    @field_validator("issuer", "jwks_url", "resource")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parts.hostname or (parts.scheme != "https" and not (parts.scheme == "http" and local)):
+            raise ValueError(f"{value!r} must be an https:// URL (http:// only for localhost)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> UpAuthConfig:
+        given = {"issuer": self.issuer, "audience": self.audience, "jwks_url": self.jwks_url}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(k for k, v in given.items() if not v)
+            raise ValueError(f"[up.auth] needs issuer, audience and jwks_url together; set {missing}")
+        return self
+
+
 class UpConfig(_Strict):
     roots: list[Path] = Field(default_factory=list)
     """The workspaces `cadre up` serves (a relative path is taken from the file that sets it); default: the cwd."""
+    auth: UpAuthConfig = Field(default_factory=UpAuthConfig)
 
 
 class CadreConfig(BaseSettings):
@@ -276,6 +337,9 @@ def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
     librarian = data.get("librarian")
     if isinstance(librarian, dict) and "allow_private_urls" in librarian:
         found.append("librarian.allow_private_urls")
+    up = data.get("up")
+    if isinstance(up, dict) and "auth" in up:
+        found.append("up.auth")
     paths = data.get("paths")
     paths = paths if isinstance(paths, dict) else {}
     for key, value in paths.items():
@@ -289,7 +353,7 @@ def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"{', '.join(found)} may be set only in your user config ({user_config_path()}) or CADRE_CONFIG, "
             "not in a project's .cadre.toml, which comes with any repository you open and could send your keys "
-            "to its own server. Move the setting there.",
+            "to its own server (or, for up.auth, let its own identity provider sign in). Move the setting there.",
             source=source,
         )
 
