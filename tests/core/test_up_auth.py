@@ -2,6 +2,7 @@
 
 import pytest
 
+from cadre_app.tokens import StaticTokens, parse_entry
 from cadre_app.up import BearerAuth
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +23,7 @@ async def call(scope: dict) -> tuple[list[dict], list[dict]]:
     async def send(message):
         sent.append(message)
 
-    await BearerAuth(app, [TOKEN])(scope, receive, send)
+    await BearerAuth(app, StaticTokens((parse_entry(TOKEN, "test"),)))(scope, receive, send)
     return reached, sent
 
 

@@ -33,7 +33,7 @@ def up(tmp_path):
     procs = []
 
     def start(host: str, tokens: str | None = None, servers: str = "search", extra_env: dict | None = None,
-              roots: list | None = None, cwd=None, port: int | None = None):  # fmt: skip
+              roots: list | None = None, cwd=None, port: int | None = None, args: tuple = ()):  # fmt: skip
         local = "127.0.0.1" if host == "0.0.0.0" else host  # noqa: S104 - where a wildcard bind is reached
         port = port or free_port(local)
         (tmp_path / "ws").mkdir(exist_ok=True)
@@ -45,7 +45,7 @@ def up(tmp_path):
         env.update(extra_env or {})
         roots = [tmp_path / "ws"] if roots is None else roots
         cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--host", host, "--port", str(port), "--servers", servers,
-               "--grace", "2", *(a for r in roots for a in ("--root", str(r)))]  # fmt: skip
+               "--grace", "2", *(a for r in roots for a in ("--root", str(r))), *args]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
         deadline = time.monotonic() + 30
@@ -90,6 +90,54 @@ async def test_a_public_bind_requires_a_bearer_token(up):
     ok = httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200
     assert httpx2.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}  # no server list
+
+
+async def test_a_hashed_tokens_file_lets_its_users_in(up, tmp_path):
+    from cadre_app.tokens import hash_token
+
+    bob = "bob-token-" + "b" * 22
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# no plain token on disk for alice\nalice:{hash_token(TOKEN)}\nbob:{bob}\n")
+    _, port = up("0.0.0.0", args=("--tokens-file", str(tokens)))  # noqa: S104
+    url = f"http://127.0.0.1:{port}/search/mcp"
+
+    def init(token: str) -> int:
+        return httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {token}"}).status_code
+
+    assert (init(TOKEN), init(bob)) == (200, 200)
+    assert (init(hash_token(TOKEN)), init(hash_token(TOKEN).removeprefix("sha256:"))) == (401, 401)
+
+
+async def test_a_jwt_from_the_configured_identity_provider_signs_in(up, tmp_path):
+    import time
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.jwks import AUDIENCE, ISSUER, JWKSServer, claims, rsa_key, sign
+
+    key = rsa_key("k1")
+    idp = JWKSServer([key]).start()
+    config = tmp_path / "team.toml"
+    config.write_text(f'[up.auth]\nissuer = "{ISSUER}"\naudience = "{AUDIENCE}"\njwks_url = "{idp.url}"\n')
+    try:
+        _, port = up("0.0.0.0", extra_env={"CADRE_CONFIG": str(config)})  # noqa: S104 - JWTs only, no tokens
+        url = f"http://127.0.0.1:{port}/search/mcp"
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {sign(key, claims('alice'))}"})
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+            result = await client.call_tool("search_codebase", {"query": "alpha function"})
+        assert result.structured_content["hits"][0]["path"] == "alpha.py"
+        expired = sign(key, claims("alice", exp=int(time.time()) - 600))
+        refused = httpx2.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {expired}"})
+        metadata_url = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/search/mcp"
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == (
+            f'Bearer realm="cadre", resource_metadata="{metadata_url}", error="invalid_token", '
+            'error_description="the token has expired"'
+        )
+        metadata = httpx2.get(metadata_url).json()
+        assert (metadata["resource"], metadata["authorization_servers"]) == (url, [ISSUER])
+    finally:
+        idp.stop()
 
 
 def test_a_public_bind_without_tokens_does_not_start(up):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import importlib
 import ipaddress
-import os
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cadre_app.oauth import WELL_KNOWN, JWTVerifier, Refused, metadata_routes, metadata_url
+from cadre_app.tokens import TOKENS_ENV, StaticTokens
 from cadre_core import telemetry
 from cadre_core.errors import CadreError
+from cadre_core.identity import acting_as
 from cadre_core.servers import installed
 
-TOKENS_ENV = "CADRE_TOKENS"
+if TYPE_CHECKING:
+    from cadre_core.config import UpAuthConfig
 
 
 def is_loopback(host: str) -> bool:
@@ -27,52 +30,73 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_tokens(tokens_file: Path | None) -> list[str]:
-    """Bearer tokens from a file (one per line, # comments) and the CADRE_TOKENS env var (comma-separated)."""
-    tokens = [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
-    if tokens_file is not None:
-        try:
-            lines = tokens_file.read_text("utf-8").splitlines()
-        except OSError as exc:
-            raise CadreError(f"cannot read the tokens file {tokens_file}: {exc.strerror}") from exc
-        tokens += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    short = [t for t in tokens if len(t) < 16]
-    if short:
-        raise CadreError("every bearer token must be at least 16 characters; generate one with `openssl rand -hex 32`")
-    return tokens
-
-
 class BearerAuth:
-    """ASGI middleware: every request but /healthz (websockets included) needs `Authorization: Bearer <token>`."""
+    """ASGI middleware: every request but /healthz and the sign-in metadata (websockets included) needs
+    `Authorization: Bearer <token>`, a static token or (with `[up.auth]`) a JWT, and then runs as the token's
+    user (`acting_as`), so every tool handler and store downstream sees `current_user()`; the SDK hands the
+    request's contextvars to the handler task it spawns (`JSONRPCDispatcher._spawn`).
 
-    def __init__(self, app: Any, tokens: list[str]):
+    Not the SDK's `RequireAuthMiddleware`: that one sends the same description for every refusal, an error
+    code even when no token came, and knows no user to act as."""
+
+    def __init__(
+        self, app: Any, tokens: StaticTokens, jwt: JWTVerifier | None = None, resources: frozenset[str] = frozenset()
+    ):
         self.app = app
-        self.tokens = [t.encode() for t in tokens]
+        self.tokens = tokens
+        self.jwt = jwt
+        self.resources = resources
 
-    def allowed(self, header: bytes) -> bool:
+    async def user_of(self, header: bytes) -> str | None:
+        """The user the Authorization header's token names (None: a static token without one); raises `Refused`."""
         scheme, _, value = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not value:
-            return False
-        ok = False
-        for token in self.tokens:  # compare with every token, in constant time
-            ok |= hmac.compare_digest(value.strip(), token)
-        return ok
+        token = value.strip().decode("latin-1")
+        if scheme.lower() != b"bearer" or not token:
+            raise Refused(None)
+        if (entry := self.tokens.match(token)) is not None:
+            return entry.user
+        if self.jwt is None:
+            raise Refused("unknown token")
+        return await self.jwt.user_of(token)
+
+    def public(self, scope: dict[str, Any]) -> bool:
+        path = scope.get("path", "")
+        return scope["type"] == "http" and (
+            path == "/healthz" or (self.jwt is not None and (path + "/").startswith(WELL_KNOWN + "/"))
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] == "/healthz"):
+        if scope["type"] == "lifespan" or self.public(scope):
             await self.app(scope, receive, send)
             return
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        if self.allowed(header):
-            await self.app(scope, receive, send)
+        try:
+            user = await self.user_of(dict(scope.get("headers") or []).get(b"authorization", b""))
+        except Refused as refused:
+            await self.refuse(scope, send, refused)
             return
+        with acting_as(user):
+            await self.app(scope, receive, send)
+
+    async def refuse(self, scope: dict[str, Any], send: Any, refused: Refused) -> None:
+        """401 with an RFC 6750 §3 challenge (plus RFC 9728 §5.1 `resource_metadata` in JWT mode), or 503."""
         if scope["type"] != "http":  # a websocket (or any other scope): closed before accept, which is a 403
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = b'{"error": "unauthorized", "detail": "send Authorization: Bearer <token>"}'
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="cadre", error="invalid_token"')]})  # fmt: skip
+        challenge = ['realm="cadre"']
+        if self.jwt is not None:
+            challenge.append(f'resource_metadata="{metadata_url(scope, self.jwt.config, self.resources)}"')
+        description = (refused.description or "").replace('"', "'").replace("\\", "/")
+        if refused.description is not None:
+            challenge += ['error="invalid_token"', f'error_description="{description}"']
+        error = {401: "invalid_token" if refused.description else "unauthorized", 503: "temporarily_unavailable"}
+        detail = description or "send Authorization: Bearer <token>"
+        body = json.dumps({"error": error[refused.status], "error_description": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if refused.status == 401:
+            headers.append((b"www-authenticate", ("Bearer " + ", ".join(challenge)).encode()))
+        else:
+            headers.append((b"retry-after", b"30"))
+        await send({"type": "http.response.start", "status": refused.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -96,9 +120,12 @@ def host_checking(host: str) -> Any:
     )
 
 
-def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[str]) -> Any:
+def build_app(
+    names: list[str], *, host: str, roots: list[Path], tokens: StaticTokens, auth: UpAuthConfig | None = None
+) -> Any:
     """A Starlette app with /<server>/mcp for each server and /healthz, serving the workspaces `roots`
-    (the first is the default). A bind without tokens must have Host/Origin checking on."""
+    (the first is the default), signing in with `tokens` and, when `auth` is enabled, Bearer JWTs (plus the
+    RFC 9728 metadata routes). A bind with neither must have Host/Origin checking on."""
     from mcp.server.transport_security import TransportSecuritySettings
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -111,10 +138,11 @@ def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[st
     if unknown:
         raise CadreError(f"unknown server(s) {', '.join(unknown)}; use {', '.join(known)}")
     security = host_checking(host)
-    if security is None and not tokens:
+    jwt = JWTVerifier(auth) if auth is not None and auth.enabled else None
+    if security is None and not tokens and jwt is None:
         raise CadreError(
             f"binding {host} exposes the servers beyond this machine, so bearer tokens are required: "
-            f"set {TOKENS_ENV}=<token> or pass --tokens-file FILE"
+            f"set {TOKENS_ENV}=<token>, pass --tokens-file FILE or set [up.auth] in cadre.toml"
         )
     served = ServedWorkspaces(roots, hint="pass `cadre up --root DIR` (repeatable) or set `[up] roots` in cadre.toml")
     security = security or TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -142,5 +170,7 @@ def build_app(names: list[str], *, host: str, roots: list[Path], tokens: list[st
                 await stack.enter_async_context(server.session_manager.run())
             yield
 
-    app = Starlette(routes=[Route("/healthz", healthz), *mounts], lifespan=lifespan)
-    return BearerAuth(app, tokens) if tokens else app
+    resources = frozenset(f"/{name}/mcp" for name in servers)
+    metadata = metadata_routes(jwt.config, resources) if jwt is not None else []
+    app = Starlette(routes=[Route("/healthz", healthz), *metadata, *mounts], lifespan=lifespan)
+    return BearerAuth(app, tokens, jwt, resources) if tokens or jwt is not None else app

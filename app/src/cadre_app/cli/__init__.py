@@ -113,7 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a workspace to serve (repeatable; default: [up] roots in cadre.toml, else cwd); "
                     "clients' roots only select among these")  # fmt: skip
     up.add_argument("--servers", default=every, help="comma-separated (default: all)")
-    up.add_argument("--tokens-file", type=Path, default=None, help="bearer tokens, one per line (or CADRE_TOKENS)")
+    up.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=None,
+        help="bearer tokens, one a line: TOKEN, USER:TOKEN or USER:sha256:HEX (or CADRE_TOKENS)",
+    )
+    up.add_argument(
+        "--hash-token",
+        action="store_true",
+        help="read a token from stdin, print its sha256:HEX line for a tokens file, exit",
+    )
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)
     from cadre_app.cli.eval import add_parser as add_eval

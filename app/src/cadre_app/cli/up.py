@@ -6,21 +6,26 @@ import errno
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cadre_app.up import build_app, is_loopback, load_tokens
+from cadre_app.tokens import MIN_TOKEN_CHARS, hash_token, load_tokens
+from cadre_app.up import build_app, is_loopback
 from cadre_core.errors import CadreError
 
+if TYPE_CHECKING:
+    from cadre_core.config import LoadedConfig
 
-def served_roots(args: Any) -> list[Path]:
+
+def served_roots(args: Any, loaded: LoadedConfig | None = None) -> list[Path]:
     """The workspaces to serve: every `--root`, else `[up] roots` from cadre.toml (relative to the file that
     sets them), else the current directory."""
     given = [*([args.root] if args.root else []), *(args.up_roots or [])]
     if given:
         return [Path(p).expanduser() for p in given]
-    from cadre_core.config import load_config
+    if loaded is None:
+        from cadre_core.config import load_config
 
-    loaded = load_config()
+        loaded = load_config()
     source = Path(loaded.source_of(("up", "roots")))
     base = source.parent if source.is_file() else Path.cwd()
     return [base / Path(p).expanduser() for p in loaded.config.up.roots] or [Path.cwd()]
@@ -44,17 +49,45 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def print_token_hash() -> int:
+    """`--hash-token`: the sha256:HEX line for a token read from stdin (a prompt on a terminal; never argv,
+    which other users can see in `ps`)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        token = getpass.getpass("token: ")
+    else:
+        token = sys.stdin.readline()
+    token = token.strip()
+    if len(token) < MIN_TOKEN_CHARS:
+        raise CadreError(f"a bearer token must be at least {MIN_TOKEN_CHARS} characters; "
+                         "generate one with `openssl rand -hex 32`")  # fmt: skip
+    print(hash_token(token))
+    return 0
+
+
+def sign_in(tokens: bool, jwt: bool) -> str:
+    """What the banner says about sign-in."""
+    ways = [*(["bearer tokens"] if tokens else []), *(["JWTs from [up.auth] issuer"] if jwt else [])]
+    return " or ".join(ways) + " required" if ways else "no auth (loopback only)"
+
+
 def run(args: Any) -> int:
+    if args.hash_token:
+        return print_token_hash()
     import uvicorn
 
+    from cadre_core.config import load_config
     from cadre_core.logs import configure_logging
 
     configure_logging(args.log_level)
     names = [s.strip().removeprefix("cadre-") for s in args.servers.split(",") if s.strip()]
     tokens = load_tokens(args.tokens_file)
-    app = build_app(names, host=args.host, roots=served_roots(args), tokens=tokens)
+    loaded = load_config()
+    auth_config = loaded.config.up.auth
+    app = build_app(names, host=args.host, roots=served_roots(args, loaded), tokens=tokens, auth=auth_config)
     sock = bind(args.host, args.port)
-    auth = "bearer tokens required" if tokens else "no auth (loopback only)"
+    auth = sign_in(bool(tokens), auth_config.enabled)
     bare = args.host.strip("[]")
     base = f"http://{f'[{bare}]' if ':' in bare else bare}:{sock.getsockname()[1]}"
     print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}", file=sys.stderr)
