@@ -247,3 +247,18 @@ async def test_a_tool_call_runs_as_the_user_the_token_names(probe_url, mode):
     assert await whoami(sign(RSA, claims("alice"))) == "alice"
     assert await whoami(sign(EC, claims("bob"))) == "bob"
     assert await whoami(TOKEN) == "carol"
+
+
+def test_the_readme_sign_in_example_is_a_valid_config(tmp_path):
+    import tomllib
+    from pathlib import Path
+
+    from cadre_core.config import load_config
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(\[up\.auth\].*?)```", readme, re.S)
+    assert block is not None
+    tomllib.loads(block.group(1))
+    (tmp_path / "c.toml").write_text(block.group(1))
+    auth = load_config(tmp_path, user_file=tmp_path / "c.toml").config.up.auth
+    assert auth.enabled and auth.audience == ["api://cadre"] and auth.user_claim == "email"
