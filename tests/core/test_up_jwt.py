@@ -164,6 +164,8 @@ async def test_the_user_claim_is_configurable(app):
     served = app(user_claim="email")
     refused = await post(served, sign(RSA))
     assert "no email claim naming the user" in challenge(refused)["error_description"]
+    odd = await post(served, sign(RSA, claims(email="alice\nINFO forged log line")))
+    assert "email claim is not a usable user name" in challenge(odd)["error_description"]
     assert await accepted(served, sign(RSA, claims(email="alice@example.com")))
 
 

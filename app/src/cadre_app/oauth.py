@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 LEEWAY_S = 30
 JWKS_CACHE_S = 300
 JWKS_TIMEOUT_S = 5
+MAX_USER_CHARS = 256
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
@@ -101,6 +102,8 @@ class JWTVerifier:
         user = claims.get(self.config.user_claim)
         if not isinstance(user, str) or not user.strip():
             raise Refused(f"the token has no {self.config.user_claim} claim naming the user")
+        if len(user) > MAX_USER_CHARS or not user.isprintable():  # it goes into ledger rows and logs as is
+            raise Refused(f"the token's {self.config.user_claim} claim is not a usable user name")
         return user.strip()
 
 

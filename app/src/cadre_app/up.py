@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from cadre_app.oauth import WELL_KNOWN, JWTVerifier, Refused, metadata_routes, metadata_url
 from cadre_app.tokens import TOKENS_ENV, StaticTokens
 from cadre_core import telemetry
@@ -19,6 +21,8 @@ from cadre_core.servers import installed
 
 if TYPE_CHECKING:
     from cadre_core.config import UpAuthConfig
+
+log = structlog.get_logger("cadre.up")
 
 
 def is_loopback(host: str) -> bool:
@@ -74,11 +78,15 @@ class BearerAuth:
         except Refused as refused:
             await self.refuse(scope, send, refused)
             return
-        with acting_as(user):
+        named = {"user": user} if user else {}
+        with acting_as(user), structlog.contextvars.bound_contextvars(**named):  # log lines name the user too
             await self.app(scope, receive, send)
 
     async def refuse(self, scope: dict[str, Any], send: Any, refused: Refused) -> None:
         """401 with an RFC 6750 §3 challenge (plus RFC 9728 §5.1 `resource_metadata` in JWT mode), or 503."""
+        (log.warning if refused.status == 503 else log.info)(
+            "sign-in refused", reason=str(refused), path=scope.get("path")
+        )
         if scope["type"] != "http":  # a websocket (or any other scope): closed before accept, which is a 403
             await send({"type": "websocket.close", "code": 1008})
             return

@@ -156,7 +156,7 @@ class UpAuthConfig(_Strict):
 
     issuer: str | None = None
     """The identity provider's issuer URL; a token's `iss` must equal it."""
-    audience: list[str] = Field(default_factory=list)
+    audience: str | list[str] = Field(default_factory=list)
     """What a token's `aud` must contain (one of them): the API identifier the provider puts there."""
     jwks_url: str | None = None
     """Where the provider publishes its signing keys (JWKS)."""

@@ -66,9 +66,9 @@ def print_token_hash() -> int:
     return 0
 
 
-def sign_in(tokens: bool, jwt: bool) -> str:
+def sign_in(tokens: bool, issuer: str | None) -> str:
     """What the banner says about sign-in."""
-    ways = [*(["bearer tokens"] if tokens else []), *(["JWTs from [up.auth] issuer"] if jwt else [])]
+    ways = [*(["bearer tokens"] if tokens else []), *([f"JWTs from {issuer}"] if issuer else [])]
     return " or ".join(ways) + " required" if ways else "no auth (loopback only)"
 
 
@@ -87,7 +87,7 @@ def run(args: Any) -> int:
     auth_config = loaded.config.up.auth
     app = build_app(names, host=args.host, roots=served_roots(args, loaded), tokens=tokens, auth=auth_config)
     sock = bind(args.host, args.port)
-    auth = sign_in(bool(tokens), auth_config.enabled)
+    auth = sign_in(bool(tokens), auth_config.issuer)
     bare = args.host.strip("[]")
     base = f"http://{f'[{bare}]' if ':' in bare else bare}:{sock.getsockname()[1]}"
     print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}", file=sys.stderr)
