@@ -86,8 +86,8 @@ class JWTVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Refused("the token names no signing key (kid)")
-        try:  # PyJWKClient fetches with urllib: off the event loop
-            key = await anyio.to_thread.run_sync(self.keys.get_signing_key, kid)
+        try:  # PyJWKClient fetches with urllib: off the event loop, unless the cached set has the key
+            key = self.cached_key(kid) or await anyio.to_thread.run_sync(self.keys.get_signing_key, kid)
         except jwt.PyJWKClientConnectionError:
             raise Refused("the identity provider's signing keys cannot be fetched; try again shortly", 503) from None
         except (jwt.PyJWKClientError, jwt.PyJWKSetError):
@@ -105,6 +105,14 @@ class JWTVerifier:
         if len(user) > MAX_USER_CHARS or not user.isprintable():  # it goes into ledger rows and logs as is
             raise Refused(f"the token's {self.config.user_claim} claim is not a usable user name")
         return user.strip()
+
+    def cached_key(self, kid: str) -> Any:
+        """The signing key `kid` names in the cached, unexpired JWKS (the keys `PyJWKClient` would pick), or None."""
+        cache = self.keys.jwk_set_cache
+        jwk_set = cache.get() if cache is not None else None
+        if jwk_set is None:
+            return None
+        return self.keys.match_kid([k for k in jwk_set.keys if k.public_key_use in ("sig", None)], kid)
 
 
 def resource_base(scope: dict[str, Any], config: UpAuthConfig) -> str:
