@@ -148,11 +148,10 @@ def metadata_routes(config: UpAuthConfig, resources: frozenset[str]) -> list[Any
         path = "/" + request.path_params["path"] if "path" in request.path_params else ""
         if path and path not in resources:
             return JSONResponse({"error": "not_found", "detail": f"serving {', '.join(sorted(resources))}"}, 404)
-        document = ProtectedResourceMetadata(
-            resource=resource_base(request.scope, config) + path,
-            authorization_servers=[issuer],  # type: ignore[list-item]  # pydantic parses the str
-            resource_name="Cadre",
-        )
+        document = ProtectedResourceMetadata.model_validate(  # validating keeps a bare origin without a "/"
+            {"resource": resource_base(request.scope, config) + path, "authorization_servers": [issuer],
+             "resource_name": "Cadre"}
+        )  # fmt: skip
         return PydanticJSONResponse(content=document, headers={"Cache-Control": "public, max-age=3600"})
 
     endpoint = cors_middleware(metadata, ["GET", "OPTIONS"])  # browser-based clients (MCP Inspector) read it too
