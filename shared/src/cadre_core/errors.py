@@ -77,6 +77,12 @@ class WorkspaceError(CadreError):
     """A path is outside the workspace roots, missing or unreadable."""
 
 
+class InputLimitError(CadreError):
+    """A request over a provider's input limits (request bytes, say): the next candidate may take it."""
+
+    fallback = True
+
+
 class ModelName(TypedDict):
     """The keyword arguments that say which model an error came from."""
 

@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 
 from cadre_core.errors import NoHostSamplingError, SamplingUnavailableError
 from cadre_core.models.base import ModelRequest, ModelResponse
-from cadre_core.models.refs import is_host
+from cadre_core.models.refs import HOST, is_host
 from cadre_core.models.sampling import from_sample_result, to_sample_args
 
 if TYPE_CHECKING:
@@ -85,7 +85,12 @@ def host_sample_request(
         if kit.keyed(role) or not any(is_host(c.model) and why is None for c, why in available):
             return None
         request = build()
-        return None if request is None else Sample(**to_sample_args(redact_request(request)))
+        if request is None:
+            return None
+        request = redact_request(request)
+        if request.adapt is not None:  # fitted to what the host takes (images only, say)
+            request = request.adapt(request, HOST)
+        return Sample(**to_sample_args(request))
     except Exception as exc:
         log.debug("no host sample", error=repr(exc))
         return None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cadre_core.errors import CadreError
 from cadre_core.models.base import Message, ModelRequest, ModelResponse
 from cadre_core.structured import strict_schema, validator
+from cadre_vision.fitting import adapter
 from cadre_vision.visuals import MAX_FILES, Visual, load, parse_pages
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def visual_request(ws: Workspace, files: list[str], question: str, pages: str | 
         raise CadreError(f"{len(files)} files; pass at most {MAX_FILES}")
     visuals = [load(ws, f) for f in dict.fromkeys(files)]
     parts = [f"Question:\n{question}"]
+    wanted = None
     if pages is not None:
         wanted = parse_pages(pages)
         pdfs = [v for v in visuals if v.kind == "pdf"]
@@ -79,6 +81,7 @@ def visual_request(ws: Workspace, files: list[str], question: str, pages: str | 
         output_schema=VISUAL_SCHEMA,
         schema_name="visual_answer",
         validate=visual_validator(),
+        adapt=adapter(wanted),
     )
 
 

@@ -1,11 +1,12 @@
 """Reading visual files: type by magic bytes, size by header, caps, page ranges and token estimates.
 
-No imaging library: the dimensions come from each format's header, which is small and fixed by its spec.
+No imaging library here: the dimensions come from each format's header, which is small and fixed by its
+spec, so the pixel cap is checked before anything is decoded. Images over a vendor's limits are downscaled
+for that vendor when the request is built for it (`fitting`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 from dataclasses import dataclass
@@ -15,15 +16,10 @@ from cadre_core.errors import CadreError, clip
 from cadre_core.files import is_secret_path, read_bytes, read_redacted
 from cadre_core.models.base import Attachment
 from cadre_core.workspace import Workspace
+from cadre_vision.fitting import MAX_PIXELS, image_tokens
 
 MAX_BYTES = 20_000_000
 """Largest file sent: Gemini's inline request limit (ai.google.dev/gemini-api/docs/image-understanding)."""
-MAX_IMAGE_BYTES = 5_000_000
-"""Largest image: Anthropic refuses a bigger one (docs.claude.com/en/docs/build-with-claude/vision)."""
-MAX_SIDE = 8000
-"""Longest side in pixels: Anthropic refuses more than 8000 px (same page)."""
-MAX_PIXELS = 40_000_000
-"""Pixel count cap (a decompression bomb guard; the vendors rescale anything above ~1.2 MP anyway)."""
 MAX_TEXT_BYTES = 1_000_000
 """SVG and diagram sources are sent as text, up to this size."""
 PDF_PAGE_TOKENS = 3000
@@ -117,27 +113,6 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def image_tokens(width: int, height: int) -> int:
-    """The most any default vendor counts for one image, so the window check and the budget hold for each:
-    Anthropic (w*h)/750 after fitting 1568 px (docs.claude.com/en/docs/build-with-claude/vision), OpenAI
-    85 + 170 per 512 px tile after fitting 2048 then 768 short side (platform.openai.com/docs/guides/
-    images-vision), Gemini 258 per 768 px tile above 384 px (ai.google.dev/gemini-api/docs/tokens)."""
-    scale = min(1.0, 1568 / max(width, height))
-    anthropic = math.ceil(width * scale * height * scale / 750)
-    w, h = _fit(width, height, 2048)
-    short = min(w, h)
-    if short > 768:
-        w, h = w * 768 / short, h * 768 / short
-    openai = 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
-    gemini = 258 if max(width, height) <= 384 else 258 * math.ceil(width / 768) * math.ceil(height / 768)
-    return max(anthropic, openai, gemini)
-
-
-def _fit(width: float, height: float, side: float) -> tuple[float, float]:
-    scale = min(1.0, side / max(width, height))
-    return width * scale, height * scale
-
-
 def parse_pages(spec: str) -> list[int]:
     """`"1-3,5"` as [1, 2, 3, 5]; raises `CadreError` naming the bad part."""
     pages: list[int] = []
@@ -182,21 +157,13 @@ def load(ws: Workspace, path_text: str) -> Visual:
         attachment = Attachment(data, media_type, Path(rel).name, tokens)
         return Visual(rel, "pdf", attachment, pages=count or None)
     width, height = dimensions(data, media_type)
-    too_big = _image_problem(len(data), width, height)
-    if too_big:
-        raise CadreError(f"'{clip(rel)}' is {too_big}; downscale it and pass the smaller copy")
-    attachment = Attachment(data, media_type, Path(rel).name, image_tokens(width, height))
+    if width * height > MAX_PIXELS:  # from the header: nothing is decoded
+        raise CadreError(
+            f"'{clip(rel)}' is {width}x{height} px, over the {MAX_PIXELS // 1_000_000} MP limit; "
+            "pass a smaller image (larger ones within it are downscaled for each model)"
+        )
+    attachment = Attachment(data, media_type, Path(rel).name, image_tokens(width, height), size=(width, height))
     return Visual(rel, "image", attachment, size=(width, height))
-
-
-def _image_problem(size: int, width: int, height: int) -> str | None:
-    if size > MAX_IMAGE_BYTES:
-        return f"{size / 1_000_000:.1f} MB, over the {MAX_IMAGE_BYTES // 1_000_000} MB image limit"
-    if max(width, height) > MAX_SIDE:
-        return f"{width}x{height} px, over the {MAX_SIDE} px side limit"
-    if width * height > MAX_PIXELS:
-        return f"{width}x{height} px, over the {MAX_PIXELS // 1_000_000} MP limit"
-    return None
 
 
 def _text_visual(path: Path, rel: str, data: bytes) -> Visual:

@@ -47,6 +47,8 @@ class Attachment:
     media_type: str
     name: str = ""
     tokens: int = 0
+    size: tuple[int, int] | None = None
+    """(width, height) in pixels of an image, when the caller read it (to fit it to a vendor's limits)."""
 
     @property
     def base64(self) -> str:
@@ -105,6 +107,10 @@ class ModelRequest:
     validate: Callable[[ModelResponse], Any] | None = field(default=None, compare=False, repr=False)
     """Checks a final answer (one without tool calls); raises `OutputInvalidError`. The router
     then asks the same model once to repair it, and falls back if the repair fails too."""
+    adapt: Callable[[ModelRequest, str], ModelRequest] | None = field(default=None, compare=False, repr=False)
+    """Fits the request, as sent, to one provider's input limits (images downscaled, say): the router calls
+    it with the provider's name for each candidate, so a fallback to another vendor refits from the
+    original. Raises `InputLimitError` when that provider cannot take the request (the candidate is skipped)."""
 
     @property
     def output_limit(self) -> int:

@@ -21,7 +21,7 @@ import structlog
 from cadre_core.budget import BudgetedModel, Caps
 from cadre_core.call import CallInfo
 from cadre_core.config import Candidate
-from cadre_core.errors import Attempt, ContextWindowError, MissingKeyError
+from cadre_core.errors import Attempt, ContextWindowError, InputLimitError, MissingKeyError
 from cadre_core.models.base import Model, ModelRequest
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.routing.checks import CheckedModel
@@ -60,6 +60,11 @@ class CandidateChoice:
         if skip:
             log.info("candidate skipped", role=self.role, model=ref, reason=skip)
             return Attempt(ref, "no_key" if env else "skipped", skip, env_var=env)
+        if request.adapt is not None:  # fitted to this candidate's vendor: a fallback refits from the original
+            try:
+                request = await _adapted(request, parse_model_ref(ref)[0])
+            except InputLimitError as exc:
+                return Attempt(ref, "skipped", str(exc), type(exc).__name__)
         sized = dataclasses.replace(
             request,
             max_output_tokens=request.max_output_tokens or candidate.max_output_tokens,
@@ -102,3 +107,13 @@ class CandidateChoice:
                            sleep=router.sleep, on_cancelled_wait=recorder.cancelled_before_start)  # fmt: skip
         fall_back = role_cfg is not None and role_cfg.off_rails == "fallback" and not last
         return OffRailsPolicy(Repairing(retried, tries), ref=ref, fall_back=fall_back)
+
+
+async def _adapted(request: ModelRequest, provider: str) -> ModelRequest:
+    """`request.adapt` for `provider`, off the event loop (it may decode and re-encode images)."""
+    import anyio
+
+    adapt = request.adapt
+    assert adapt is not None
+    adapted = await anyio.to_thread.run_sync(lambda: adapt(request, provider))
+    return dataclasses.replace(adapted, adapt=None)
