@@ -46,11 +46,12 @@ def test_the_agents_md_block_is_merged_once_and_kept_current(tmp_path, capsys):
     assert text.startswith("# Project rules\n\nRun the tests before committing.\n\n" + BEGIN)
     assert text.count(BEGIN) == 1 and text.rstrip().endswith(END)
     assert "`cadre-oracle`" in text and "`cadre-librarian`" in text and "`cadre-search`" in text
+    assert "Screenshots, PDFs and diagrams" in text and "`cadre-vision` (`analyze_visual`)" in text
     capsys.readouterr()
     assert install(tmp_path) == 0  # twice: nothing changes, no second backup
     assert notes.read_text() == text
     out = capsys.readouterr().out
-    assert "wrote" not in out and out.count("already up to date") == 5  # .mcp.json, 3 agents, AGENTS.md
+    assert "wrote" not in out and out.count("already up to date") == 6  # .mcp.json, 4 agents, AGENTS.md
     assert len(list(tmp_path.glob("AGENTS.md.bak-*"))) == 1
     stale = text.replace("Large searches", "Old wording") + "\nMy own note after the block.\n"
     notes.write_text(stale)

@@ -64,6 +64,19 @@ AGENTS = (
         "Large searches (where is this implemented, defined or used; where does this error come from): "
         "`cadre-search` (`search_codebase`).",
     ),
+    Agent(
+        "cadre-vision",
+        ("analyze_visual",),
+        "Reads screenshots, PDFs and diagrams with a strong multimodal model. Use proactively to check a UI "
+        "screenshot against what was asked, read an error dialog or a chart in an image, take facts from a "
+        "spec PDF's pages, or follow an architecture diagram.",
+        "You ask `analyze_visual` one focused question about the files, by their workspace paths: PNG, JPEG, "
+        "WebP or GIF images, PDFs (with `pages` like `1-3,5` for long ones), SVG or Mermaid/DOT sources. "
+        "Report the answer, the observations with their region or page, and the confidence; say what could "
+        "not be read; do not edit files.",
+        "Screenshots, PDFs and diagrams (check a UI screenshot, read a chart or a spec PDF's pages, follow an "
+        "architecture diagram): `cadre-vision` (`analyze_visual`).",
+    ),
 )
 
 
