@@ -128,3 +128,36 @@ async def test_concurrent_large_results_each_read_back_their_own_pages(monkeypat
             for n in range(6):
                 tg.start_soon(one, n)
     assert {n: b["rows"][-1] for n, b in bodies.items()} == {n: f"call {n} row 59: " + "y" * 100 for n in range(6)}
+
+
+async def test_read_result_reads_the_pages_for_hosts_that_skip_resource_links(monkeypatch):
+    # Hosts that never dereference resource_link blocks (anthropics/claude-code#74712) can call a tool.
+    monkeypatch.setenv("CADRE_SERVER__MAX_RESULT_TOKENS", "1000")
+    server = big_server(40)
+    server.add_result_reader()
+    async with Client(server) as client:
+        assert "read_result" in {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("dump", {})
+        paged = result.structured_content["paged"]
+        first = result.content[0].text
+        assert f"(or call read_result with id '{paged['id']}' and page 2 to {paged['pages']})" in first
+        body = first[: first.index("\n\n[Cadre: this result is")]
+        for page in range(2, paged["pages"] + 1):
+            read = await client.call_tool("read_result", {"id": paged["id"], "page": page})
+            assert not read.is_error and read.structured_content is None  # the page once, as text
+            body += read.content[0].text
+        gone = await client.call_tool("read_result", {"id": "nope", "page": 2})
+        past = await client.call_tool("read_result", {"id": paged["id"], "page": paged["pages"] + 1})
+    assert json.loads(body)["rows"][-1].startswith("row 39: ")
+    assert (
+        gone.is_error and "no stored result 'nope'" in gone.content[0].text and "Traceback" not in gone.content[0].text
+    )
+    assert past.is_error and f"has pages 1 to {paged['pages']}; ask for one of those" in past.content[0].text
+
+
+async def test_without_a_reader_the_note_names_only_resource_links(monkeypatch):
+    monkeypatch.setenv("CADRE_SERVER__MAX_RESULT_TOKENS", "1000")
+    async with Client(big_server(40)) as client:
+        assert "read_result" not in {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("dump", {})
+    assert "with resources/read;" in result.content[0].text and "read_result" not in result.content[0].text

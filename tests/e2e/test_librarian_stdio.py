@@ -110,10 +110,14 @@ async def test_a_large_result_pages_through_resource_links_over_stdio(tmp_path):
         first = result.content[0].text
         pages = [first[: first.index("\n\n[Cadre: this result is")]]
         pages += [(await client.read_resource(str(link.uri))).contents[0].text for link in links]
+        rid = result.structured_content["paged"]["id"]
+        by_tool = await client.call_tool("read_result", {"id": rid, "page": 2})  # for hosts that skip links
         with pytest.raises(MCPError, match="no stored result 'gone'"):
             await client.read_resource("cadre://results/gone?page=2")
     assert [t.uri_template for t in templates.resource_templates] == ["cadre://results/{id}{?page}"]
     assert len(links) >= 5 and all(len(p) <= 1000 * 3.5 for p in pages)
     assert result.structured_content["paged"]["pages"] == len(links) + 1
+    assert f"(or call read_result with id '{rid}' and page 2 to {len(links) + 1})" in first
+    assert not by_tool.is_error and by_tool.content[0].text == pages[1] and by_tool.structured_content is None
     assert json.loads("".join(pages))["text"].splitlines()[-1] == f"300  VALUE_299 = {299 * 7919}  # {'padding ' * 6}"
     assert (tmp_path / "cache" / "cadre" / "results.sqlite").exists()  # the user cache dir, not the workspace

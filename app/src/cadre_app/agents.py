@@ -45,7 +45,7 @@ AGENTS = (
     ),
     Agent(
         "cadre-librarian",
-        ("research", "read_source", "find_examples"),
+        ("research", "read_source", "find_examples", "read_result"),
         "Answers questions about third-party libraries and APIs from their real source, with citations. Use "
         "proactively when a task depends on how a library behaves, how to call it, or what changed between "
         "versions.",

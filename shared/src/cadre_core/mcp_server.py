@@ -9,7 +9,7 @@ import mcp_types
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from cadre_core.kit import Kit
 
@@ -40,6 +40,7 @@ class CadreServer(MCPServer):
         super().__init__(**settings)
         self.kit = kit
         self._results: ResultStore | None = None  # opened when a result is first paged or read
+        self.result_reader: str | None = None  # the read_result tool's name, once registered
         pages = self.resource(RESULTS_TEMPLATE, name="cadre-result-page", mime_type="text/plain",
                               description="A page of a large tool result, linked from the result")  # fmt: skip
         pages(self.read_result_page)
@@ -65,6 +66,30 @@ class CadreServer(MCPServer):
         except UnknownResultError as exc:
             raise ResourceError(str(exc)) from exc
 
+    def add_result_reader(self) -> None:
+        """Register `read_result(id, page)`: a paged result's pages as a tool, for hosts that never read
+        `resource_link` blocks (anthropics/claude-code#74712). For servers whose results can be paged;
+        it costs about 100 tokens of tools/list."""
+        from mcp.server.mcpserver.exceptions import ToolError
+        from mcp_types import ToolAnnotations
+
+        async def read_result(
+            id: Annotated[str, Field(min_length=1, max_length=40)],
+            page: Annotated[int, Field(ge=1, le=100_000)],
+        ) -> str:
+            """A page of a large result another tool paged (its paged.id), for hosts that cannot read its links."""
+            import anyio
+
+            from cadre_core.result_pages import UnknownResultError
+
+            try:
+                return (await anyio.to_thread.run_sync(lambda: self.results().page(id, page)))[0]
+            except UnknownResultError as exc:
+                raise ToolError(str(exc)) from None
+
+        self.result_reader = "read_result"
+        self.tool(annotations=ToolAnnotations(read_only_hint=True), structured_output=False)(read_result)
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
@@ -76,7 +101,9 @@ class CadreServer(MCPServer):
             from cadre_core.result_pages import paged
 
             limit = self.kit.config.config.server.max_result_tokens
-            return await anyio.to_thread.run_sync(lambda: paged(result, self.results(), limit))  # SQLite write
+            return await anyio.to_thread.run_sync(  # SQLite write
+                lambda: paged(result, self.results(), limit, reader=self.result_reader)
+            )
         return result
 
     async def _call_tool(

@@ -142,10 +142,13 @@ def small_fields(structured: Any, budget_chars: int) -> dict[str, Any]:
     return kept
 
 
-def paged(result: CallToolResult, store: ResultStore, limit_tokens: int) -> CallToolResult:
+def paged(
+    result: CallToolResult, store: ResultStore, limit_tokens: int, *, reader: str | None = None
+) -> CallToolResult:
     """`result` itself when it fits in `limit_tokens` (or is an error, or has non-text content); else its
     first page inline with a note naming the rest, one resource link per further page, and the small
-    structured fields plus `paged: {id, pages, next}`. The pages joined are the original text exactly."""
+    structured fields plus `paged: {id, pages, next}`. The pages joined are the original text exactly.
+    `reader` names the server's tool that reads a page (`read_result`), for hosts that cannot read links."""
     if result.is_error or not result.content or not all(isinstance(b, TextContent) for b in result.content):
         return result
     text = "\n".join(b.text for b in result.content)  # type: ignore[union-attr]  # all TextContent, checked above
@@ -162,7 +165,9 @@ def paged(result: CallToolResult, store: ResultStore, limit_tokens: int) -> Call
         f"\n\n[Cadre: this result is {len(text):,} characters, over the {limit_tokens:,}-token limit; this was page "
         f"1 of {len(pages)}. {rest} more page{'s' if rest > 1 else ''}: read {page_uri(result_id, 2)}"
         + (f" ... {page_uri(result_id, len(pages))}" if rest > 1 else "")
-        + " with resources/read; the pages joined are the full JSON. Kept for a day.]"
+        + " with resources/read"
+        + (f" (or call {reader} with id {result_id!r} and page 2 to {len(pages)})" if reader else "")
+        + "; the pages joined are the full JSON. Kept for a day.]"
     )
     links = [
         ResourceLink(

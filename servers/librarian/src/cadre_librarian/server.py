@@ -106,6 +106,7 @@ def create_server(root: Path | None = None, *, library: Any = None) -> CadreServ
         return await find(shelf.library, installed, symbol_or_snippet=symbol_or_snippet, language=language,
                           limit=limit)  # fmt: skip
 
+    server.add_result_reader()  # read_source and research evidence can be paged; listed last
     return server
 
 
