@@ -42,7 +42,7 @@ async def test_server_answers_over_stdio_with_a_real_client(module, tmp_path):
         "cadre_search": ["search_codebase", "find_symbol"],
         "cadre_oracle": ["consult_oracle", "oracle_result", "review_change", "second_opinions"],
         "cadre_librarian": ["research", "read_source", "find_examples", "read_result"],
-        "cadre_vision": ["analyze_visual"],
+        "cadre_vision": ["analyze_visual", "generate_image"],
     }[module]
     assert [t.name for t in tools.tools] == expected
 

@@ -22,9 +22,10 @@ from cadre_core.errors import ConfigError
 from cadre_core.models.base import Effort
 from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, canonical_ref, model_key, parse_model_ref
 
-RoleName = Literal["oracle", "review", "librarian", "search", "vision"]
+RoleName = Literal["oracle", "review", "librarian", "search", "vision", "image"]
 ProviderName = Literal["anthropic", "openai", "google", "openai_compatible", "codex_cli", "claude_cli", "gemini_cli"]
-ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search", "vision")
+ROLES: tuple[str, ...] = ("oracle", "review", "librarian", "search", "vision", "image")
+"""`image` (generate_image) has no default route: when unset, vision draws with OpenAI's gpt-image-1-mini."""
 
 
 def is_role(name: str) -> TypeGuard[RoleName]:

@@ -3,14 +3,14 @@
 # No `from __future__ import annotations`: the tool signature names a local resolver, so its
 # annotations must be evaluated here, where `ask_host` is in scope.
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import mcp_types
 from mcp.server.mcpserver import Context, Resolve, Sample
 from pydantic import Field
 
 from cadre_core.accounting import tool_errors
-from cadre_core.arguments import Name, Paths, Question
+from cadre_core.arguments import Name, Paths, PathText, Question
 from cadre_core.host_sampling import host_sample_request
 from cadre_core.mcp_server import ALWAYS_LOAD, CadreServer, HostRoots, build_server
 from cadre_vision.about import SERVER
@@ -24,7 +24,7 @@ INSTRUCTIONS = (
 
 
 def create_server(root: Path | None = None) -> CadreServer:
-    """The vision server with analyze_visual."""
+    """The vision server with analyze_visual and generate_image."""
     server = build_server(ROLE, NAME, INSTRUCTIONS, root=root)
     kit = server.kit
 
@@ -51,5 +51,19 @@ def create_server(root: Path | None = None) -> CadreServer:
 
         ws = kit.workspace(roots)
         return await analyze(kit, ctx, ws, files=files, question=question, pages=pages, host_sample=host)
+
+    @server.tool()
+    @tool_errors
+    async def generate_image(
+        prompt: Annotated[Question, Field(description="What to draw: a UI mock-up, an icon")],
+        path: Annotated[PathText, Field(description="Workspace path of the .png to write")],
+        ctx: Context,
+        size: Literal["1024x1024", "1024x1536", "1536x1024"] = "1024x1024",
+        roots: HostRoots = None,
+    ) -> dict[str, Any]:
+        """Draw a PNG with an image model into the workspace (never replacing a file): path, size, model."""
+        from cadre_vision.generate import generate_image as generate
+
+        return await generate(kit, ctx, kit.workspace(roots), prompt=prompt, path=path, size=size)
 
     return server

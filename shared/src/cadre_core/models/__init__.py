@@ -19,7 +19,7 @@ from cadre_core.models.base import (
     ToolDefinition,
     Usage,
 )
-from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, parse_model_ref
+from cadre_core.models.refs import CLI_PROVIDERS, PROVIDERS, is_image_model, parse_model_ref
 
 if TYPE_CHECKING:
     from cadre_core.config import ProviderConfig
@@ -77,6 +77,8 @@ def build_model(ref: str, settings: ProviderConfig | None = None, *, http_client
                    allow_writes=bool(settings and settings.allow_writes),
                    timeout_s=settings.timeout_s if settings else 900.0)  # fmt: skip
     module, cls_name = _CLASSES[provider]
+    if is_image_model(provider, name):  # the Images API, not the Responses API
+        module, cls_name = "cadre_core.models.openai_images", "OpenAIImageModel"
     cls: type[ProviderModel] = getattr(importlib.import_module(module), cls_name)
     key = settings.api_key() if settings else None
     key_env = (settings.api_key_env[0] if settings and settings.api_key_env else None) or cls.key_env

@@ -103,6 +103,8 @@ class ModelRequest:
     """False keeps `tools` declared (a history with tool calls needs them) but forbids new calls."""
     max_output_tokens: int | None = None
     """None means the candidate's setting (or 8192 outside the router)."""
+    image_size: str | None = None
+    """For an image model: the size of the image to generate, `WIDTHxHEIGHT`."""
     effort: Effort | None = None
     validate: Callable[[ModelResponse], Any] | None = field(default=None, compare=False, repr=False)
     """Checks a final answer (one without tool calls); raises `OutputInvalidError`. The router
@@ -177,6 +179,8 @@ class ModelResponse:
     ledger_note: str | None = None
     """Added to the ledger row's message (a CLI agent's billing, and that writes were allowed)."""
     replay: dict[str, Any] | None = None
+    images: list[Attachment] = field(default_factory=list)
+    """Images an image model generated."""
     warnings: list[str] = field(default_factory=list)
     """Set by the router when an off-the-rails detector fired but the answer was kept."""
 

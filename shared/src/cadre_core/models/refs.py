@@ -47,3 +47,8 @@ def model_key(ref: str) -> str:
 def is_host(ref: str) -> bool:
     """True when `ref` names the MCP host's model (`sampling:host`, in any case or spacing)."""
     return ref.strip().partition(":")[0].lower() == HOST
+
+
+def is_image_model(provider: str, model: str) -> bool:
+    """True for an OpenAI GPT Image model, which answers on the Images API (`models/openai_images.py`)."""
+    return provider == "openai" and model.startswith(("gpt-image-", "chatgpt-image"))
