@@ -15,9 +15,13 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cadre_core.errors import CadreError, InputLimitError, clip
 from cadre_core.models.base import Attachment, Message, ModelRequest
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 MAX_PIXELS = 40_000_000
 """Pixel count cap, checked from the header before any decoding (a decompression bomb guard)."""
@@ -177,10 +181,9 @@ def _resized(image: Attachment, target: tuple[int, int], max_bytes: int) -> tupl
     raise CadreError(f"'{clip(image.name)}' stays over {max_bytes // 10**6} MB when downscaled; pass a smaller image")
 
 
-def _encode(picture: object, as_jpeg: bool) -> bytes:
+def _encode(picture: PILImage, as_jpeg: bool) -> bytes:
     from PIL import Image
 
-    assert isinstance(picture, Image.Image)
     out = io.BytesIO()
     if as_jpeg:
         if picture.mode == "RGBA":  # JPEG has no alpha: flatten on white
@@ -215,11 +218,12 @@ def render_pdf(pdf: Attachment, pages: list[int] | None, limits: Limits) -> tupl
     return images, note
 
 
-def _render_page(page: object, name: str, number: int, limits: Limits) -> Attachment:
-    width_pt, height_pt = page.get_size()  # type: ignore[attr-defined]  # PDF points, 1/72 inch
+def _render_page(page: Any, name: str, number: int, limits: Limits) -> Attachment:
+    """One `pypdfium2.PdfPage` (a package without type information) as PNG, JPEG when PNG is too large."""
+    width_pt, height_pt = page.get_size()  # PDF points, 1/72 inch
     width, height = limits.fit(math.ceil(width_pt * 4), math.ceil(height_pt * 4))  # at most 288 dpi
     scale = min(width / width_pt, height / height_pt)
-    picture = page.render(scale=scale).to_pil()  # type: ignore[attr-defined]
+    picture = page.render(scale=scale).to_pil()
     data = _encode(picture.convert("RGB"), as_jpeg=False)
     if len(data) > limits.max_bytes:
         data = _encode(picture.convert("RGB"), as_jpeg=True)
