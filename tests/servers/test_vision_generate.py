@@ -77,6 +77,7 @@ async def test_the_png_is_written_priced_and_recorded(ws, tmp_path, keys):
     body = json.loads(request.content)
     assert body == {"model": "gpt-image-1-mini", "prompt": "A settings page mock-up", "size": "1024x1024",
                     "quality": "medium", "output_format": "png", "n": 1}  # fmt: skip
+    assert ledger.flush()  # the rows are written by a worker thread
     [row] = ledger.store.rows(role="image")
     assert (row["provider"], row["model"], row["tool"]) == ("openai", "gpt-image-1-mini", "generate_image")
     assert row["input_tokens"] == 50 and row["output_tokens"] == 1056
