@@ -130,9 +130,18 @@ async def test_the_budget_reserves_the_image_output_before_sending(ws, tmp_path,
     assert handler.requests == [] and not (ws / "icon.png").exists()
 
 
-async def test_an_image_route_without_a_known_price_is_refused(ws, tmp_path, keys):
-    config = make_config(vision=["google:gemini-3.1-pro-preview"], image=["openai:gpt-image-9-unpriced"])
-    server, _ = server_with(ws, tmp_path, RecordingHandler(), config)
+@pytest.mark.parametrize(
+    "model",
+    [
+        "openai:gpt-image-9-unpriced",  # not in the catalog
+        "openai:gpt-image-1.5",  # the catalog prices its image output apart ($32) from its text output ($10)
+    ],
+)
+async def test_an_image_route_whose_price_cannot_be_counted_is_refused(ws, tmp_path, keys, model):
+    config = make_config(vision=["google:gemini-3.1-pro-preview"], image=[model])
+    handler = RecordingHandler()
+    server, _ = server_with(ws, tmp_path, handler, config)
     async with Client(server) as client:
         result = await client.call_tool("generate_image", {"prompt": "An icon", "path": "icon.png"})
-    assert result.is_error and "no price is known for 'openai:gpt-image-9-unpriced'" in result.content[0].text
+    assert result.is_error and f"no price Cadre can count is known for '{model}'" in result.content[0].text
+    assert handler.requests == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import structlog
 
@@ -68,9 +69,8 @@ def price(usage: Usage, provider: str, model: str, *, at: datetime | None = None
     return float(calc.total_price), price_version()
 
 
-@cache
-def catalog_context_window(provider: str, model: str) -> int | None:
-    """The catalog's input window for a model, when it has one."""
+def _catalog_entry(provider: str, model: str) -> Any:
+    """The catalog's price calculation for a token of each kind (its model and price), or None."""
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
 
@@ -79,12 +79,25 @@ def catalog_context_window(provider: str, model: str) -> int | None:
         return None
     name, provider_id = args
     try:
-        calc = calc_price(PriceUsage(input_tokens=1, output_tokens=1), name, provider_id=provider_id)
+        return calc_price(PriceUsage(input_tokens=1, output_tokens=1), name, provider_id=provider_id)
     except (LookupError, ValueError):
         return None
-    return calc.model.context_window
+
+
+@cache
+def catalog_context_window(provider: str, model: str) -> int | None:
+    """The catalog's input window for a model, when it has one."""
+    calc = _catalog_entry(provider, model)
+    return None if calc is None else calc.model.context_window
 
 
 def has_price(provider: str, model: str) -> bool:
     cost, _ = price(Usage(input_tokens=1000, output_tokens=1000), provider, model)
     return cost is not None
+
+
+def prices_image_output_apart(provider: str, model: str) -> bool:
+    """True when the catalog prices the model's image output apart from its output tokens (`gpt-image-1.5`):
+    `price` counts output tokens at the text rate, so such a model's cost would be undercounted."""
+    calc = _catalog_entry(provider, model)
+    return calc is not None and getattr(calc.model_price, "output_image_mtok", None) is not None

@@ -34,7 +34,7 @@ def image_candidates(kit: Kit) -> list[Candidate]:
     that its cost can be counted and capped."""
     from cadre_core.config import Candidate
     from cadre_core.models.refs import is_image_model, parse_model_ref
-    from cadre_core.pricing import has_price
+    from cadre_core.pricing import has_price, prices_image_output_apart
 
     role = kit.router.role_config(ROLE)
     candidates = list(role.candidates) if role else [Candidate(model=DEFAULT_MODEL)]
@@ -43,9 +43,9 @@ def image_candidates(kit: Kit) -> list[Candidate]:
         if not is_image_model(provider, name):
             raise CadreError(f"[roles.image] lists '{candidate.model}', which is no OpenAI GPT Image model; "
                              f"use one such as '{DEFAULT_MODEL}'")  # fmt: skip
-        if not has_price(provider, name):
-            raise CadreError(f"no price is known for '{candidate.model}', so its cost could not be counted; "
-                             f"use a priced model such as '{DEFAULT_MODEL}'")  # fmt: skip
+        if not has_price(provider, name) or prices_image_output_apart(provider, name):
+            raise CadreError(f"no price Cadre can count is known for '{candidate.model}' (none, or a separate "
+                             f"image output price); use a model such as '{DEFAULT_MODEL}'")  # fmt: skip
     return candidates
 
 
