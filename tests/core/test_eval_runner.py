@@ -13,7 +13,7 @@ from cadre_app.evals.runner import _require_tool, run_eval
 from cadre_app.evals.stats import wilson
 from cadre_app.evals.suite import builtin_suite, load_suite
 from cadre_core.config import RoleConfig
-from cadre_core.ledger import SQLiteLedgerStore
+from cadre_core.ledger import SQLLedgerStore
 from cadre_core.models.base import ModelResponse, ToolCall, Usage
 from cadre_core.models.test import FunctionModel
 from tests.core.conftest import make_config
@@ -103,7 +103,7 @@ async def test_oracle_eval_scores_costs_and_off_rails_match_hand_computed_values
     assert [r.cost_usd for r in json_runs] == [pytest.approx(0.003)] * 2
     assert [r.off_rails_cost_usd for r in json_runs] == [pytest.approx(0.001)] * 2
     # the dedicated ledger holds exactly this run's attempts
-    store = SQLiteLedgerStore(ledger)
+    store = SQLLedgerStore(ledger)
     rows = store.rows(limit=1000)
     store.close()
     assert len(rows) == 6 + 8
@@ -265,7 +265,7 @@ async def test_judge_rows_are_not_counted_as_the_candidates_spend(tmp_path, keys
     (stats,) = report.models
     assert stats.passed == 3
     assert stats.total_cost_usd == pytest.approx(3 * 0.00455)  # the judge's 3 x $0.000875 is left out
-    store = SQLiteLedgerStore(ledger)
+    store = SQLLedgerStore(ledger)
     tools = sorted(r["tool"] for r in store.rows())
     store.close()
     assert tools == ["consult_oracle"] * 3 + ["eval_judge"] * 3

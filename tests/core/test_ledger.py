@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from cadre_core.ledger import Ledger, LedgerRow, SQLiteLedgerStore
+from cadre_core.ledger import Ledger, LedgerRow, SQLLedgerStore
 from cadre_core.models.base import Message, ModelRequest, Usage
 from cadre_core.models.test import TestModel
 from cadre_core.router import Router
@@ -72,7 +72,7 @@ def test_unknown_price_is_null_not_an_error():
 
 async def test_locked_ledger_never_blocks_a_call(tmp_path, keys):
     path = tmp_path / "l.sqlite"
-    SQLiteLedgerStore(path).close()
+    SQLLedgerStore(path).close()
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -116,7 +116,7 @@ def test_unopenable_ledger_keeps_rows_in_memory(tmp_path):
 
 
 def test_read_only_store_keeps_rows_in_memory(tmp_path):
-    class ReadOnly(SQLiteLedgerStore):
+    class ReadOnly(SQLLedgerStore):
         def append(self, rows):
             raise sqlite3.OperationalError("attempt to write a readonly database")
 
@@ -141,7 +141,7 @@ def test_close_writes_pending_rows_and_stops_the_worker(tmp_path):
     ledger.record(row())
     ledger.close()
     assert not ledger._worker.is_alive()
-    assert len(SQLiteLedgerStore(tmp_path / "l.sqlite").rows()) == 1
+    assert len(SQLLedgerStore(tmp_path / "l.sqlite").rows()) == 1
 
 
 def test_local_models_are_not_billed_at_cloud_prices():
@@ -160,14 +160,11 @@ def test_concurrent_first_opens_of_a_new_database_all_succeed(tmp_path):
     the lock; every opener must wait its turn instead (before the fix ~7% of such races failed)."""
     import threading
 
-    from cadre_core import db
-    from cadre_core.ledger import SCHEMA
-
     errors = []
 
     def open_it(path):
         try:
-            db.connect(path, schema=SCHEMA).close()
+            SQLLedgerStore(path).close()
         except Exception as exc:
             errors.append(exc)
 

@@ -6,7 +6,7 @@ import pytest
 
 from cadre_app import usage
 from cadre_app.cli import main
-from cadre_core.ledger import Ledger, LedgerRow, SQLiteLedgerStore
+from cadre_core.ledger import Ledger, LedgerRow, SQLLedgerStore
 
 GPT = {"role": "oracle", "tool": "consult_oracle", "provider": "openai", "model": "gpt-5.2"}
 FLASH = {"role": "search", "tool": "search_codebase", "provider": "google", "model": "gemini-3-flash-preview"}
@@ -146,7 +146,7 @@ def test_unpriced_only_model_says_so(tmp_path):
 
 
 def test_rows_of_a_period_and_role(ledger_root):
-    store = SQLiteLedgerStore(ledger_root / "ledger.sqlite")
+    store = SQLLedgerStore(ledger_root / "ledger.sqlite")
     try:
         recent = usage.read_rows(store, since_day="2026-03-02", role="oracle")
         assert len(recent.rows) == 6 and not recent.truncated  # gpt rows on 03-02 and 03-03

@@ -126,6 +126,8 @@ class BudgetConfig(_Strict):
     per_thread_usd: NonNegative | None = None
     per_day_usd: NonNegative | None = None
     per_month_usd: NonNegative | None = None
+    per_user_per_day_usd: NonNegative | None = None
+    """Each signed-in user's spend per UTC day (calls with no user, over stdio, are not counted here)."""
 
 
 class PathConfig(_Strict):
@@ -134,6 +136,12 @@ class PathConfig(_Strict):
     jobs: Path | None = None
     budget: Path | None = None
     results: Path | None = None
+
+
+class StorageConfig(_Strict):
+    url: str | None = None
+    """`postgresql://user@host:port/dbname`: ledger, budgets, threads and jobs in one database that replicas
+    share (`CADRE_STORAGE_URL` overrides it); unset: SQLite files under [paths]."""
 
 
 class ServerConfig(_Strict):
@@ -230,6 +238,7 @@ class CadreConfig(BaseSettings):
     router: RouterConfig = Field(default_factory=RouterConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     paths: PathConfig = Field(default_factory=PathConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     librarian: LibrarianConfig = Field(default_factory=LibrarianConfig)
     up: UpConfig = Field(default_factory=UpConfig)
@@ -341,6 +350,9 @@ def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
     up = data.get("up")
     if isinstance(up, dict) and "auth" in up:
         found.append("up.auth")
+    storage = data.get("storage")
+    if isinstance(storage, dict) and "url" in storage:
+        found.append("storage.url")  # threads hold what you asked: a repository must not send them elsewhere
     paths = data.get("paths")
     paths = paths if isinstance(paths, dict) else {}
     for key, value in paths.items():
@@ -354,7 +366,8 @@ def _refuse_untrusted(data: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"{', '.join(found)} may be set only in your user config ({user_config_path()}) or CADRE_CONFIG, "
             "not in a project's .cadre.toml, which comes with any repository you open and could send your keys "
-            "to its own server (or, for up.auth, let its own identity provider sign in). Move the setting there.",
+            "(or, for storage.url, your threads) to its own server (or, for up.auth, let its own identity provider "
+            "sign in). Move the setting there.",
             source=source,
         )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import queue
-import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -18,8 +17,10 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from cadre_core import db
+from cadre_core.identity import current_user
 from cadre_core.logs import ensure_logging
+from cadre_core.storage import StorageError, open_database, redact_url
+from cadre_core.storage.migrations import AddColumns, Migrations
 
 log = structlog.get_logger("cadre.ledger")
 
@@ -29,6 +30,7 @@ GROUPINGS = {
     "model": "provider || ':' || model",
     "day": "day",
     "thread": "thread_id",
+    "user": "user_name",
 }
 
 
@@ -61,28 +63,39 @@ class LedgerRow:
     price_version: str | None = None
     latency_ms: float = 0.0
     ts: str = field(default_factory=_now)
+    user: str | None = field(default_factory=current_user)
+    """The signed-in user the call was made for (`cadre_core.identity`); None over stdio."""
 
     @property
     def day(self) -> str:
         return self.ts[:10]
 
 
-_COLUMNS = [f.name for f in fields(LedgerRow)] + ["day"]
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL, day TEXT NOT NULL,
-    server TEXT NOT NULL DEFAULT '', tool TEXT NOT NULL DEFAULT '', thread_id TEXT,
-    role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, attempt INTEGER NOT NULL,
-    outcome TEXT NOT NULL, error_class TEXT, detector TEXT, message TEXT,
-    input_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
-    cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL,
-    cost_usd REAL, price_version TEXT, latency_ms REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_day ON attempts(day);
-CREATE INDEX IF NOT EXISTS attempts_thread ON attempts(thread_id);
-"""
+_FIELDS = [f.name for f in fields(LedgerRow)] + ["day"]
+_COLUMNS = ["user_name" if name == "user" else name for name in _FIELDS]
+"""Stored as user_name: `user` is a reserved word in PostgreSQL, where unquoted it means the session's role."""
+MIGRATIONS = Migrations(
+    "ledger",
+    (
+        """
+        CREATE TABLE IF NOT EXISTS attempts (
+            id {id},
+            ts TEXT NOT NULL, day TEXT NOT NULL,
+            server TEXT NOT NULL DEFAULT '', tool TEXT NOT NULL DEFAULT '', thread_id TEXT,
+            role TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, attempt INTEGER NOT NULL,
+            outcome TEXT NOT NULL, error_class TEXT, detector TEXT, message TEXT,
+            input_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_usd DOUBLE PRECISION, price_version TEXT, latency_ms DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS attempts_day ON attempts(day);
+        CREATE INDEX IF NOT EXISTS attempts_thread ON attempts(thread_id)
+        """,
+        AddColumns("attempts", {"message": "TEXT"}),  # a ledger from before messages were kept
+        "ALTER TABLE attempts ADD COLUMN user_name TEXT; CREATE INDEX attempts_user_day ON attempts(user_name, day)",
+    ),
+)
 MESSAGE_MAX_CHARS = 500
 
 
@@ -96,7 +109,7 @@ def clean_message(text: str) -> str:
 
 
 class LedgerStore(Protocol):
-    """Where rows live. SQL here stays portable so PostgreSQL can follow."""
+    """Where rows live."""
 
     def append(self, rows: list[LedgerRow]) -> None: ...
 
@@ -112,30 +125,19 @@ class LedgerStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
-class SQLiteLedgerStore:
-    """The default store: SQLite in WAL mode."""
+class SQLLedgerStore:
+    """The ledger in a `cadre_core.storage` database: a SQLite file (WAL) or PostgreSQL."""
 
-    def __init__(self, path: Path | str):
-        self.path = path
-        # writes happen on the background thread, so waiting out another writer costs callers nothing
-        self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
-        self._lock = threading.Lock()
-        db.add_columns(self._conn, "attempts", {"message": "TEXT"})  # a ledger from before messages were kept
+    def __init__(self, target: Path | str):
+        """Open the ledger at `target`, a file path or a `postgresql://` URL; raises `StorageError`."""
+        self.db = open_database(target, MIGRATIONS)
+        self.path = self.db.where
 
     def append(self, rows: list[LedgerRow]) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        values = [tuple({**asdict(r), "day": r.day}[c] for c in _COLUMNS) for r in rows]
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.executemany(
-                    f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                    values,
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        values = [tuple({**asdict(r), "day": r.day}[c] for c in _FIELDS) for r in rows]
+        with self.db.transaction() as tx:
+            tx.executemany(f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)  # noqa: S608
 
     def summary(self, by: str, since_day: str | None = None) -> list[dict[str, Any]]:
         key = GROUPINGS[by]
@@ -150,21 +152,15 @@ class SQLiteLedgerStore:
                    AVG(latency_ms) AS avg_latency_ms
             FROM attempts {where} GROUP BY {key} ORDER BY cost_usd DESC, attempts DESC
         """  # noqa: S608 - key comes from GROUPINGS
-        with self._lock:
-            cur = self._conn.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return self.db.fetchdicts(sql, args)
 
     def settled_after_crash(self, since_day: str | None = None) -> dict[str, Any]:
         """Calls whose reservation was settled because their process died: `{calls, cost_usd}`."""
         where, args = "error_class = 'process_died'", []
         if since_day:
             where, args = where + " AND day >= ?", [since_day]
-        with self._lock:
-            calls, cost = self._conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM attempts WHERE {where}",  # noqa: S608
-                args,
-            ).fetchone()
+        row = self.db.fetchone(f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM attempts WHERE {where}", args)  # noqa: S608
+        calls, cost = row or (0, 0.0)
         return {"calls": calls, "cost_usd": round(cost, 6)}
 
     def rows(
@@ -180,24 +176,22 @@ class SQLiteLedgerStore:
         clauses = [c for c, v in filters.items() if v is not None]
         args: list[Any] = [v for v in filters.values() if v is not None]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            cur = self._conn.execute(
-                f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
-                [*args, limit],
-            )
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in reversed(cur.fetchall())]
+        rows = self.db.fetchdicts(f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?", [*args, limit])  # noqa: S608
+        for row in rows:
+            row["user"] = row.pop("user_name", None)
+        return rows[::-1]
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
 
 class Ledger:
     """Records attempts without ever blocking the caller."""
 
-    def __init__(self, path: Path | str | None, *, store: LedgerStore | None = None):
+    def __init__(self, path: Path | str | None, *, store: LedgerStore | None = None, url: str | None = None):
+        """Rows go to `store`, else (opened on first write) PostgreSQL at `url`, else the SQLite file `path`."""
         self.path = path
+        self._url = url
         self._store = store
         ensure_logging()
         self._opened = store is not None
@@ -236,8 +230,8 @@ class Ledger:
         if not self._opened:
             self._opened = True
             try:
-                self._store = SQLiteLedgerStore(self.path or default_ledger_path())
-            except (sqlite3.Error, OSError) as exc:
+                self._store = SQLLedgerStore(self._url or self.path or default_ledger_path())
+            except StorageError as exc:
                 self._warn("cannot open the ledger; costs are kept in memory only", exc)
         return self._store
 
@@ -258,7 +252,7 @@ class Ledger:
             try:
                 store = self.store
                 if store is None:
-                    raise sqlite3.OperationalError("ledger unavailable")
+                    raise StorageError("ledger unavailable")
                 store.append(rows)
             except Exception as exc:
                 self.unwritten.extend(rows)
@@ -272,7 +266,8 @@ class Ledger:
     def _warn(self, message: str, exc: Exception) -> None:
         if not self._warned:
             self._warned = True
-            log.warning(message, path=str(self.path), error=str(exc))
+            where = redact_url(self._url) if self._url else str(self.path)
+            log.warning(message, path=where, error=str(exc))
 
 
 def default_ledger_path() -> Path:

@@ -17,7 +17,7 @@ from cadre_app import usage
 from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
-from cadre_core.ledger import SQLiteLedgerStore, default_ledger_path
+from cadre_core.ledger import SQLLedgerStore, default_ledger_path
 
 USAGE_GROUPS = ("model", "tool")
 
@@ -64,7 +64,7 @@ def summaries(args: Any) -> dict[str, Any]:
     if not path.exists():
         return {by: [] for by in groupings} | {"budgets": caps, "settled_after_crash": {"calls": 0, "cost_usd": 0.0}}
     since = since_day(args)
-    store = SQLiteLedgerStore(path)
+    store = SQLLedgerStore(path)
     try:
         rows = ledger_slice(store, since).rows if any(by in USAGE_GROUPS for by in groupings) else []
         return {
@@ -84,7 +84,7 @@ def write_html(args: Any) -> Path:
     since = since_day(args)
     data = usage.LedgerSlice([])
     if path.exists():
-        store = SQLiteLedgerStore(path)
+        store = SQLLedgerStore(path)
         try:
             data = ledger_slice(store, since)
         finally:
