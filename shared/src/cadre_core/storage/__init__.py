@@ -17,14 +17,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadre_core.storage.base import URL_ENV, Database, Dialect, StorageError, Tx, is_url, redact_url
+from cadre_core.storage.base import URL_ENV, Database, Dialect, StorageError, Tx, guarded, is_url, redact_url
 
 if TYPE_CHECKING:
     from cadre_core.config import CadreConfig
     from cadre_core.storage.migrations import Migrations
 
 __all__ = [
-    "URL_ENV", "Database", "Dialect", "StorageError", "Tx", "is_url", "open_database", "redact_url", "storage_url",
+    "URL_ENV", "Database", "Dialect", "StorageError", "Tx", "guarded", "is_url", "open_database", "redact_url",
+    "storage_url",
 ]  # fmt: skip
 
 
@@ -48,11 +49,11 @@ def open_database(target: str | Path, migrations: Migrations) -> Database:
     if is_url(target):
         from cadre_core.storage.postgres import open_postgres
 
-        db: Database = open_postgres(str(target))
+        db: Database = open_postgres(str(target), migrations.component)
     else:
         from cadre_core.storage.sqlite import SQLiteDatabase
 
-        db = SQLiteDatabase(Path(target))
+        db = SQLiteDatabase(Path(target), migrations.component)
     try:
         migrations.apply(db)
     except BaseException:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from cadre_core.errors import CadreError
 
@@ -76,3 +77,23 @@ def redact_url(url: str) -> str:
 
 def rows_as_dicts(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def guarded(error: type[Exception], hint: str = "") -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorate a store method so a `StorageError` becomes `error`, its message followed by `hint`."""
+
+    def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(method)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(*args, **kwargs)
+            except StorageError as exc:
+                raise error(f"{exc}{hint}") from exc
+
+        return wrapper
+
+    return decorate

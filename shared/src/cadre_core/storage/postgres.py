@@ -37,6 +37,7 @@ def _pg(sql: str) -> str:
 class _Statements:
     dialect: Literal["postgresql"] = "postgresql"
     where: str
+    name: str
     _secret: str | None
 
     def _run(self, step: Callable[[psycopg.Connection[Any]], _T]) -> _T:
@@ -46,7 +47,7 @@ class _Statements:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self._secret:
             reason = reason.replace(self._secret, "***")
-        return StorageError(f"the database at {self.where} failed ({reason}); retry, or check [storage] url")
+        return StorageError(f"the {self.name} store at {self.where} failed ({reason}); retry, or check [storage] url")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._run(lambda c: c.execute(_pg(sql), params).rowcount)
@@ -82,8 +83,8 @@ class _Statements:
 
 
 class _Transaction(_Statements):
-    def __init__(self, conn: psycopg.Connection[Any], where: str, secret: str | None):
-        self._c, self.where, self._secret = conn, where, secret
+    def __init__(self, conn: psycopg.Connection[Any], where: str, name: str, secret: str | None):
+        self._c, self.where, self.name, self._secret = conn, where, name, secret
 
     def _run(self, step: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         try:
@@ -117,8 +118,8 @@ _pools_lock = threading.Lock()
 class PostgresDatabase(_Statements):
     """A handle on the process's pool for one URL; `close()` closes the pool after its last handle."""
 
-    def __init__(self, url: str, shared: _SharedPool, secret: str | None):
-        self._url, self._shared, self._secret = url, shared, secret
+    def __init__(self, url: str, shared: _SharedPool, secret: str | None, name: str):
+        self._url, self._shared, self._secret, self.name = url, shared, secret, name
         self.where = redact_url(url)
         self._closed = False
 
@@ -135,7 +136,7 @@ class PostgresDatabase(_Statements):
             with self._shared.pool.connection() as conn, conn.transaction():
                 for name in sorted(set(locks)):  # one order everywhere: two transactions cannot deadlock
                     conn.execute(LOCK_SQL, (name,))
-                yield _Transaction(conn, self.where, self._secret)
+                yield _Transaction(conn, self.where, self.name, self._secret)
         except psycopg.Error as exc:
             raise self._error(exc) from None
 
@@ -150,7 +151,15 @@ class PostgresDatabase(_Statements):
                 self._shared.pool.close()
 
 
-def open_postgres(url: str) -> PostgresDatabase:
+def close_pool(url: str) -> None:
+    """Close this process's pool for `url`, whoever still holds handles on it (tests, shutdown)."""
+    with _pools_lock:
+        shared = _pools.pop(url, None)
+    if shared is not None:
+        shared.pool.close()
+
+
+def open_postgres(url: str, name: str = "database") -> PostgresDatabase:
     """A handle on the pool for `url`, connecting first when this process has none; a failure to connect
     raises `StorageError` with libpq's reason and the URL, password masked."""
     try:
@@ -171,7 +180,7 @@ def open_postgres(url: str) -> PostgresDatabase:
                 raise _connect_error(url, secret, exc) from None
             _pools[url] = shared
         shared.users += 1
-    return PostgresDatabase(url, shared, str(secret) if secret else None)
+    return PostgresDatabase(url, shared, str(secret) if secret else None, name)
 
 
 def _check_connects(url: str, secret: object) -> None:

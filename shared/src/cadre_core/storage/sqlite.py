@@ -24,13 +24,14 @@ BUSY_TIMEOUT_MS = 15_000
 class _Statements:
     dialect: Literal["sqlite"] = "sqlite"
     where: str
+    name: str
     _conn: sqlite3.Connection
 
     def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             return step(self._conn)
         except sqlite3.Error as exc:
-            raise StorageError(f"the database at {self.where} failed ({exc}); retry, or fix the file") from exc
+            raise StorageError(f"the {self.name} store at {self.where} failed ({exc}); retry, or fix the file") from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._run(lambda c: c.execute(sql, params).rowcount)
@@ -57,21 +58,22 @@ class _Statements:
 
 
 class _Transaction(_Statements):
-    def __init__(self, conn: sqlite3.Connection, where: str):
-        self._conn, self.where = conn, where
+    def __init__(self, conn: sqlite3.Connection, where: str, name: str):
+        self._conn, self.where, self.name = conn, where, name
 
 
 class SQLiteDatabase(_Statements):
     """A SQLite file in WAL mode (created if missing; a file that is not a database is moved aside)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, name: str = "database"):
+        """Open `path` for the store called `name` (messages say "the {name} store at {path}")."""
+        self.path, self.name = path, name
         self.where = str(path)
         try:
             self._conn = sqlite_db.connect(path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except (sqlite3.Error, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise StorageError(f"the database at {path} cannot be opened ({reason}); fix that path") from exc
+            raise StorageError(f"the {name} store at {path} cannot be opened ({reason}); fix that path") from exc
         self._lock = threading.RLock()
 
     def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -83,9 +85,11 @@ class SQLiteDatabase(_Statements):
         with self._lock:
             try:
                 with sqlite_db.write_transaction(self._conn) as conn:
-                    yield _Transaction(conn, self.where)
+                    yield _Transaction(conn, self.where, self.name)
             except sqlite3.Error as exc:
-                raise StorageError(f"the database at {self.where} failed ({exc}); retry, or fix the file") from exc
+                raise StorageError(
+                    f"the {self.name} store at {self.where} failed ({exc}); retry, or fix the file"
+                ) from exc
 
     def close(self) -> None:
         with self._lock:
