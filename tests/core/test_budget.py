@@ -117,7 +117,7 @@ def test_threads_with_their_own_store_objects_never_settle_above_the_cap(tmp_pat
         worker.start()
     for worker in workers:
         worker.join()
-    rows = Budget(path)._conn.execute("SELECT COUNT(*), SUM(amount), MIN(settled) FROM spend").fetchone()
+    rows = Budget(path).db.fetchone("SELECT COUNT(*), SUM(amount), MIN(settled) FROM spend")
     assert set(outcomes) == {"ok", "refused"}
     assert rows[0] == outcomes.count("ok") and rows[2] == 1  # every reservation settled
     assert rows[1] <= cap

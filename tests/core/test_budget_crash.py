@@ -112,7 +112,7 @@ def test_a_store_from_an_older_version_gains_the_owner_columns(tmp_path):
     budget = Budget(path)
     assert budget.reclaim() == []  # no owner recorded: left as it was
     budget.reserve(Caps(), 0.1, role="oracle", thread_id=None, held=Held(input_usd=0.02))
-    owners = budget._conn.execute("SELECT owner FROM spend ORDER BY id").fetchall()
+    owners = budget.db.fetchall("SELECT owner FROM spend ORDER BY id")
     assert owners == [(None,), (owner.process_owner(),)]
     assert str(os.getpid()) in owners[1][0] and Path(path).exists()
 

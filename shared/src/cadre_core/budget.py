@@ -1,7 +1,9 @@
 """USD caps per call, thread, day, month and role: reserve the worst case first, settle to the real cost.
 
-Reservations are rows written under SQLite's write lock, so concurrent calls (threads or processes)
-cannot together overshoot a cap with what they reserved.
+Reservations are rows written in one transaction that first locks every capped scope it checks (on
+PostgreSQL an advisory lock per scope, such as today's total or a user's day; on SQLite the file's write
+lock), so concurrent calls (threads, processes, or replicas sharing one PostgreSQL) cannot together
+overshoot a cap with what they reserved.
 
 What a cap guarantees: every reservation is checked against every cap before the call is sent, so the sum
 of reservations (and of the real costs they settle to) stays at or under the cap as long as no call costs
@@ -9,8 +11,10 @@ more than it reserved. A call that does cost more (a tokenizer counting more tha
 tier the reservation missed) is settled at its real cost, since that money is spent, and a warning is
 logged; the total may then end above the cap, and every later call is refused until it is back under.
 
-Crash safety: each reservation records its owner (`cadre_core.owner`: host, pid, boot, start time) and an expiry.
-One whose owner is gone, or whose expiry passed, is settled at the input part of its estimate (a call cut
+Crash safety: each reservation records its owner (`cadre_core.owner`: host, pid, boot, start time), an expiry
+and a heartbeat its process renews every `HEARTBEAT_S` while it holds any. One whose owner is gone (a dead
+pid on this host; on another host, where no pid can be checked, a heartbeat older than `SILENT_S`), or
+whose expiry passed, is settled at the input part of its estimate (a call cut
 off before its answer is billed for its input at most) when a store opens and every `RECLAIM_EVERY_S` on
 `reserve`, and a ledger row (`outcome=cancelled`, `error_class=process_died` or `reservation_expired`)
 says where that spend went.
@@ -19,7 +23,6 @@ says where that spend went.
 from __future__ import annotations
 
 import functools
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,41 +34,63 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from cadre_core import db, owner
+from cadre_core import owner
 from cadre_core.call import CallInfo
 from cadre_core.config import BudgetConfig, CadreConfig
 from cadre_core.errors import CadreError, ModelTimeoutError
+from cadre_core.identity import current_user
 from cadre_core.models.base import Model, ModelRequest, ModelResponse, Usage
 from cadre_core.models.refs import parse_model_ref
 from cadre_core.pricing import price
 from cadre_core.routing.wrapper import Tries, WrapperModel
+from cadre_core.storage import StorageError, guarded, open_database, storage_url
+from cadre_core.storage.migrations import AddColumns, Migrations
 
 if TYPE_CHECKING:
     from cadre_core.ledger import Ledger
 
 log = structlog.get_logger("cadre.budget")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS spend (
-    id INTEGER PRIMARY KEY, day TEXT NOT NULL, month TEXT NOT NULL, role TEXT NOT NULL,
-    thread_id TEXT, amount REAL NOT NULL, settled INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS spend_open ON spend(settled) WHERE settled = 0;
-CREATE INDEX IF NOT EXISTS spend_day ON spend(day);
-CREATE INDEX IF NOT EXISTS spend_month ON spend(month);
-CREATE INDEX IF NOT EXISTS spend_thread ON spend(thread_id);
-"""
-
-
-# added after the first release: a store written by an older version gains them on open
-OWNER_COLUMNS = {
-    "created": "TEXT", "expires": "REAL", "owner": "TEXT", "input_usd": "REAL", "input_tokens": "INTEGER",
-    "model": "TEXT", "server": "TEXT", "tool": "TEXT", "attempt": "INTEGER",
-}  # fmt: skip
+MIGRATIONS = Migrations(
+    "budget",
+    (
+        """
+        CREATE TABLE IF NOT EXISTS spend (
+            id {id}, day TEXT NOT NULL, month TEXT NOT NULL, role TEXT NOT NULL,
+            thread_id TEXT, amount DOUBLE PRECISION NOT NULL, settled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS spend_open ON spend(settled) WHERE settled = 0;
+        CREATE INDEX IF NOT EXISTS spend_day ON spend(day);
+        CREATE INDEX IF NOT EXISTS spend_month ON spend(month);
+        CREATE INDEX IF NOT EXISTS spend_thread ON spend(thread_id)
+        """,
+        # added after the first release: a store written by an older version gains them
+        AddColumns(
+            "spend",
+            {
+                "created": "TEXT",
+                "expires": "DOUBLE PRECISION",
+                "owner": "TEXT",
+                "input_usd": "DOUBLE PRECISION",
+                "input_tokens": "INTEGER",
+                "model": "TEXT",
+                "server": "TEXT",
+                "tool": "TEXT",
+                "attempt": "INTEGER",
+            },
+        ),
+        "ALTER TABLE spend ADD COLUMN user_name TEXT; ALTER TABLE spend ADD COLUMN heartbeat DOUBLE PRECISION; "
+        "CREATE INDEX spend_user_day ON spend(user_name, day)",
+    ),
+)
 RECLAIM_EVERY_S = 60.0
 """How often `reserve` looks for reservations left by a process that died (one indexed query)."""
 EXPIRY_GRACE_S = 300.0
 """A reservation expires this long after its call's time-out, even if its owner still runs."""
+HEARTBEAT_S = 30.0
+"""How often a process holding reservations renews their heartbeat."""
+SILENT_S = 180.0
+"""A reservation owned on another host whose heartbeat is older than this is taken for a dead replica's."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +115,7 @@ class BudgetStoreError(CadreError):
     """The spend store cannot be opened, read or written."""
 
 
-_guarded = db.guarded(BudgetStoreError, "budget store", "[paths] budget")
+_guarded = guarded(BudgetStoreError)
 
 
 @dataclass(frozen=True)
@@ -100,37 +125,55 @@ class Caps:
     per_day: float | None = None
     per_month: float | None = None
     role_per_day: float | None = None
+    user_per_day: float | None = None
 
     @classmethod
     def from_config(cls, budget: BudgetConfig, role_per_day: float | None) -> Caps:
-        return cls(budget.per_call_usd, budget.per_thread_usd, budget.per_day_usd, budget.per_month_usd, role_per_day)
+        return cls(budget.per_call_usd, budget.per_thread_usd, budget.per_day_usd, budget.per_month_usd, role_per_day,
+                   budget.per_user_per_day_usd)  # fmt: skip
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.per_call, self.per_thread, self.per_day, self.per_month,
-                                           self.role_per_day))  # fmt: skip
+                                           self.role_per_day, self.user_per_day))  # fmt: skip
 
 
 class Budget:
-    """Reservations and settled spend in SQLite."""
+    """Reservations and settled spend in a `cadre_core.storage` database (a SQLite file or PostgreSQL)."""
 
     def __init__(self, path: Path | str, *, ledger: Ledger | None = None):
-        """Open (creating if needed) the store and settle what crashed processes left held (see the module
-        docstring), recording each in `ledger`; raise `BudgetStoreError` naming the file if that fails."""
-        self.path = path
+        """Open (creating if needed) the store at `path`, a file or a `postgresql://` URL, and settle what
+        crashed processes left held (see the module docstring), recording each in `ledger`; raise
+        `BudgetStoreError` naming the store and the fix if that fails."""
         self.ledger = ledger
         try:
-            self._conn = db.connect(path, schema=SCHEMA, busy_timeout_ms=15_000)
-            db.add_columns(self._conn, "spend", OWNER_COLUMNS)
-        except (OSError, sqlite3.Error) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise BudgetStoreError(
-                f"the budget store at {path} cannot be opened ({reason}); fix that path or set [paths] budget "
-                "in cadre.toml to a writable file"
-            ) from exc
+            self.db = open_database(path, MIGRATIONS)
+        except StorageError as exc:
+            raise BudgetStoreError(f"{exc} or set [paths] budget in cadre.toml to a writable file") from exc
+        self.path = self.db.where
+        self._owner = owner.process_owner()
         self._lock = threading.Lock()
         self._reclaimed_at = time.monotonic()
+        self._heartbeat: threading.Thread | None = None
+        self._closed = threading.Event()
         self.reclaim()
+
+    def close(self) -> None:
+        """Stop the heartbeat and close the store (reservations still held will expire)."""
+        self._closed.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(5)
+        self.db.close()
+
+    def _beat(self) -> None:
+        """Renew this process's open reservations every HEARTBEAT_S, so other replicas know it runs."""
+        while not self._closed.wait(HEARTBEAT_S):
+            try:
+                self.db.execute(
+                    "UPDATE spend SET heartbeat = ? WHERE settled = 0 AND owner = ?", (time.time(), self._owner)
+                )
+            except StorageError as exc:
+                log.warning("cannot renew the budget heartbeat; retrying", error=str(exc))
 
     @_guarded
     def reserve(self, caps: Caps, amount: float, *, role: str, thread_id: str | None, held: Held | None = None) -> int:
@@ -146,42 +189,57 @@ class Budget:
                 f"this call could cost up to ${amount:.4f}, over [budget] per_call_usd = ${caps.per_call:.4f}; "
                 "raise the cap, lower max_output_tokens, or send fewer files"
             )
-        with self._lock, db.write_transaction(self._conn) as conn:
-            checks = [
-                ("[budget] per_day_usd", caps.per_day, "day = ?", [day]),
-                ("[budget] per_month_usd", caps.per_month, "month = ?", [month]),
-                (f"[roles.{role}] budget_per_day_usd", caps.role_per_day, "day = ? AND role = ?", [day, role]),
-            ]
-            if thread_id:
-                checks.append(("[budget] per_thread_usd", caps.per_thread, "thread_id = ?", [thread_id]))
+        user = current_user()
+        checks: list[tuple[str, float | None, str, list[Any]]] = [
+            ("[budget] per_day_usd", caps.per_day, "day = ?", [day]),
+            ("[budget] per_month_usd", caps.per_month, "month = ?", [month]),
+            (f"[roles.{role}] budget_per_day_usd", caps.role_per_day, "day = ? AND role = ?", [day, role]),
+        ]
+        if thread_id:
+            checks.append(("[budget] per_thread_usd", caps.per_thread, "thread_id = ?", [thread_id]))
+        if user is not None:
+            checks.append(
+                ("[budget] per_user_per_day_usd", caps.user_per_day, "day = ? AND user_name = ?", [day, user])
+            )
+        checks = [check for check in checks if check[1] is not None]
+        # one lock per capped scope (its name and values), so only reservations sharing a scope wait on each other
+        locks = [f"cadre.budget:{where}:{args}" for _, _, where, args in checks]
+        self._start_heartbeat()
+        with self._lock, self.db.transaction(*locks) as tx:
             for name, cap, where, args in checks:
-                if cap is None:
-                    continue
-                used = conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
-                spent = used.fetchone()[0]
+                assert cap is not None
+                used = tx.fetchone(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
+                spent = used[0] if used else 0.0
                 if spent + amount > cap:
                     raise BudgetExceededError(
                         f"{name} = ${cap:.4f} would be exceeded: ${spent:.4f} spent or reserved, "
                         f"${max(0.0, cap - spent):.4f} left, and this call could cost up to ${amount:.4f}. "
                         "Raise the cap in cadre.toml or wait for it to reset"
                     )
-            cursor = conn.execute(
+            row = tx.fetchone(
                 "INSERT INTO spend (day, month, role, thread_id, amount, created, expires, owner, input_usd, "
-                "input_tokens, model, server, tool, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "input_tokens, model, server, tool, attempt, user_name, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (day, month, role, thread_id, amount, now.isoformat(timespec="milliseconds"),
-                 time.time() + held.timeout_s + EXPIRY_GRACE_S, owner.process_owner(), held.input_usd,
-                 held.input_tokens, held.model, held.server, held.tool, held.attempt),
+                 time.time() + held.timeout_s + EXPIRY_GRACE_S, self._owner, held.input_usd,
+                 held.input_tokens, held.model, held.server, held.tool, held.attempt, user, time.time()),
             )  # fmt: skip
-            assert cursor.lastrowid is not None  # set by every INSERT
-            return cursor.lastrowid
+            assert row is not None  # RETURNING gives the new row's id
+            return int(row[0])
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            with self._lock:
+                if self._heartbeat is None:
+                    self._heartbeat = threading.Thread(target=self._beat, name="cadre-budget-heartbeat", daemon=True)
+                    self._heartbeat.start()
 
     @_guarded
     def settle(self, reservation: int, actual: float) -> None:
         """Replace a reservation by what the call really cost; log a warning when that is more than was held."""
-        with self._lock:
-            held = self._conn.execute("SELECT amount FROM spend WHERE id = ? AND settled = 0", (reservation,))
-            row = held.fetchone()
-            self._conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT amount FROM spend WHERE id = ? AND settled = 0", (reservation,))
+            tx.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
         if row is not None and actual > row[0] + 1e-12:
             log.warning(
                 "a call cost more than it reserved; caps may be exceeded by the difference",
@@ -195,26 +253,22 @@ class Budget:
         """Settle the reservations whose owner is gone or whose expiry passed at their input cost (the whole
         hold when that is unknown), record a ledger row for each, and return them. Finding none costs one
         indexed read and no write lock."""
-        with self._lock:
-            self._reclaimed_at = time.monotonic()
-            cursor = self._conn.execute("SELECT * FROM spend WHERE settled = 0 AND owner IS NOT NULL")
-            names = [d[0] for d in cursor.description]
-            alive = functools.cache(owner.owner_alive)  # one look per process, however many calls it holds
-            rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-            stale = [row for row in rows if _stale(row, alive)]
-            if not stale:
-                return []
-            done = []
-            with db.write_transaction(self._conn):
-                for row in stale:
-                    if row["input_usd"] is not None:
-                        row["amount"] = min(row["amount"], row["input_usd"])
-                    update = self._conn.execute(
-                        "UPDATE spend SET amount = ?, settled = 1 WHERE id = ? AND settled = 0",
-                        (row["amount"], row["id"]),
-                    )
-                    if update.rowcount:  # else another process settled it first
-                        done.append(row)
+        self._reclaimed_at = time.monotonic()
+        rows = self.db.fetchdicts("SELECT * FROM spend WHERE settled = 0 AND owner IS NOT NULL")
+        alive = functools.cache(owner.owner_alive)  # one look per process, however many calls it holds
+        stale = [row for row in rows if _stale(row, alive)]
+        if not stale:
+            return []
+        done = []
+        with self.db.transaction() as tx:
+            for row in stale:
+                if row["input_usd"] is not None:
+                    row["amount"] = min(row["amount"], row["input_usd"])
+                updated = tx.execute(
+                    "UPDATE spend SET amount = ?, settled = 1 WHERE id = ? AND settled = 0", (row["amount"], row["id"])
+                )
+                if updated:  # else another process settled it first
+                    done.append(row)
         if done:
             log.warning(
                 "settled reservations a stopped process left held, at their input cost",
@@ -241,6 +295,7 @@ class Budget:
                     server=row["server"] or "",
                     tool=row["tool"] or "",
                     thread_id=row["thread_id"],
+                    user=row["user_name"],
                     attempt=row["attempt"] or 1,
                     error_class=row["why"],
                     input_tokens=row["input_tokens"] or 0,
@@ -259,33 +314,43 @@ class Budget:
         rows: list[dict[str, Any]] = []
         if caps.per_call is not None:
             rows.append({"cap": "per_call_usd", "limit_usd": caps.per_call, "spent_usd": None, "remaining_usd": None})
-        with self._lock:
-            for name, cap, where, args in [
-                ("per_day_usd", caps.per_day, "day = ?", [day]),
-                ("per_month_usd", caps.per_month, "month = ?", [month]),
-                *[(f"roles.{r}.budget_per_day_usd", c, "day = ? AND role = ?", [day, r]) for r, c in roles.items()],
-            ]:
-                if cap is None:
-                    continue
-                spent = self._conn.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
-                rows.append(_left(name, cap, spent.fetchone()[0]))
-            if caps.per_thread is not None:
-                busiest = self._conn.execute(
-                    "SELECT thread_id, SUM(amount) AS used FROM spend WHERE thread_id IS NOT NULL "
-                    "GROUP BY thread_id ORDER BY used DESC, thread_id LIMIT ?",
-                    (threads,),
-                ).fetchall()
-                cap = caps.per_thread
-                rows.append(
-                    _left("per_thread_usd", cap, busiest[0][1] if busiest else 0.0)
-                    | {"threads": [{"thread_id": t} | _left("", cap, used) for t, used in busiest]}
-                )
+        for name, cap, where, args in [
+            ("per_day_usd", caps.per_day, "day = ?", [day]),
+            ("per_month_usd", caps.per_month, "month = ?", [month]),
+            *[(f"roles.{r}.budget_per_day_usd", c, "day = ? AND role = ?", [day, r]) for r, c in roles.items()],
+        ]:
+            if cap is None:
+                continue
+            spent = self.db.fetchone(f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE {where}", args)  # noqa: S608
+            rows.append(_left(name, cap, spent[0] if spent else 0.0))
+        for name, cap, key, column, where, args in [
+            ("per_thread_usd", caps.per_thread, "threads", "thread_id", "", []),
+            ("per_user_per_day_usd", caps.user_per_day, "users", "user_name", "AND day = ?", [day]),
+        ]:
+            if cap is None:
+                continue
+            busiest = self.db.fetchall(
+                f"SELECT {column}, SUM(amount) AS used FROM spend WHERE {column} IS NOT NULL {where} "  # noqa: S608
+                f"GROUP BY {column} ORDER BY used DESC, {column} LIMIT ?",
+                (*args, threads),
+            )
+            label = "thread_id" if key == "threads" else "user"
+            rows.append(
+                _left(name, cap, busiest[0][1] if busiest else 0.0)
+                | {key: [{label: t} | _left("", cap, used) for t, used in busiest]}
+            )
         return rows
 
 
 def _stale(row: dict[str, Any], alive: Callable[[str], bool]) -> bool:
-    """Whether an unsettled reservation's owner is gone or its expiry passed; sets `row["why"]`."""
-    if not alive(row["owner"]):
+    """Whether an unsettled reservation's owner is gone (on another host: silent for SILENT_S) or its expiry
+    passed; sets `row["why"]`."""
+    silent = (
+        not owner.on_this_host(row["owner"])
+        and row["heartbeat"] is not None
+        and row["heartbeat"] < time.time() - SILENT_S
+    )
+    if silent or not alive(row["owner"]):
         row["why"] = "process_died"
     elif row["expires"] is not None and row["expires"] < time.time():
         row["why"] = "reservation_expired"
@@ -371,11 +436,11 @@ def open_budget(config: CadreConfig, ledger: Ledger | None = None) -> Budget | N
     process left held is settled on open and recorded in `ledger` (by default the config's ledger)."""
     roles = [r.budget_per_day_usd for r in config.roles.values()]
     caps = [config.budget.per_call_usd, config.budget.per_thread_usd, config.budget.per_day_usd,
-            config.budget.per_month_usd, *roles]  # fmt: skip
+            config.budget.per_month_usd, config.budget.per_user_per_day_usd, *roles]  # fmt: skip
     if all(c is None for c in caps):
         return None
     if ledger is None:
         from cadre_core.ledger import Ledger
 
-        ledger = Ledger(config.paths.ledger)
-    return Budget(config.paths.budget or default_budget_path(), ledger=ledger)
+        ledger = Ledger(config.paths.ledger, url=storage_url(config))
+    return Budget(storage_url(config) or config.paths.budget or default_budget_path(), ledger=ledger)

@@ -79,8 +79,9 @@ class Kit:
     def ledger(self) -> Ledger:
         if self._ledger is None:
             from cadre_core.ledger import Ledger
+            from cadre_core.storage import storage_url
 
-            self._ledger = Ledger(self.config.config.paths.ledger)
+            self._ledger = Ledger(self.config.config.paths.ledger, url=storage_url(self.config.config))
         return self._ledger
 
     @property
@@ -95,9 +96,11 @@ class Kit:
     @property
     def threads(self) -> ThreadStore:
         if self._threads is None:
+            from cadre_core.storage import storage_url
             from cadre_core.threads import ThreadStore, default_threads_path
 
-            self._threads = ThreadStore(self.config.config.paths.threads or default_threads_path())
+            config = self.config.config
+            self._threads = ThreadStore(storage_url(config) or config.paths.threads or default_threads_path())
         return self._threads
 
     def keyed(self, role: str | None = None) -> bool:

@@ -85,6 +85,11 @@ def process_owner(pid: int | None = None) -> str:
     return f"{_HOST}:{pid}:{_BOOT}:{_start_ticks(pid)}"
 
 
+def on_this_host(owner: str) -> bool:
+    """Whether `owner` names a process on this machine (where its pid can be checked)."""
+    return owner.rsplit(":", 3)[0] == _HOST if owner.count(":") >= 3 else False
+
+
 def owner_alive(owner: str) -> bool:
     """Whether the process named by `owner` may still be running; another host's is assumed alive."""
     try:
