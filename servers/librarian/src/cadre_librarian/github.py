@@ -51,6 +51,7 @@ class GitHub:
         timeout: float = 15.0,
         fresh_for: float = 600,
         token_source: str = "",
+        cache_url: str | None = None,
     ):
         self.http = GitHubHTTP(
             token=token,
@@ -60,6 +61,7 @@ class GitHub:
             client=client,
             timeout=timeout,
             fresh_for=fresh_for,
+            cache_url=cache_url,
         )
         self.web_url = web_url.rstrip("/")
 

@@ -1,4 +1,5 @@
-"""On-disk HTTP cache for the GitHub API: body, ETag and headers per (URL, Accept, token identity).
+"""HTTP cache for the GitHub API: body, ETag and headers per (URL, Accept, token identity), in a SQLite file
+or, with `[storage] url`, in the PostgreSQL database replicas share.
 
 Entries younger than the freshness window are served without a request; content addressed by a
 full commit SHA never changes and is served forever; older entries are revalidated with
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
-from cadre_core.db import connect
+from cadre_core.storage import Database, StorageError, open_database
+from cadre_core.storage.migrations import Migrations
 
 log = structlog.get_logger("cadre.librarian.github")
 
@@ -29,19 +30,24 @@ MAX_BODY_BYTES = 8_000_000
 KEEP_S = 30 * 24 * 3600
 """Mutable entries unused for this long are dropped when the cache opens."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    accept TEXT NOT NULL,
-    etag TEXT,
-    status INTEGER NOT NULL,
-    headers TEXT NOT NULL,
-    body BLOB NOT NULL,
-    stored_at REAL NOT NULL,
-    immutable INTEGER NOT NULL DEFAULT 0
-);
-"""
+MIGRATIONS = Migrations(
+    "github_cache",
+    (
+        """
+        CREATE TABLE IF NOT EXISTS responses (
+            key TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            accept TEXT NOT NULL,
+            etag TEXT,
+            status INTEGER NOT NULL,
+            headers TEXT NOT NULL,
+            body {blob} NOT NULL,
+            stored_at DOUBLE PRECISION NOT NULL,
+            immutable INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+    ),
+)
 
 
 def token_identity(token: str | None) -> str:
@@ -90,14 +96,12 @@ class Cached:
 
 
 class ResponseCache:
-    """SQLite (WAL) store of GitHub responses; a broken cache degrades to no cache, never to an error.
+    """Store of GitHub responses in a `cadre_core.storage` database (a SQLite file, or a `postgresql://` URL);
+    a broken cache degrades to no cache, never to an error. Safe to call from worker threads."""
 
-    Safe to call from worker threads: one connection (opened with check_same_thread=False) used under a lock.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, target: Path | str):
+        self.path = target if isinstance(target, str) else Path(target)
+        self._conn: Database | None = None
         self._broken = False
         self._lock = threading.Lock()
 
@@ -105,15 +109,15 @@ class ResponseCache:
     def key(url: str, accept: str, identity: str) -> str:
         return hashlib.sha256("\0".join((url, accept, identity)).encode()).hexdigest()
 
-    def _db(self) -> sqlite3.Connection | None:
+    def _db(self) -> Database | None:
         if self._conn is None and not self._broken:
             try:
-                self._conn = connect(self.path, schema=SCHEMA)
+                self._conn = open_database(self.path, MIGRATIONS)
                 self._conn.execute(
                     "DELETE FROM responses WHERE immutable = 0 AND stored_at < ?", (time.time() - KEEP_S,)
                 )
-            except (sqlite3.Error, OSError) as exc:
-                log.warning("github cache unavailable; continuing without it", path=str(self.path), error=str(exc))
+            except StorageError as exc:  # its message names the store, password masked
+                log.warning("github cache unavailable; continuing without it", error=str(exc))
                 self._broken = True
         return self._conn
 
@@ -141,10 +145,10 @@ class ResponseCache:
         if db is None:
             return None
         try:
-            row = db.execute(
+            row = db.fetchone(
                 "SELECT status, headers, body, etag, stored_at, immutable FROM responses WHERE key = ?", (key,)
-            ).fetchone()
-        except sqlite3.Error as exc:
+            )
+        except StorageError as exc:
             log.warning("github cache read failed", error=str(exc))
             return None
         if row is None:
@@ -158,8 +162,11 @@ class ResponseCache:
             return
         try:
             db.execute(
-                "INSERT OR REPLACE INTO responses (key, url, accept, etag, status, headers, body, stored_at, immutable)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO responses (key, url, accept, etag, status, headers, body, stored_at, immutable)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET url = excluded.url,"
+                " accept = excluded.accept, etag = excluded.etag, status = excluded.status,"
+                " headers = excluded.headers, body = excluded.body, stored_at = excluded.stored_at,"
+                " immutable = excluded.immutable",
                 (
                     key,
                     url,
@@ -172,7 +179,7 @@ class ResponseCache:
                     int(is_immutable(url)),
                 ),
             )
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("github cache write failed", error=str(exc))
 
     def _touch(self, key: str, headers: dict[str, str]) -> None:
@@ -180,12 +187,12 @@ class ResponseCache:
         if db is None:
             return
         try:
-            row = db.execute("SELECT headers FROM responses WHERE key = ?", (key,)).fetchone()
+            row = db.fetchone("SELECT headers FROM responses WHERE key = ?", (key,))
             if row is None:
                 return
             merged = {**json.loads(row[0]), **{k: v for k, v in headers.items() if k.startswith("x-ratelimit")}}
             db.execute(
                 "UPDATE responses SET stored_at = ?, headers = ? WHERE key = ?", (time.time(), json.dumps(merged), key)
             )
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("github cache write failed", error=str(exc))

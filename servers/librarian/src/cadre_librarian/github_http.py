@@ -174,7 +174,9 @@ class GitHubHTTP:
         client: httpx2.AsyncClient | None,
         timeout: float,
         fresh_for: float,
+        cache_url: str | None = None,
     ):
+        """`cache_url`: a `postgresql://` URL for the response cache, else a file under `cache_dir`."""
         self._token = token or None
         self.token_source = token_source or ("the token argument" if token else "")
         self.base_url = base_url.rstrip("/")
@@ -187,7 +189,7 @@ class GitHubHTTP:
             import platformdirs
 
             cache_dir = Path(platformdirs.user_cache_dir("cadre")) / "github"
-        self.cache = ResponseCache(Path(cache_dir) / "http.sqlite")
+        self.cache = ResponseCache(cache_url or Path(cache_dir) / "http.sqlite")
         self._identity = token_identity(self._token)
         self._limits: dict[str, tuple[int, float]] = {}
         """resource -> (remaining, reset epoch seconds), from the last response's headers."""

@@ -21,10 +21,13 @@ class Library:
         web: Any = None,
         environ: dict[str, Any] | None = None,
         allow_private_urls: bool = False,
+        storage_url: str | None = None,
     ):
+        """`storage_url`: the shared PostgreSQL (`[storage] url`) that also holds the GitHub response cache."""
         self._github, self._clones, self._web = github, clones, web
         self.environ = environ
         self.allow_private_urls = allow_private_urls
+        self.storage_url = storage_url
         self._installed: dict[tuple[Path, ...], Installed] = {}
 
     def installed(self, roots: list[Path]) -> Installed:
@@ -39,7 +42,7 @@ class Library:
         if self._github is None:
             from cadre_librarian.github import GitHub
 
-            self._github = GitHub.from_env(self.environ)
+            self._github = GitHub.from_env(self.environ, cache_url=self.storage_url)
         return self._github
 
     @property

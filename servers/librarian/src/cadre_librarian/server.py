@@ -119,9 +119,13 @@ class _Shelf:
     @property
     def library(self) -> Any:
         if self._library is None:
+            from cadre_core.storage import storage_url
             from cadre_librarian.library import Library
 
-            self._library = Library(allow_private_urls=self.kit.config.config.librarian.allow_private_urls)
+            config = self.kit.config.config
+            self._library = Library(
+                allow_private_urls=config.librarian.allow_private_urls, storage_url=storage_url(config)
+            )
         return self._library
 
     def desk(self, roots: list[Path]) -> Any:
