@@ -230,3 +230,64 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
     stderr = cadre.stderr.read().decode()
     assert cadre.wait(timeout=60) == 141, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_cost_by_user_sums_each_users_spend_on_each_backend(capsys, storage, tmp_path, monkeypatch):
+    from cadre_core.identity import acting_as
+
+    if storage.url:
+        monkeypatch.setenv("CADRE_STORAGE_URL", storage.url)
+        ledger = Ledger(None, url=storage.url)
+    else:
+        (tmp_path / ".cadre.toml").write_text(f'[paths]\nledger = "{storage.target("ledger")}"\n')
+        ledger = Ledger(storage.target("ledger"))
+    base = {"role": "oracle", "provider": "openai", "model": "gpt-5.2", "outcome": "ok"}
+    for user, cost in (("alice", 0.25), ("alice", 0.5), ("bob", 0.125), (None, 1.0)):
+        with acting_as(user):
+            ledger.record(LedgerRow(cost_usd=cost, **base))
+    ledger.close()
+    assert main(["--root", str(tmp_path), "cost", "--by", "user", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {g["key"]: (g["attempts"], g["cost_usd"]) for g in data["user"]} == {
+        None: (1, 1.0),
+        "alice": (2, 0.75),
+        "bob": (1, 0.125),
+    }
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["--root", str(tmp_path), "cost", "--by", "user"]) == 0
+    assert "Spend by user" in capsys.readouterr().out
+
+
+def test_doctor_reports_the_storage_backend_and_whether_its_schema_is_current(capsys, storage, tmp_path, monkeypatch):
+    from cadre_core.ledger import MIGRATIONS, SQLLedgerStore
+
+    if storage.url:
+        monkeypatch.setenv("CADRE_STORAGE_URL", storage.url)
+    else:
+        (tmp_path / ".cadre.toml").write_text(f'[paths]\nledger = "{storage.target("ledger")}"\n')
+
+    def doctor() -> dict:
+        assert main(["--root", str(tmp_path), "doctor", "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["storage"]
+
+    before = doctor()
+    assert before["backend"] == storage.dialect and before["error"] is None
+    assert before["stores"]["ledger"]["version"] in (None, 0)  # doctor reads only: it creates nothing
+    assert storage.url or not storage.root.joinpath("ledger.sqlite").exists()
+    store = SQLLedgerStore(storage.target("ledger"))
+    store.db.execute("UPDATE schema_version SET version = 1 WHERE component = 'ledger'")  # as an older release left it
+    behind = doctor()
+    assert behind["stores"]["ledger"] == {"where": behind["url"] or str(storage.target("ledger")), "version": 1,
+                                          "latest": MIGRATIONS.latest}  # fmt: skip
+    assert behind["current"] is False
+    store.db.execute("UPDATE schema_version SET version = ? WHERE component = 'ledger'", (MIGRATIONS.latest,))
+    store.close()
+    assert doctor()["stores"]["ledger"]["version"] == MIGRATIONS.latest
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["--root", str(tmp_path), "doctor"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Storage:"))
+    assert "schema current (ledger 3" in line
+    if storage.url:
+        password = storage.url.split("@")[0].rsplit(":", 1)[-1]
+        assert line.startswith("Storage: PostgreSQL at postgresql://") and "***@" in line and password not in line
+        assert password not in json.dumps(behind)

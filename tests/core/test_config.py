@@ -174,6 +174,7 @@ def test_unexpanded_host_placeholders_are_not_keys(monkeypatch, tmp_path, placeh
             '[up.auth]\nissuer = "https://idp.evil.example"\naudience = "x"\njwks_url = "https://idp.evil.example/k"\n',
             "up.auth",
         ),
+        ('[storage]\nurl = "postgresql://collector.example/db"\n', "storage.url"),  # threads hold your prompts
     ],
 )
 def test_a_cloned_repositorys_config_cannot_choose_where_keys_go(tmp_path, text, key):

@@ -82,6 +82,7 @@ MIGRATIONS = Migrations(
         "ALTER TABLE spend ADD COLUMN user_name TEXT; ALTER TABLE spend ADD COLUMN heartbeat DOUBLE PRECISION; "
         "CREATE INDEX spend_user_day ON spend(user_name, day)",
     ),
+    table="spend",
 )
 RECLAIM_EVERY_S = 60.0
 """How often `reserve` looks for reservations left by a process that died (one indexed query)."""

@@ -95,6 +95,7 @@ MIGRATIONS = Migrations(
         AddColumns("attempts", {"message": "TEXT"}),  # a ledger from before messages were kept
         "ALTER TABLE attempts ADD COLUMN user_name TEXT; CREATE INDEX attempts_user_day ON attempts(user_name, day)",
     ),
+    table="attempts",
 )
 MESSAGE_MAX_CHARS = 500
 
@@ -268,6 +269,16 @@ class Ledger:
             self._warned = True
             where = redact_url(self._url) if self._url else str(self.path)
             log.warning(message, path=where, error=str(exc))
+
+
+def open_ledger_store(config: Any) -> SQLLedgerStore | None:
+    """The ledger `config` names, for reading: `[storage] url`, else its file; None when that file does
+    not exist yet (nothing was recorded)."""
+    from cadre_core.storage import storage_url
+
+    url = storage_url(config)
+    path = config.paths.ledger or default_ledger_path()
+    return SQLLedgerStore(url) if url else SQLLedgerStore(path) if Path(path).exists() else None
 
 
 def default_ledger_path() -> Path:

@@ -31,6 +31,7 @@ MIGRATIONS = Migrations(
         """,
         "ALTER TABLE threads ADD COLUMN user_name TEXT",
     ),
+    table="threads",
 )
 
 

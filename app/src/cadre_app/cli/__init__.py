@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost = sub.add_parser("cost", help="spend from the ledger")
     cost.add_argument(
         "--by",
-        choices=["role", "model", "tool", "day", "thread"],
+        choices=["role", "model", "tool", "day", "thread", "user"],
         action="append",
         help="grouping (repeatable); model and tool show calls, spend, average thread cost, off-the-rails %%, "
         "p50/p95 latency and failure rate",

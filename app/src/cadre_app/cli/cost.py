@@ -1,8 +1,8 @@
-"""`cadre cost`: what is left of each budget, then spend from the ledger by role, model, tool, day and thread;
+"""`cadre cost`: what is left of each budget, then spend from the ledger by role, model, tool, day, thread and user;
 `--html` writes a report.
 
 The model and tool groupings are the usage table of `cadre_app.usage` (calls, spend, average thread
-cost, off-the-rails %, p50/p95 latency, failure rate); role, day and thread are the store's SQL sums.
+cost, off-the-rails %, p50/p95 latency, failure rate); role, day, thread and user are the store's SQL sums.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cadre_app import usage
 from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
-from cadre_core.ledger import SQLLedgerStore, default_ledger_path
+from cadre_core.ledger import open_ledger_store
 
 USAGE_GROUPS = ("model", "tool")
 
@@ -58,13 +58,12 @@ def summaries(args: Any) -> dict[str, Any]:
     """Spend per grouping, what is left of each cap (`budgets`), and the calls settled after a crash
     (`settled_after_crash`: calls and cost_usd)."""
     cfg = load_config(args.root).config
-    path = cfg.paths.ledger or default_ledger_path()
     groupings = args.by or ["role", "model", "day", "thread"]
     caps = budgets(cfg)  # first: it may record what a crash left
-    if not path.exists():
+    store = open_ledger_store(cfg)
+    if store is None:
         return {by: [] for by in groupings} | {"budgets": caps, "settled_after_crash": {"calls": 0, "cost_usd": 0.0}}
     since = since_day(args)
-    store = SQLLedgerStore(path)
     try:
         rows = ledger_slice(store, since).rows if any(by in USAGE_GROUPS for by in groupings) else []
         return {
@@ -80,11 +79,10 @@ def write_html(args: Any) -> Path:
     from cadre_app import report_html
 
     cfg = load_config(args.root).config
-    path = cfg.paths.ledger or default_ledger_path()
     since = since_day(args)
     data = usage.LedgerSlice([])
-    if path.exists():
-        store = SQLLedgerStore(path)
+    store = open_ledger_store(cfg)
+    if store is not None:
         try:
             data = ledger_slice(store, since)
         finally:
@@ -138,23 +136,23 @@ def render(console: Any, data: dict[str, Any]) -> None:
 
 
 def budgets_table(console: Any, caps: list[dict[str, Any]]) -> Any:
-    """What is left of each cap; the per-call cap as 'per call: $X cap'; the busiest threads under per_thread_usd."""
+    """What is left of each cap; the per-call cap as 'per call: $X cap'; the busiest threads under per_thread_usd
+    and users under per_user_per_day_usd."""
     rows: list[list[str]] = []
     for row in caps:
         if row["cap"] == "per_call_usd":
             rows.append([row["cap"], f"{row['limit_usd']:.2f}", f"per call: ${row['limit_usd']:.4f} cap", ""])
             continue
-        threads = row.get("threads")
-        if threads is None:
+        kind, key = ("thread", "thread_id") if "threads" in row else ("user", "user")
+        busiest = row.get(f"{kind}s")
+        if busiest is None:
             rows.append(
                 [row["cap"], f"{row['limit_usd']:.2f}", f"{row['spent_usd']:.4f}", f"{row['remaining_usd']:.4f}"]
             )
             continue
-        rows.append([row["cap"], f"{row['limit_usd']:.2f}", "busiest threads:" if threads else "no thread yet", ""])
-        for thread in threads:
-            rows.append(
-                [f"  thread {thread['thread_id']}", "", f"{thread['spent_usd']:.4f}", f"{thread['remaining_usd']:.4f}"]
-            )
+        rows.append([row["cap"], f"{row['limit_usd']:.2f}", f"busiest {kind}s:" if busiest else f"no {kind} yet", ""])
+        for one in busiest:
+            rows.append([f"  {kind} {one[key]}", "", f"{one['spent_usd']:.4f}", f"{one['remaining_usd']:.4f}"])
     columns = (Column("cap"), Column("limit USD", "right"), Column("spent or held USD", "right"),
                Column("left USD", "right"))  # fmt: skip
     return layout(console, columns, rows, title="Budgets (UTC day / month)")

@@ -58,8 +58,35 @@ def report(args: Any) -> dict[str, Any]:
         "config_sources": loaded.files,
         "ledger": str(cfg.paths.ledger or default_ledger_path()),
         "threads": str(cfg.paths.threads or default_threads_path()),
+        "storage": storage_report(cfg),
         "versions": versions,
     }
+
+
+def storage_report(cfg: Any) -> dict[str, Any]:
+    """The storage backend (a PostgreSQL URL with its password masked, or SQLite files) and, per store, the
+    schema version it is at and the latest: `current` is False when a store needs the migrations its next
+    open runs. Reads only: nothing is created or migrated."""
+    from cadre_core.budget import MIGRATIONS as BUDGET
+    from cadre_core.budget import default_budget_path
+    from cadre_core.ledger import MIGRATIONS as LEDGER
+    from cadre_core.storage import StorageError, redact_url, schema_version, storage_url
+    from cadre_core.threads import MIGRATIONS as THREADS
+
+    out: dict[str, Any] = {"backend": "sqlite", "url": None, "stores": {}, "current": None, "error": None}
+    try:
+        url = storage_url(cfg)
+        out |= {"backend": "postgresql", "url": redact_url(url)} if url else {}
+        files = {"ledger": (LEDGER, cfg.paths.ledger or default_ledger_path()),
+                 "budget": (BUDGET, cfg.paths.budget or default_budget_path()),
+                 "threads": (THREADS, cfg.paths.threads or default_threads_path())}  # fmt: skip
+        for name, (migrations, path) in files.items():
+            at = schema_version(url or path, migrations)
+            out["stores"][name] = {"where": out["url"] or str(path), "version": at, "latest": migrations.latest}
+        out["current"] = all(s["version"] in (None, s["latest"]) for s in out["stores"].values())
+    except StorageError as exc:
+        out["error"] = str(exc)
+    return out
 
 
 def librarian_sources(root: Any) -> dict[str, Any] | None:
@@ -131,6 +158,7 @@ def run(args: Any) -> int:
     console.print("[bold]Config sources[/] (later wins): " + ", ".join(data["config_sources"]))
     console.print(f"[bold]Ledger[/]: {data['ledger']}")
     console.print(f"[bold]Threads[/]: {data['threads']}")
+    console.print(f"[bold]Storage[/]: {storage_line(data['storage'])}")
     console.print("[bold]Versions[/]: " + ", ".join(f"{k} {v or 'missing'}" for k, v in data["versions"].items()))
     if not any(k["found_in"] for k in data["keys"].values()):
         console.print(
@@ -139,3 +167,17 @@ def run(args: Any) -> int:
             "GEMINI_API_KEY to route to them."
         )
     return 0
+
+
+def storage_line(storage: dict[str, Any]) -> str:
+    """One line: the backend, and whether every store's schema is current (or what to do)."""
+    where = f"PostgreSQL at {storage['url']}" if storage["url"] else "SQLite files (the ledger and threads above)"
+    if storage["error"]:
+        return f"{where}: [red]unavailable[/]: {storage['error']}"
+    stores = storage["stores"].items()
+    behind = [
+        f"{name} {s['version']} of {s['latest']}" for name, s in stores if s["version"] not in (None, s["latest"])
+    ]
+    if behind:
+        return f"{where}: [yellow]schema behind[/] ({', '.join(behind)}); the next start of a server migrates it"
+    return f"{where}: schema current (" + ", ".join(f"{n} {s['latest']}" for n, s in stores) + ")"

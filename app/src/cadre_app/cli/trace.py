@@ -8,7 +8,7 @@ from typing import Any
 from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
 from cadre_core.errors import CadreError
-from cadre_core.ledger import SQLLedgerStore, default_ledger_path
+from cadre_core.ledger import default_ledger_path, open_ledger_store
 
 COLUMNS = ("ts", "tool", "role", "model", "attempt", "outcome", "detector", "error_class", "message", "cost_usd",
            "latency_ms")  # fmt: skip
@@ -26,10 +26,10 @@ SHOWN = (
 
 
 def attempts(args: Any) -> list[dict[str, Any]]:
-    path = load_config(args.root).config.paths.ledger or default_ledger_path()
-    if not path.exists():
-        raise CadreError(f"no ledger yet at {path}; make a model call first")
-    store = SQLLedgerStore(path)
+    config = load_config(args.root).config
+    store = open_ledger_store(config)
+    if store is None:
+        raise CadreError(f"no ledger yet at {config.paths.ledger or default_ledger_path()}; make a model call first")
     try:
         rows = store.rows(thread_id=args.thread_id, limit=10_000)
     finally:

@@ -47,6 +47,7 @@ MIGRATIONS = Migrations(
         )
         """,
     ),
+    table="responses",
 )
 
 

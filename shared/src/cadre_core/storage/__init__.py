@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "URL_ENV", "Database", "Dialect", "StorageError", "Tx", "guarded", "is_url", "open_database", "redact_url",
-    "storage_url",
+    "schema_version", "storage_url",
 ]  # fmt: skip
 
 
@@ -46,17 +46,33 @@ def storage_url(config: CadreConfig | None = None) -> str | None:
 def open_database(target: str | Path, migrations: Migrations) -> Database:
     """The database at `target` (a `postgresql://` URL or a SQLite file path), with `migrations` applied.
     Connections to one URL share a pool within a process. Raises `StorageError` naming what to fix."""
-    if is_url(target):
-        from cadre_core.storage.postgres import open_postgres
-
-        db: Database = open_postgres(str(target), migrations.component)
-    else:
-        from cadre_core.storage.sqlite import SQLiteDatabase
-
-        db = SQLiteDatabase(Path(target), migrations.component)
+    db = _connect(target, migrations.component)
     try:
         migrations.apply(db)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def schema_version(target: str | Path, migrations: Migrations) -> int | None:
+    """How many of `migrations` have run at `target`, running none; None when the store was never created
+    there (no file; on PostgreSQL, no row in schema_version and no `migrations.table`)."""
+    if not is_url(target) and not Path(target).exists():
+        return None
+    db = _connect(target, migrations.component, read_only=True)
+    try:
+        version = migrations.version(db)
+        return version if version or not migrations.table or db.columns(migrations.table) else None
+    finally:
+        db.close()
+
+
+def _connect(target: str | Path, name: str, *, read_only: bool = False) -> Database:
+    if is_url(target):
+        from cadre_core.storage.postgres import open_postgres
+
+        return open_postgres(str(target), name)
+    from cadre_core.storage.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase(Path(target), name, read_only=read_only)

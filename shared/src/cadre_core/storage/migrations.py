@@ -49,6 +49,8 @@ class Migrations:
 
     component: str
     steps: tuple[Step, ...]
+    table: str = ""
+    """A table step 1 creates: its absence tells a store never opened from one older than schema_version."""
 
     @property
     def latest(self) -> int:

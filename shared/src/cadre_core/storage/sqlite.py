@@ -65,12 +65,17 @@ class _Transaction(_Statements):
 class SQLiteDatabase(_Statements):
     """A SQLite file in WAL mode (created if missing; a file that is not a database is moved aside)."""
 
-    def __init__(self, path: Path, name: str = "database"):
-        """Open `path` for the store called `name` (messages say "the {name} store at {path}")."""
+    def __init__(self, path: Path, name: str = "database", *, read_only: bool = False):
+        """Open `path` for the store called `name` (messages say "the {name} store at {path}"); `read_only`
+        opens an existing file as it is, changing nothing (no WAL switch, no corrupt file moved aside)."""
         self.path, self.name = path, name
         self.where = str(path)
         try:
-            self._conn = sqlite_db.connect(path, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            if read_only:
+                uri = f"{path.resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            else:
+                self._conn = sqlite_db.connect(path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except (sqlite3.Error, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StorageError(f"the {name} store at {path} cannot be opened ({reason}); fix that path") from exc
