@@ -156,6 +156,7 @@ class Budget:
         self._lock = threading.Lock()
         self._reclaimed_at = time.monotonic()
         self._heartbeat: threading.Thread | None = None
+        self._held: dict[int, float] = {}
         self._closed = threading.Event()
         self.reclaim()
 
@@ -226,7 +227,8 @@ class Budget:
                  held.input_tokens, held.model, held.server, held.tool, held.attempt, user, time.time()),
             )  # fmt: skip
             assert row is not None  # RETURNING gives the new row's id
-            return int(row[0])
+        self._held[int(row[0])] = amount
+        return int(row[0])
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
@@ -238,13 +240,15 @@ class Budget:
     @_guarded
     def settle(self, reservation: int, actual: float) -> None:
         """Replace a reservation by what the call really cost; log a warning when that is more than was held."""
-        with self.db.transaction() as tx:
-            row = tx.fetchone("SELECT amount FROM spend WHERE id = ? AND settled = 0", (reservation,))
-            tx.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
-        if row is not None and actual > row[0] + 1e-12:
+        held = self._held.pop(reservation, None)  # what this object reserved: one statement, no read
+        if held is None:
+            row = self.db.fetchone("SELECT amount FROM spend WHERE id = ? AND settled = 0", (reservation,))
+            held = row[0] if row is not None else None
+        self.db.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (actual, reservation))
+        if held is not None and actual > held + 1e-12:
             log.warning(
                 "a call cost more than it reserved; caps may be exceeded by the difference",
-                reserved_usd=round(row[0], 6),
+                reserved_usd=round(held, 6),
                 cost_usd=round(actual, 6),
                 path=str(self.path),
             )
