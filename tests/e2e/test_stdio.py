@@ -92,7 +92,8 @@ def test_servers_import_no_provider_sdk_at_start():
         "import sys, cadre_oracle.server, cadre_librarian.server, cadre_search.server, cadre_vision.server\n"
         "for name in ('cadre_oracle', 'cadre_librarian', 'cadre_search', 'cadre_vision'):\n"
         "    sys.modules[name + '.server'].create_server()\n"
-        "heavy = ('anthropic', 'openai', 'google.genai', 'genai_prices', 'pydantic_settings', 'PIL', 'pypdfium2')\n"
+        "heavy = ('anthropic', 'openai', 'google.genai', 'genai_prices', 'pydantic_settings', 'PIL', 'pypdfium2',\n"
+        "         'psycopg', 'psycopg_pool')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout

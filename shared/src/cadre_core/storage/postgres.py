@@ -103,6 +103,7 @@ class _SharedPool:
             max_size=POOL_MAX,
             kwargs={"autocommit": True, "application_name": "cadre", "connect_timeout": CONNECT_TIMEOUT_S},
             configure=_configure,
+            check=psycopg_pool.ConnectionPool.check_connection,  # a replaced server's dead sockets are swapped
             open=False,
             name="cadre",
         )
