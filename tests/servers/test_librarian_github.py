@@ -762,3 +762,24 @@ async def test_the_cache_is_used_off_the_event_loop(fake: FakeGitHub, tmp_path: 
         await gh.repo_info("acme/widgets")  # revalidated: 304 -> touch
     assert {name for name, _ in seen} == {"get", "put", "touch", "close"}
     assert [name for name, on_loop in seen if on_loop] == []
+
+
+def test_the_response_cache_stores_replaces_and_revalidates_on_each_backend(storage) -> None:
+    cache = ResponseCache(storage.target("http"))
+    url = "https://api.github.com/repos/acme/widgets"
+    cache.put("k", url, "json", 200, {"etag": '"v1"', "x-ratelimit-remaining": "5"}, b"\x00old")
+    first = cache.get("k")
+    assert first is not None and (first.status, first.body, first.etag, first.immutable) == (
+        200,
+        b"\x00old",
+        '"v1"',
+        False,
+    )
+    cache.put("k", url, "json", 200, {"etag": '"v2"'}, b"new")  # a newer answer replaces the entry
+    time.sleep(0.01)
+    cache.touch("k", {"x-ratelimit-remaining": "4", "etag": '"ignored"'})  # a 304: fresh again, newer limits
+    after = cache.get("k")
+    assert after is not None and (after.body, after.etag) == (b"new", '"v2"')
+    assert after.headers == {"etag": '"v2"', "x-ratelimit-remaining": "4"} and after.stored_at > first.stored_at
+    assert cache.get("missing") is None
+    cache.close()
