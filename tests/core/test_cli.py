@@ -64,6 +64,15 @@ def test_config_show_masks_secrets_and_names_sources(capsys, monkeypatch, tmp_pa
     assert rows["roles.oracle.candidates"]["source"] == "built-in defaults"
 
 
+def test_config_show_masks_the_storage_urls_password(capsys, monkeypatch, tmp_path):
+    config = tmp_path / "team.toml"
+    config.write_text('[storage]\nurl = "postgresql://cadre:pg-pass-123@db.internal:5432/cadre"\n')
+    monkeypatch.setenv("CADRE_CONFIG", str(config))
+    assert main(["--root", str(tmp_path), "config", "show", "--json"]) == 0
+    rows = {r["key"]: r["value"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["storage.url"] == "postgresql://cadre:***@db.internal:5432/cadre"
+
+
 def test_bad_config_exits_2_with_the_message(capsys, tmp_path):
     (tmp_path / ".cadre.toml").write_text("[budget]\nper_call_usd = -3\n")
     assert main(["--root", str(tmp_path), "doctor"]) == 2

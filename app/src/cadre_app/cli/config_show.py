@@ -8,6 +8,7 @@ from typing import Any
 
 from cadre_app.cli.render import Column, layout
 from cadre_core.config import load_config
+from cadre_core.storage import redact_url
 
 _SECRET_WORDS = ("secret", "token", "password", "api_key")
 
@@ -27,6 +28,8 @@ def _display(path: tuple[str, ...], value: Any) -> Any:
         return [f"{v} ({'set' if os.environ.get(v) else 'unset'})" for v in value]
     if any(w in last for w in _SECRET_WORDS) and value:
         return "****"
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)  # a URL's password ([storage] url, a base_url with credentials)
     return value
 
 
