@@ -15,6 +15,7 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
+from cadre_core import ledger as ledger_module
 from cadre_core import owner
 from cadre_core.budget import MIGRATIONS as BUDGET_MIGRATIONS
 from cadre_core.budget import Budget, BudgetExceededError, Caps, Held
@@ -245,7 +246,9 @@ def test_the_password_never_appears_in_errors_or_logs(caplog, monkeypatch):
     url = f"postgresql://cadre:{SECRET}@127.0.0.1:{closed_port()}/cadre?connect_timeout=2"
     assert redact_url(url) == f"postgresql://cadre:***@127.0.0.1:{url.split(':')[3]}"
     assert SECRET not in redact_url(f"postgresql://h/db?user=u&password={SECRET}")
-    caplog.set_level("DEBUG")
+    caplog.set_level("DEBUG")  # psycopg and its pool log through the standard library
+    warned: list[tuple[str, dict]] = []  # what the ledger logs (its structlog logger may be cached elsewhere)
+    monkeypatch.setattr(ledger_module.log, "warning", lambda event, **kw: warned.append((event, kw)))
     with capture_logs() as logs:
         with pytest.raises(StorageError) as info:
             open_database(url, LEDGER_MIGRATIONS)
@@ -253,6 +256,7 @@ def test_the_password_never_appears_in_errors_or_logs(caplog, monkeypatch):
         ledger.record(row("alice", 0.1))
         assert ledger.flush()
         ledger.close()
+    logs.extend(dict(kw, event=event) for event, kw in warned)
     message = str(info.value)
     assert "cannot connect to PostgreSQL at postgresql://cadre:***@127.0.0.1:" in message and "refused" in message
     assert SECRET not in message and SECRET not in json.dumps(logs, default=str) and SECRET not in caplog.text
