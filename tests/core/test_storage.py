@@ -275,3 +275,24 @@ def test_a_wrong_password_is_refused_without_echoing_it():
     with pytest.raises(StorageError) as info:
         open_database(wrong, LEDGER_MIGRATIONS)
     assert "password authentication failed" in str(info.value) and SECRET not in str(info.value)
+
+
+@pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(monkeypatch):
+    import psycopg
+
+    from cadre_core.storage import postgres
+    from cadre_core.testing.storage import drop_schema, fresh_schema
+
+    assert PG_URL is not None
+    schema, url = fresh_schema(PG_URL)
+    try:
+        db = open_database(url, LEDGER_MIGRATIONS)
+        (pid,) = db.fetchone("SELECT pg_backend_pid()") or (None,)
+        with psycopg.connect(PG_URL, autocommit=True) as admin:  # as a server restart would
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        monkeypatch.setattr(postgres, "IDLE_CHECK_S", 0.0)  # the connection counts as idle: pinged, found dead
+        assert db.fetchone("SELECT pg_backend_pid() <> ?", (pid,)) == (True,)
+        db.close()
+    finally:
+        drop_schema(PG_URL, schema, url)

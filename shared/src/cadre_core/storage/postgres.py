@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -103,10 +105,24 @@ class _SharedPool:
             max_size=POOL_MAX,
             kwargs={"autocommit": True, "application_name": "cadre", "connect_timeout": CONNECT_TIMEOUT_S},
             configure=_configure,
-            check=psycopg_pool.ConnectionPool.check_connection,  # a replaced server's dead sockets are swapped
+            check=_check_if_idle,
             open=False,
             name="cadre",
         )
+
+
+IDLE_CHECK_S = 5.0
+"""A pooled connection unused this long is pinged before use (a restarted server leaves dead sockets)."""
+_last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check on checkout: ping only a connection idle for IDLE_CHECK_S (a busy one just worked),
+    so a routed call pays no extra round trip; a dead one raises and the pool replaces it."""
+    now = time.monotonic()
+    if now - _last_used.get(conn, 0.0) > IDLE_CHECK_S:
+        psycopg_pool.ConnectionPool.check_connection(conn)
+    _last_used[conn] = now
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
