@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get after SIGTERM")
     up.add_argument("--log-level", default=None)
+    up.add_argument("--workers", type=_positive_int, default=1,
+                    help="processes sharing the port on this machine; a worker that dies is restarted")  # fmt: skip
     from cadre_app.cli.eval import add_parser as add_eval
 
     add_eval(sub, _positive_int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import socket
 import sys
 from pathlib import Path
@@ -49,6 +50,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def prepare(args: Any) -> tuple[Any, list[str], str]:
+    """The app `args` ask for, the server names, and how it signs users in (for the banner). Every worker
+    builds its app here, so each applies the same checks as the parent that validated them first."""
+    from cadre_core.config import load_config
+
+    names = [s.strip().removeprefix("cadre-") for s in args.servers.split(",") if s.strip()]
+    tokens = load_tokens(args.tokens_file)
+    loaded = load_config()
+    auth_config = loaded.config.up.auth
+    app = build_app(names, host=args.host, roots=served_roots(args, loaded), tokens=tokens, auth=auth_config)
+    return app, names, sign_in(bool(tokens), auth_config.issuer)
+
+
 def print_token_hash() -> int:
     """`--hash-token`: the sha256:HEX line for a token read from stdin (a prompt on a terminal; never argv,
     which other users can see in `ps`)."""
@@ -77,29 +91,46 @@ def run(args: Any) -> int:
         return print_token_hash()
     import uvicorn
 
-    from cadre_core.config import load_config
     from cadre_core.logs import configure_logging
 
     configure_logging(args.log_level)
-    names = [s.strip().removeprefix("cadre-") for s in args.servers.split(",") if s.strip()]
-    tokens = load_tokens(args.tokens_file)
-    loaded = load_config()
-    auth_config = loaded.config.up.auth
-    app = build_app(names, host=args.host, roots=served_roots(args, loaded), tokens=tokens, auth=auth_config)
+    app, names, auth = prepare(args)
     sock = bind(args.host, args.port)
-    auth = sign_in(bool(tokens), auth_config.issuer)
     bare = args.host.strip("[]")
     base = f"http://{f'[{bare}]' if ':' in bare else bare}:{sock.getsockname()[1]}"
-    print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}", file=sys.stderr)
+    workers = f"; {args.workers} worker processes" if args.workers > 1 else ""
+    print(f"cadre up: {', '.join(f'{base}/{n}/mcp' for n in names)}; {base}/healthz; {auth}{workers}", file=sys.stderr)
     if not is_loopback(args.host):
         print("cadre up: put TLS in front of this port (a load balancer or reverse proxy)", file=sys.stderr)
-    # sse-starlette ends every open SSE response at the first SIGTERM, which would cut off in-flight tool
-    # calls; instead uvicorn drains them for up to --grace seconds, then cancels what is left.
+    _keep_sse_open_on_sigterm()
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "timeout_graceful_shutdown": args.grace,
+               "lifespan": "on"}  # fmt: skip
+    if args.workers > 1:
+        from cadre_app.workers import Workers
+
+        del app  # each worker builds its own; this one only proved that `args` are valid
+        config = uvicorn.Config(functools.partial(worker_app, args), factory=True, workers=args.workers, **options)
+        supervisor = Workers(config, sockets=[sock])
+        supervisor.run()
+        return 1 if supervisor.failed else 0
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+    return 0
+
+
+def worker_app(args: Any) -> Any:
+    """The app of one `--workers` process (started by uvicorn's supervisor, which pickles this call)."""
+    from cadre_core.envfile import load_env_file
+    from cadre_core.logs import configure_logging
+
+    load_env_file()  # as `cadre`'s main does before `run`
+    configure_logging(args.log_level)
+    _keep_sse_open_on_sigterm()
+    return prepare(args)[0]
+
+
+def _keep_sse_open_on_sigterm() -> None:
+    """sse-starlette ends every open SSE response at the first SIGTERM, which would cut off in-flight tool
+    calls; instead uvicorn drains them for up to --grace seconds, then cancels what is left."""
     from sse_starlette.sse import AppStatus
 
     AppStatus.disable_automatic_graceful_drain()
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=args.grace, lifespan="on"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0

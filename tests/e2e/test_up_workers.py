@@ -1,0 +1,93 @@
+"""`cadre up --workers N` as a real process tree: N workers on one port, a dead worker replaced, SIGTERM stops all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.e2e.test_up import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+def children(pid: int) -> set[int]:
+    """The worker processes of `pid`: its children (Linux: /proc/<pid>/task/*/children) that multiprocessing
+    spawned, leaving out its resource tracker."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+            except OSError:  # exited meanwhile
+                pass
+    return found
+
+
+def wait_for(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+@pytest.fixture
+def workers(tmp_path):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "alpha.py").write_text("def alpha_function():\n    return 1\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
+    port = free_port()
+    cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--port", str(port), "--servers", "search", "--grace", "2",
+           "--root", str(tmp_path / "ws"), "--workers", "2"]  # fmt: skip
+    log = (tmp_path / "stderr").open("w+")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    try:
+        wait_for(lambda: healthy(port) and len(children(proc.pid)) == 2, 60)
+        yield proc, port, tmp_path / "stderr"
+    finally:
+        proc.terminate()  # stops the workers too
+        proc.wait(timeout=30)
+        log.close()
+
+
+async def test_two_workers_serve_one_port_and_a_dead_worker_is_replaced(workers):
+    proc, port, stderr = workers
+    first = children(proc.pid)
+    assert f"workers started (pids {', '.join(str(p) for p in sorted(first))})" in stderr.read_text()
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    replaced = wait_for(lambda: (c := children(proc.pid)) - first and len(c) == 2 and c)
+    (new,) = replaced - first
+    line = wait_for(lambda: [ln for ln in stderr.read_text().splitlines() if "exited" in ln])
+    assert line == [f"cadre up: worker {victim} exited (status -9); started worker {new}"]
+    wait_for(lambda: healthy(port))
+    for _ in range(4):  # both workers (the survivor and the replacement) accept on the shared socket
+        async with Client(f"http://127.0.0.1:{port}/search/mcp") as client:
+            result = await client.call_tool("search_codebase", {"query": "alpha function"})
+        assert result.structured_content["hits"][0]["path"] == "alpha.py"
+
+
+def test_sigterm_to_the_parent_stops_every_worker(workers):
+    proc, _, stderr = workers
+    pids = children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    for pid in pids:  # reaped by the parent, so gone from the process table
+        assert not Path(f"/proc/{pid}").exists()
+    assert "Traceback" not in stderr.read_text()
