@@ -37,9 +37,10 @@ def row(path, job_id: str) -> dict:
         return dict(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
-def set_updated(path, job_id: str, when: datetime) -> None:
+def set_updated(path, job_id: str, when: datetime, column: str = "updated") -> None:
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE jobs SET updated = ? WHERE id = ?", (when.isoformat(timespec="milliseconds"), job_id))
+        sql = f"UPDATE jobs SET {column} = ? WHERE id = ?"  # noqa: S608 - a column name of the test
+        conn.execute(sql, (when.isoformat(timespec="milliseconds"), job_id))
 
 
 class Recorder:
@@ -256,15 +257,28 @@ async def test_job_from_another_boot_is_rerun(store):
         assert (await until(jobs, job_id))["result"] == {"answer": "B"}
 
 
-async def test_live_owner_elsewhere_is_left_alone_until_its_heartbeat_is_stale(store):
+async def test_live_owner_elsewhere_is_left_alone_until_its_lease_runs_out(store):
     job_id = store.create("echo", {"q": "r"}, "another-host:4242:boot:1")
     rec = Recorder()
     async with Jobs(store, rec.runners()) as jobs:
+        set_updated(store.path, job_id, datetime.now(UTC) - timedelta(minutes=10))  # a heartbeat is not a lease
         assert (await jobs.result(job_id))["status"] == "running"
         await anyio.sleep(0.05)
         assert rec.calls == []
-        set_updated(store.path, job_id, datetime.now(UTC) - timedelta(minutes=10))
+        set_updated(store.path, job_id, datetime.now(UTC) - timedelta(seconds=1), "lease_until")
         assert (await until(jobs, job_id))["result"] == {"answer": "R"}
+    assert row(store.path, job_id)["attempts"] == 2
+
+
+async def test_a_row_from_before_leases_expires_with_its_heartbeat(store):
+    job_id = store.create("echo", {"q": "old"}, "another-host:4242:boot:1")
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET lease_until = NULL WHERE id = ?", (job_id,))
+    rec = Recorder()
+    async with Jobs(store, rec.runners()) as jobs:
+        assert (await jobs.result(job_id))["status"] == "running" and rec.calls == []
+        set_updated(store.path, job_id, datetime.now(UTC) - timedelta(seconds=store.lease_s + 1))
+        assert (await until(jobs, job_id))["result"] == {"answer": "OLD"}
 
 
 async def test_heartbeat_keeps_a_running_job_fresh(store):
@@ -272,9 +286,12 @@ async def test_heartbeat_keeps_a_running_job_fresh(store):
     async with Jobs(store, rec.runners(), heartbeat_s=0.02) as jobs:
         job_id = await jobs.start("held", {"q": "x"})
         set_updated(store.path, job_id, datetime.now(UTC) - timedelta(minutes=10))
+        set_updated(store.path, job_id, datetime.now(UTC), "lease_until")
         await anyio.sleep(0.1)
-        updated = datetime.fromisoformat(row(store.path, job_id)["updated"])
-        assert datetime.now(UTC) - updated < timedelta(seconds=5)
+        stored = row(store.path, job_id)
+        assert datetime.now(UTC) - datetime.fromisoformat(stored["updated"]) < timedelta(seconds=5)
+        lease = datetime.fromisoformat(stored["lease_until"]) - datetime.now(UTC)
+        assert timedelta(seconds=store.lease_s - 5) < lease <= timedelta(seconds=store.lease_s)
         rec.gate.set()
         await until(jobs, job_id)
 

@@ -16,10 +16,16 @@ client goes away, the job keeps running. The owner is, in order of preference:
 A job body runs in the owner's context, not the request's: it gets no MCP
 `Context`, so it cannot report progress or sample the host.
 
-When the owner exits, running jobs are cancelled and their rows released. A
-later `result()` in any process re-runs a job whose owner is gone: released,
-a dead pid on this host, another boot, or a heartbeat older than `stale_s`.
-A job is run at most `max_attempts` times.
+Across processes and replicas
+-----------------------------
+The jobs table lives in the `cadre_core.storage` database, so with PostgreSQL any replica can poll any
+job. The process running a job holds a lease on its row (`lease_until`), renewed by a heartbeat every
+`heartbeat_s`. When the owner exits, running jobs are cancelled and their rows released. Any process that
+is asked for a running job whose owner is gone, or that finds one on its heartbeat's sweep, takes it over
+(a conditional UPDATE, so one taker wins) and re-runs it: gone means released, a lease run out, or, on this
+host, a dead pid or another boot. A job is run at most `max_attempts` times, and a re-run replays the model
+steps an earlier run already paid for (`cadre_core.steps`). A signed-in user (`cadre_core.identity`) sees
+only their own jobs, and a job runs as the user who started it, wherever it runs.
 """
 
 from __future__ import annotations
@@ -42,41 +48,50 @@ import anyio.from_thread
 import anyio.lowlevel
 import structlog
 
-from cadre_core import db
 from cadre_core.errors import CadreError, clip, input_failure, single_failure
 from cadre_core.identity import acting_as, current_user
 from cadre_core.logs import ensure_logging
 from cadre_core.owner import owner_alive, process_owner
+from cadre_core.steps import StepLog, recording_steps
+from cadre_core.storage import open_database
+from cadre_core.storage.migrations import AddColumns, Migrations
 
 log = structlog.get_logger("cadre.jobs")
 
 Status = Literal["running", "done", "error", "cancelled"]
 Runner = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, tool TEXT NOT NULL, args TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'error', 'cancelled')),
-    result TEXT, error TEXT, owner TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL, updated TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS jobs_status_updated ON jobs (status, updated);
-"""
+MIGRATIONS = Migrations(
+    "jobs",
+    (
+        """
+        CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY, tool TEXT NOT NULL, args TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'error', 'cancelled')),
+            result TEXT, error TEXT, owner TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL, updated TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX IF NOT EXISTS jobs_status_updated ON jobs (status, updated)
+        """,
+        # who started the job, and until when its owner holds it (a file from before leases has neither)
+        AddColumns("jobs", {"user_name": "TEXT", "lease_until": "TEXT"}),
+        """
+        CREATE TABLE job_steps (
+            job_id TEXT NOT NULL, step TEXT NOT NULL, response TEXT NOT NULL, created TEXT NOT NULL,
+            PRIMARY KEY (job_id, step)
+        )
+        """,
+    ),
+)
 KEEP_DAYS = 7
 MAX_ATTEMPTS = 3
+LEASE_S = 120.0
+"""How long a job's owner holds it without a heartbeat before another process or replica may take it over."""
+HEARTBEAT_S = 15.0
 
 
 class UnknownJobError(CadreError):
-    """No job has this id."""
-
-
-class JobStoreError(CadreError):
-    """The job store cannot be read or written right now."""
-
-    retryable = True
-
-
-_guarded = db.guarded(JobStoreError, "job store", "[paths] jobs")
+    """No job has this id (for this user)."""
 
 
 def _now() -> datetime:
@@ -99,6 +114,8 @@ def _is_live(job_id: str) -> bool:
 
 # -- the store --------------------------------------------------------------------------------------
 
+_FIELDS = "id, tool, args, status, result, error, owner, created, updated, attempts, user_name, lease_until"
+
 
 @dataclass
 class Job:
@@ -113,7 +130,12 @@ class Job:
     owner: str
     created: str
     updated: str
+    """The last heartbeat (or change) of the row."""
     attempts: int
+    user: str | None = None
+    """Who started it (`cadre_core.identity`); None for one person over stdio or a tokenless bind."""
+    lease_until: str | None = None
+    """Until when `owner` holds the job; None in a row written before leases."""
 
     def view(self) -> dict[str, Any]:
         """What a poller sees: status, the result or error when finished, and seconds since the start."""
@@ -126,45 +148,52 @@ class Job:
         out["elapsed_s"] = round(max(0.0, (end - datetime.fromisoformat(self.created)).total_seconds()), 1)
         return out
 
+    def lease_expired(self, now: datetime, lease_s: float) -> bool:
+        """Its owner's lease has run out (a row without one: no heartbeat for `lease_s`)."""
+        until = self.lease_until or _iso(datetime.fromisoformat(self.updated) + timedelta(seconds=lease_s))
+        return datetime.fromisoformat(until) < now
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    args, result = json.loads(row[2]), json.loads(row[4]) if row[4] is not None else None
+    return Job(row[0], row[1], args, row[3], result, row[5], row[6], row[7], row[8], row[9], row[10], row[11])
+
 
 class JobStore:
-    """Jobs in SQLite; safe across threads and processes."""
+    """Jobs in a `cadre_core.storage` database: a SQLite file, or PostgreSQL that replicas share.
 
-    def __init__(self, path: Path | str):
-        self.path = path
-        self._conn = db.connect(path, schema=SCHEMA)
-        self._lock = threading.Lock()
+    Every change to a running job is one conditional UPDATE, so two processes (or replicas) racing for a job
+    cannot both win: `claim` succeeds only against the row as the claimer read it."""
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> int:
-        with self._lock:
-            return self._conn.execute(sql, params).rowcount
+    def __init__(self, target: Path | str, *, lease_s: float = LEASE_S):
+        self.path = target
+        self.lease_s = lease_s
+        self.db = open_database(target, MIGRATIONS)
 
-    @_guarded
-    def create(self, tool: str, args: dict[str, Any], owner: str, *, attempts: int = 1) -> str:
-        """Record a running job and return its id."""
+    def _lease(self, now: datetime) -> str:
+        return _iso(now + timedelta(seconds=self.lease_s))
+
+    def create(self, tool: str, args: dict[str, Any], owner: str, *, attempts: int = 1, user: str | None = None) -> str:
+        """Record a running job, leased to `owner`, and return its id."""
         job_id = "job_" + secrets.token_hex(8)
-        now = _iso(_now())
-        self._write(
-            "INSERT INTO jobs (id, tool, args, status, owner, created, updated, attempts)"
-            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-            (job_id, tool, json.dumps(args), owner, now, now, attempts),
+        now = _now()
+        self.db.execute(
+            "INSERT INTO jobs (id, tool, args, status, owner, created, updated, attempts, user_name, lease_until)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            (job_id, tool, json.dumps(args), owner, _iso(now), _iso(now), attempts, user, self._lease(now)),
         )
         return job_id
 
-    @_guarded
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT id, tool, args, status, result, error, owner, created, updated, attempts"
-                " FROM jobs WHERE id = ?",
-                (job_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        args, result = json.loads(row[2]), json.loads(row[4]) if row[4] is not None else None
-        return Job(row[0], row[1], args, row[3], result, row[5], row[6], row[7], row[8], row[9])
+        row = self.db.fetchone(f"SELECT {_FIELDS} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608 - constant
+        return None if row is None else _job(row)
 
-    @_guarded
+    def running(self, limit: int = 100) -> list[Job]:
+        """Running jobs, oldest heartbeat first (the sweep checks their leases)."""
+        sql = f"SELECT {_FIELDS} FROM jobs WHERE status = 'running' ORDER BY updated LIMIT ?"  # noqa: S608 - constant
+        rows = self.db.fetchall(sql, (limit,))
+        return [_job(r) for r in rows]
+
     def finish(
         self,
         job_id: str,
@@ -180,47 +209,63 @@ class JobStore:
         params: tuple[object, ...] = (status, result_text, error, _iso(_now()), job_id)
         if owner is not None:
             sql, params = sql + " AND owner = ?", (*params, owner)
-        return self._write(sql, params) == 1
+        return self.db.execute(sql, params) == 1
 
-    @_guarded
     def claim(self, job: Job, owner: str) -> bool:
-        """Take over a running job as `owner` and count an attempt, unless someone else already did."""
+        """Take over a running job as `owner`, with a fresh lease, and count an attempt, unless someone else
+        already did (the row no longer has the owner and attempts it was read with)."""
+        now = _now()
         return (
-            self._write(
-                "UPDATE jobs SET owner = ?, attempts = attempts + 1, updated = ?"
+            self.db.execute(
+                "UPDATE jobs SET owner = ?, attempts = attempts + 1, updated = ?, lease_until = ?"
                 " WHERE id = ? AND status = 'running' AND owner = ? AND attempts = ?",
-                (owner, _iso(_now()), job.id, job.owner, job.attempts),
+                (owner, _iso(now), self._lease(now), job.id, job.owner, job.attempts),
             )
             == 1
         )
 
-    @_guarded
     def release(self, job_id: str, owner: str) -> bool:
         """Leave a running job ownerless, so the next `result()` re-runs it."""
         return (
-            self._write("UPDATE jobs SET owner = '' WHERE id = ? AND status = 'running' AND owner = ?", (job_id, owner))
+            self.db.execute(
+                "UPDATE jobs SET owner = '' WHERE id = ? AND status = 'running' AND owner = ?", (job_id, owner)
+            )
             == 1
         )
 
-    @_guarded
     def touch(self, job_ids: list[str], owner: str) -> None:
-        """Heartbeat: mark these running jobs as still alive."""
-        now = _iso(_now())
-        with self._lock:
-            self._conn.executemany(
-                "UPDATE jobs SET updated = ? WHERE id = ? AND status = 'running' AND owner = ?",
-                [(now, job_id, owner) for job_id in job_ids],
-            )
+        """Heartbeat: these running jobs are alive, and `owner`'s lease on them is renewed."""
+        now = _now()
+        self.db.executemany(
+            "UPDATE jobs SET updated = ?, lease_until = ? WHERE id = ? AND status = 'running' AND owner = ?",
+            [(_iso(now), self._lease(now), job_id, owner) for job_id in job_ids],
+        )
 
-    @_guarded
     def prune(self, keep_days: float = KEEP_DAYS) -> int:
-        """Delete finished jobs last updated more than `keep_days` ago; return how many."""
+        """Delete finished jobs last updated more than `keep_days` ago, and their steps; return how many."""
         cutoff = _iso(_now() - timedelta(days=keep_days))
-        return self._write("DELETE FROM jobs WHERE status != 'running' AND updated < ?", (cutoff,))
+        with self.db.transaction() as tx:
+            tx.execute(
+                "DELETE FROM job_steps WHERE job_id IN (SELECT id FROM jobs WHERE status != 'running' AND updated < ?)",
+                (cutoff,),
+            )
+            return tx.execute("DELETE FROM jobs WHERE status != 'running' AND updated < ?", (cutoff,))
+
+    def step(self, job_id: str, step: str) -> dict[str, Any] | None:
+        """A model step of the job stored by an earlier run (see `StepLog`), or None."""
+        row = self.db.fetchone("SELECT response FROM job_steps WHERE job_id = ? AND step = ?", (job_id, step))
+        return None if row is None else dict(json.loads(row[0]))
+
+    def save_step(self, job_id: str, step: str, response: dict[str, Any]) -> None:
+        """Keep a model step's response; a step already stored (by a racing run) is left as it is."""
+        self.db.execute(
+            "INSERT INTO job_steps (job_id, step, response, created) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (job_id, step) DO NOTHING",
+            (job_id, step, json.dumps(response), _iso(_now())),
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
 
 def default_jobs_path() -> Path:
@@ -250,13 +295,12 @@ class Jobs:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         keep_days: float = KEEP_DAYS,
-        heartbeat_s: float = 15.0,
-        stale_s: float = 120.0,
+        heartbeat_s: float = HEARTBEAT_S,
     ):
         ensure_logging()
         self.store, self.runners = store, runners
         self.max_attempts, self.keep_days = max_attempts, keep_days
-        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self.heartbeat_s = heartbeat_s
         self.owner = process_owner()
         self._current: _Owner | None = None
         self._claimed = False
@@ -361,15 +405,14 @@ class Jobs:
             return func(*args)
         return anyio.from_thread.run_sync(func, *args, token=owner.token)
 
-    def _spawn(self, job_id: str, tool: str, args: dict[str, Any]) -> None:
+    def _spawn(self, job_id: str, tool: str, args: dict[str, Any], user: str | None) -> None:
         owner = self._ensure_owner()
         with _live_lock:
             _live.add(job_id)
         try:
             # the owner's context, not the request's: nothing request-scoped leaks into the job but the user
-            # it acts for (the task copies the context when it is started, inside `acting_as`)
+            # it acts for, from its row (the task copies the context when it is started, inside `acting_as`)
             spawn = functools.partial(owner.tg.start_soon, self._run, job_id, tool, args, name=f"cadre job {job_id}")
-            user = current_user()
 
             def start() -> None:
                 with acting_as(user):
@@ -382,13 +425,17 @@ class Jobs:
             raise
 
     async def _heartbeat(self) -> None:
+        """Renew the lease on the jobs running here, and take over those whose owner's lease ran out."""
         while True:
             await anyio.sleep(self.heartbeat_s)
-            if self._scopes:
-                try:
-                    self.store.touch(list(self._scopes), self.owner)
-                except CadreError as exc:
-                    log.warning("job heartbeat not saved", error=str(exc))
+            try:
+                if self._scopes:
+                    await anyio.to_thread.run_sync(self.store.touch, list(self._scopes), self.owner)
+                for job in await anyio.to_thread.run_sync(self.store.running):
+                    if job.tool in self.runners and job.id not in self._scopes and self._orphaned(job):
+                        self._resume(job)
+            except CadreError as exc:
+                log.warning("job heartbeat not saved", error=str(exc))
 
     async def _run(self, job_id: str, tool: str, args: dict[str, Any]) -> None:
         structlog.contextvars.bind_contextvars(job_id=job_id, job_tool=tool)
@@ -396,7 +443,8 @@ class Jobs:
             with anyio.CancelScope() as scope:
                 self._scopes[job_id] = scope
                 try:
-                    result = await self.runners[tool](args)
+                    with recording_steps(StepLog(self.store, job_id)):
+                        result = await self.runners[tool](args)
                     json.dumps(result)
                 except Exception as exc:
                     failure = single_failure(exc)
@@ -431,8 +479,9 @@ class Jobs:
             raise ValueError(f"no runner for tool {tool!r}; known: {sorted(self.runners)}")
         args = json.loads(json.dumps(args))  # the body sees what a re-run after a restart will see
         self.store.prune(self.keep_days)
-        job_id = self.store.create(tool, args, self.owner)
-        self._spawn(job_id, tool, args)
+        user = current_user()
+        job_id = self.store.create(tool, args, self.owner, user=user)
+        self._spawn(job_id, tool, args, user)
         log.info("job started", job_id=job_id, tool=tool)
         return job_id
 
@@ -458,8 +507,10 @@ class Jobs:
         return self._get(job_id).view()
 
     def _get(self, job_id: str) -> Job:
+        """The job, if this user may see it: a signed-in user sees only the jobs they started."""
         job = self.store.get(job_id)
-        if job is None:
+        user = current_user()
+        if job is None or (user is not None and job.user != user):
             raise UnknownJobError(
                 f"unknown job_id '{clip(job_id)}'. Pass a job_id returned by a call made with wait=false "
                 f"(finished jobs are kept {self.keep_days:g} days), or make that call again to start a new job."
@@ -471,7 +522,7 @@ class Jobs:
             return not _is_live(job.id)
         if not job.owner:
             return True
-        if (_now() - datetime.fromisoformat(job.updated)).total_seconds() > self.stale_s:
+        if job.lease_expired(_now(), self.store.lease_s):
             return True
         return not owner_alive(job.owner)
 
@@ -491,4 +542,4 @@ class Jobs:
             )
         if self.store.claim(job, self.owner):
             log.info("re-running interrupted job", job_id=job.id, attempt=job.attempts + 1, previous_owner=job.owner)
-            self._spawn(job.id, job.tool, job.args)
+            self._spawn(job.id, job.tool, job.args, job.user)

@@ -165,9 +165,16 @@ class Kit:
         """Route `request`, redacted, for the role, with a progress heartbeat and host sampling available.
         `host_sample`, the host's reply a `Sample` resolver obtained, answers the `sampling:host` candidate."""
         from cadre_core.redact import redact_request  # compiles its patterns: not on the cold path
+        from cadre_core.steps import current_steps
 
         call = call or self.new_call(tool, thread_id)
         request = redact_request(request)
+        steps, step = current_steps(), ""
+        if steps is not None:  # a background job: a step an earlier run of it paid for is replayed
+            step = steps.key(request)
+            if (stored := steps.replay(step, call)) is not None:
+                return stored
+        spent_before = call.usage_cost_usd
         token = current_sampler.set(ContextSampler(ctx, host_sample))
         response: ModelResponse | None = None
         error: Exception | None = None
@@ -186,6 +193,8 @@ class Kit:
         if error is not None:
             raise error
         assert response is not None
+        if steps is not None:
+            steps.keep(step, response, call.usage_cost_usd - spent_before)
         return response
 
     async def _heartbeat(self, ctx: Context, call: CallInfo) -> None:

@@ -168,12 +168,12 @@ class _Jobs:
 
     def _open(self) -> "Jobs":
         if self._jobs is None:
-            import platformdirs
+            from cadre_core.jobs import Jobs, JobStore, default_jobs_path
+            from cadre_core.storage import storage_url
 
-            from cadre_core.jobs import Jobs, JobStore
-
-            path = self.kit.config.config.paths.jobs or Path(platformdirs.user_data_dir("cadre")) / "jobs.sqlite"
-            self._jobs = Jobs(JobStore(path), {"consult_oracle": self._run_consult})
+            config = self.kit.config.config
+            target = storage_url(config) or config.paths.jobs or default_jobs_path()  # PostgreSQL: every replica's
+            self._jobs = Jobs(JobStore(target), {"consult_oracle": self._run_consult})
         return self._jobs
 
     async def _run_consult(self, args: dict[str, Any]) -> dict[str, Any]:
