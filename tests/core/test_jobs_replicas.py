@@ -31,33 +31,6 @@ def expire_lease(store: JobStore, job_id: str) -> None:
     store.db.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", ("2000-01-01T00:00:00.000+00:00", job_id))
 
 
-try:
-    import cadre_core.testing.storage  # noqa: F401 - the pytest plugin's `storage` fixture
-except ImportError:  # TEMPORARY until the storage branch's fixture lands: the same, for these tests
-    import os
-    import secrets
-    from types import SimpleNamespace
-
-    _PG = os.environ.get("CADRE_TEST_PG_URL")
-
-    @pytest.fixture(params=["sqlite", "postgresql"])
-    def storage(request, tmp_path):
-        if request.param == "sqlite":
-            yield SimpleNamespace(dialect="sqlite", target=lambda name: tmp_path / f"{name}.sqlite")
-            return
-        if not _PG:
-            pytest.skip("PostgreSQL variant: set CADRE_TEST_PG_URL")
-        import psycopg
-
-        schema = "cadre_test_" + secrets.token_hex(6)
-        with psycopg.connect(_PG, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        url = f"{_PG}?options=-c%20search_path%3D{schema}"
-        yield SimpleNamespace(dialect="postgresql", target=lambda name: url)
-        with psycopg.connect(_PG, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.fixture
 def store(storage):
     s = JobStore(storage.target("jobs"))
