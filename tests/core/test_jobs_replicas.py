@@ -11,8 +11,10 @@ from cadre_core.kit import Kit
 from cadre_core.ledger import Ledger
 from cadre_core.models.base import Message, ModelRequest, ModelResponse, Usage
 from cadre_core.models.test import FunctionModel
+from cadre_core.owner import owner_alive, process_owner
 from cadre_core.router import Router
 from tests.core.conftest import ledger_rows, make_config
+from tests.core.test_jobs import dead_pid
 
 pytestmark = pytest.mark.anyio
 REMOTE = "replica-b.internal:4242:boot:1"
@@ -74,6 +76,24 @@ async def test_the_heartbeat_sweep_takes_over_an_expired_job_nobody_polls(store)
                 break
             await anyio.sleep(0.01)
     assert store.get(job_id).result == {"answer": "swept"}
+
+
+async def test_a_container_sharing_this_hostname_counts_as_another_machine(store):
+    """Two containers with host networking share a hostname but not their pids (pid_namespaces(7)): a pid
+    of the other one, here a dead one of ours, says nothing about its owner, so only its lease counts."""
+    host, pid, boot, start = process_owner(dead_pid()).rsplit(":", 3)
+    other_container = f"{host.rsplit('/ns', 1)[0]}/ns1:{pid}:{boot}:{start}"
+    assert host != host.rsplit("/ns", 1)[0]  # this process's owner names its pid namespace
+    assert not owner_alive(process_owner(int(pid))) and owner_alive(other_container)
+    job_id = store.create("echo", {"q": "c"}, other_container)
+
+    async def echo(args: dict) -> dict:
+        return {"answer": args["q"]}
+
+    async with Jobs(store, {"echo": echo}) as jobs:
+        assert (await jobs.result(job_id))["status"] == "running"
+        expire_lease(store, job_id)
+        assert (await until_done(jobs, job_id))["result"] == {"answer": "c"}
 
 
 def test_only_one_of_two_racing_takers_wins(store):

@@ -41,6 +41,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     `function_call_output`, gets the answer. `hold_step_2` keeps the first step 2 waiting (its replica dies)."""
 
     steps: ClassVar[list[int]] = []
+    times: ClassVar[list[float]] = []
     hold_step_2 = False
     holding = threading.Event()
     delay_s = 0.0
@@ -49,6 +50,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         answered = any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in body["input"])
         FakeOpenAI.steps.append(2 if answered else 1)
+        FakeOpenAI.times.append(time.monotonic())
         if answered and FakeOpenAI.hold_step_2 and FakeOpenAI.steps.count(2) == 1:
             FakeOpenAI.holding.set()
             time.sleep(60)  # the replica waiting on it is killed meanwhile
@@ -75,7 +77,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_openai():
-    FakeOpenAI.steps, FakeOpenAI.hold_step_2, FakeOpenAI.delay_s = [], False, 0.0
+    FakeOpenAI.steps, FakeOpenAI.times, FakeOpenAI.hold_step_2, FakeOpenAI.delay_s = [], [], False, 0.0
     FakeOpenAI.holding = threading.Event()
     with serving(FakeOpenAI) as url:
         yield url
@@ -100,9 +102,10 @@ class Replicas:
     def config(self, text: str) -> None:
         (self.tmp / "config" / "cadre" / "cadre.toml").write_text(text)
 
-    def start(self) -> tuple[subprocess.Popen, str]:
+    def start(self, *prefix: str) -> tuple[subprocess.Popen, str]:
+        """A replica; `prefix` runs it under another command (a new pid namespace)."""
         port = free_port()
-        cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--port", str(port), "--servers", "oracle",
+        cmd = [*prefix, sys.executable, "-m", "cadre_app.cli", "up", "--port", str(port), "--servers", "oracle",
                "--grace", "1", "--root", str(self.tmp / "ws")]  # fmt: skip
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
@@ -162,9 +165,11 @@ async def test_a_job_started_on_one_replica_is_fetched_on_the_other(replicas):
     assert FakeOpenAI.steps == [1, 2]  # run once, by replica A: B only read the row
 
 
-async def test_a_killed_replica_hands_its_job_over_without_paying_twice(replicas):
+async def start_then_kill_in_step_2(replicas, *prefix: str) -> tuple[str, str, float]:
+    """Replica A (under `prefix`) starts a consult and is killed with SIGKILL while step 2 waits on the model,
+    after step 1 was answered, stored and written to the ledger; B's URL, the job id and when A died."""
     FakeOpenAI.hold_step_2 = True
-    proc_a, a = replicas.start()
+    proc_a, a = replicas.start(*prefix)
     _, b = replicas.start()
     started = await call(a, "consult_oracle", {"question": QUESTION, "files": ["cache.py"], "wait": False})
     assert await anyio.to_thread.run_sync(FakeOpenAI.holding.wait, 30)  # step 1 answered and stored; A in step 2
@@ -174,9 +179,14 @@ async def test_a_killed_replica_hands_its_job_over_without_paying_twice(replicas
             if sum(m["ok"] for m in (await anyio.to_thread.run_sync(replicas.cost))["model"]) == 1:
                 break
             await anyio.sleep(0.2)
-    proc_a.send_signal(signal.SIGKILL)
+    proc_a.send_signal(signal.SIGKILL)  # with --kill-child, unshare's child dies with it
     proc_a.wait(timeout=10)
-    view = await poll(b, started["job_id"])
+    return b, started["job_id"], time.monotonic()
+
+
+async def test_a_killed_replica_hands_its_job_over_without_paying_twice(replicas):
+    b, job_id, _ = await start_then_kill_in_step_2(replicas)
+    view = await poll(b, job_id)  # on one machine the dead process is seen: taken over at once
     assert view["status"] == "done", view
     assert view["result"]["answer"] == ANSWER["answer"]
     assert FakeOpenAI.steps == [1, 2, 2]  # B replayed step 1 from the store and called only step 2 again
@@ -206,3 +216,27 @@ async def test_a_budget_holds_across_both_replicas_and_cost_sums_both(replicas):
     total = sum(m["cost_usd"] for m in spent["model"])
     assert 0 < total <= cap
     assert sum(m["ok"] for m in spent["model"]) == outcomes.count("ok") == len(FakeOpenAI.steps)
+
+
+def can_unshare() -> bool:
+    try:
+        return (
+            subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "true"], capture_output=True).returncode == 0
+        )
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not can_unshare(), reason="needs unshare(1) with a new pid namespace (root, Linux)")
+async def test_a_replica_that_looks_remote_hands_over_only_after_its_lease(replicas):
+    """A in its own pid namespace is, to B, on another machine (its pids mean nothing there), as replicas in
+    two containers are: B must wait for A's lease to run out before taking the job over."""
+    lease_s = 4.0
+    replicas.config(f"[server]\njob_lease_s = {lease_s}\n")
+    b, job_id, died = await start_then_kill_in_step_2(replicas, "unshare", "--pid", "--fork", "--kill-child")
+    assert (await call(b, "oracle_result", {"job_id": job_id}))["status"] == "running"  # A still holds the lease
+    view = await poll(b, job_id)
+    assert view["status"] == "done", view
+    assert FakeOpenAI.steps == [1, 2, 2]  # step 1 replayed, not paid again
+    renewed_at_most_before = lease_s / 8 + 0.5  # A renewed its lease every lease_s / 8 until it died
+    assert FakeOpenAI.times[2] - died >= lease_s - renewed_at_most_before

@@ -149,6 +149,9 @@ class ServerConfig(_Strict):
     """Hosts cut off silent calls at about 60 s; progress is sent at least every 10 s."""
     max_result_tokens: int = Field(default=20_000, ge=1000)
     """A tool result over this (local estimate) is paged: page 1 inline, the rest as `cadre://results/` links."""
+    job_lease_s: float = Field(default=120.0, ge=1)
+    """How long a background job's process holds it without a heartbeat (sent every eighth of this) before
+    another process or replica may take it over."""
 
 
 class LibrarianConfig(_Strict):

@@ -4,6 +4,10 @@ An owner is `host:pid:boot:start`: the hostname, the pid, and what keeps a pid u
 the boot id (`/proc/sys/kernel/random/boot_id`) and the process start time (field 22 of `/proc/<pid>/stat`,
 clock ticks since boot; proc(5)). So a pid reused after a crash or a reboot is not taken for the owner.
 Off Linux boot and start are empty and a live pid counts as the owner.
+
+On Linux the host part also names the pid namespace (`/proc/self/ns/pid`; pid_namespaces(7)): two
+containers that share a hostname (host networking) have pids that mean nothing to each other, so each
+counts as another host, whose processes are assumed alive (their jobs wait for their lease to run out).
 """
 
 from __future__ import annotations
@@ -68,7 +72,16 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-_HOST = socket.gethostname().replace(":", "_")
+def _pid_namespace() -> str:
+    """`/ns<inode>` of this process's pid namespace (Linux), or ''."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return ""
+    return "/ns" + link.partition("[")[2].rstrip("]") if "[" in link else ""
+
+
+_HOST = socket.gethostname().replace(":", "_") + _pid_namespace()
 _BOOT = _boot_id()
 
 

@@ -173,7 +173,9 @@ class _Jobs:
 
             config = self.kit.config.config
             target = storage_url(config) or config.paths.jobs or default_jobs_path()  # PostgreSQL: every replica's
-            self._jobs = Jobs(JobStore(target), {"consult_oracle": self._run_consult})
+            lease = config.server.job_lease_s
+            store = JobStore(target, lease_s=lease)
+            self._jobs = Jobs(store, {"consult_oracle": self._run_consult}, heartbeat_s=lease / 8)
         return self._jobs
 
     async def _run_consult(self, args: dict[str, Any]) -> dict[str, Any]:
