@@ -432,10 +432,13 @@ class Jobs:
                 if self._scopes:
                     await anyio.to_thread.run_sync(self.store.touch, list(self._scopes), self.owner)
                 for job in await anyio.to_thread.run_sync(self.store.running):
-                    if job.tool in self.runners and job.id not in self._scopes and self._orphaned(job):
+                    # not this process's own jobs: one being started is in the table before it is live
+                    if job.tool in self.runners and job.owner != self.owner and self._orphaned(job):
                         self._resume(job)
             except CadreError as exc:
                 log.warning("job heartbeat not saved", error=str(exc))
+            except Exception:  # a failing store must never take the owner's task group down
+                log.exception("job heartbeat failed; retrying at the next beat")
 
     async def _run(self, job_id: str, tool: str, args: dict[str, Any]) -> None:
         structlog.contextvars.bind_contextvars(job_id=job_id, job_tool=tool)
