@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.e2e.test_up import free_port
+from tests.e2e.test_up import HEADERS, INIT, TOKEN, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -46,15 +46,23 @@ def healthy(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def workers(tmp_path):
-    (tmp_path / "ws").mkdir()
+def command(tmp_path, port: int, *extra: str) -> tuple[list[str], dict[str, str]]:
+    (tmp_path / "ws").mkdir(exist_ok=True)
     (tmp_path / "ws" / "alpha.py").write_text("def alpha_function():\n    return 1\n")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
-    port = free_port()
     cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--port", str(port), "--servers", "search", "--grace", "2",
-           "--root", str(tmp_path / "ws"), "--workers", "2"]  # fmt: skip
+           "--root", str(tmp_path / "ws"), "--workers", "2", *extra]  # fmt: skip
+    return cmd, env
+
+
+@pytest.fixture
+def workers(tmp_path, request):
+    port = free_port()
+    extra = getattr(request, "param", ())
+    cmd, env = command(tmp_path, port, *extra)
+    if extra:  # a public bind
+        env["CADRE_TOKENS"] = TOKEN
     log = (tmp_path / "stderr").open("w+")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
@@ -91,3 +99,21 @@ def test_sigterm_to_the_parent_stops_every_worker(workers):
     for pid in pids:  # reaped by the parent, so gone from the process table
         assert not Path(f"/proc/{pid}").exists()
     assert "Traceback" not in stderr.read_text()
+
+
+@pytest.mark.parametrize("workers", [("--host", "0.0.0.0")], indirect=True)  # noqa: S104 - the point of the test
+def test_every_worker_of_a_public_bind_requires_the_token(workers):
+    _, port, _ = workers
+    url = f"http://127.0.0.1:{port}/search/mcp"
+    with httpx2.Client() as http:  # a new connection each time: either worker may accept it
+        for _ in range(6):
+            assert http.post(url, json=INIT, headers={**HEADERS, "connection": "close"}).status_code == 401
+        ok = http.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+
+
+def test_a_public_bind_without_tokens_stops_before_any_worker_starts(tmp_path):
+    cmd, env = command(tmp_path, free_port(), "--host", "0.0.0.0")  # noqa: S104
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "bearer tokens are required" in done.stderr and "workers started" not in done.stderr
