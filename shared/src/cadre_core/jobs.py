@@ -82,6 +82,7 @@ MIGRATIONS = Migrations(
         )
         """,
     ),
+    table="jobs",
 )
 KEEP_DAYS = 7
 MAX_ATTEMPTS = 3

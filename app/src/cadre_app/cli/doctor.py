@@ -69,6 +69,8 @@ def storage_report(cfg: Any) -> dict[str, Any]:
     open runs. Reads only: nothing is created or migrated."""
     from cadre_core.budget import MIGRATIONS as BUDGET
     from cadre_core.budget import default_budget_path
+    from cadre_core.jobs import MIGRATIONS as JOBS
+    from cadre_core.jobs import default_jobs_path
     from cadre_core.ledger import MIGRATIONS as LEDGER
     from cadre_core.storage import StorageError, redact_url, schema_version, storage_url
     from cadre_core.threads import MIGRATIONS as THREADS
@@ -79,7 +81,8 @@ def storage_report(cfg: Any) -> dict[str, Any]:
         out |= {"backend": "postgresql", "url": redact_url(url)} if url else {}
         files = {"ledger": (LEDGER, cfg.paths.ledger or default_ledger_path()),
                  "budget": (BUDGET, cfg.paths.budget or default_budget_path()),
-                 "threads": (THREADS, cfg.paths.threads or default_threads_path())}  # fmt: skip
+                 "threads": (THREADS, cfg.paths.threads or default_threads_path()),
+                 "jobs": (JOBS, cfg.paths.jobs or default_jobs_path())}  # fmt: skip
         for name, (migrations, path) in files.items():
             at = schema_version(url or path, migrations)
             out["stores"][name] = {"where": out["url"] or str(path), "version": at, "latest": migrations.latest}
