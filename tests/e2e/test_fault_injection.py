@@ -201,10 +201,18 @@ async def ask_many(server, calls: int, concurrency: int) -> tuple[int, list[str]
     return answered, errors
 
 
-def ledger_attempts(server) -> Counter:
+def assert_every_attempt_has_its_row(server) -> None:
+    """Every request a vendor saw has its ledger row, and every row its request, except attempts that timed
+    out on our side before the request was read: on a loaded machine the time limit can fire while the
+    request still waits in the loopback server's accept queue, so the row is real but the vendor never saw it."""
     ledger = server.kit.ledger
     assert ledger.flush()
-    return Counter(r["provider"] for r in ledger.store.rows() if r["provider"] != "sampling")
+    rows = [r for r in ledger.store.rows() if r["provider"] != "sampling"]
+    attempts = Counter(r["provider"] for r in rows)
+    timed_out = Counter(r["provider"] for r in rows if r["error_class"] == "ModelTimeoutError")
+    for vendor in set(attempts) | set(FaultyVendors.received):
+        seen = FaultyVendors.received[vendor]
+        assert seen <= attempts[vendor] <= seen + timed_out[vendor], (vendor, seen, attempts, timed_out)
 
 
 @pytest.fixture
@@ -225,8 +233,7 @@ async def test_thirty_percent_faults_on_every_vendor_still_answer_99_percent(
     # the faults really happened, every kind of them
     assert set(FaultyVendors.injected) == set(FAULTS)
     assert sum(FaultyVendors.injected.values()) >= 0.2 * sum(FaultyVendors.received.values())
-    # every attempt the vendors saw has its ledger row, and no row lacks its attempt
-    assert ledger_attempts(server) == FaultyVendors.received
+    assert_every_attempt_has_its_row(server)
     rows = server.kit.ledger.store.rows()
     assert {"ModelTimeoutError", "BadResponseError", "RateLimitError", "OverloadedError", "ServerError"} <= {
         r["error_class"] for r in rows
@@ -243,7 +250,7 @@ async def test_vendors_entirely_down_still_answer_every_call(vendors, workspace,
     with anyio.fail_after(60):
         answered, errors = await ask_many(server, calls, 4)
     assert (answered, errors) == (calls, []), "\n".join(errors)
-    assert ledger_attempts(server) == FaultyVendors.received
+    assert_every_attempt_has_its_row(server)
     # the circuits opened: each dead vendor saw far fewer than the 3 attempts per call it would without one
     router = server.kit.router
     for vendor, model in (("openai", "gpt-6.1-sol"), ("anthropic", "claude-opus-5-5"))[: len(down)]:
