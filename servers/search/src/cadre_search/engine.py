@@ -139,12 +139,15 @@ class Engine:
             where += " AND kind = ?"
             args.append(kind.lower())
         sql = f"SELECT name, kind, path, start_line, end_line, container FROM symbols WHERE {where} "  # noqa: S608
-        rows = self.index.query(sql + "ORDER BY path, start_line LIMIT ?", [*args, limit])
+        # an exact-case match (class `Router`) before a case-insensitive one (method `router`)
+        order = "ORDER BY name = ? DESC, path, start_line LIMIT ?"
+        rows = self.index.query(sql + order, [*args, short, limit])
         if not rows:
             like = short.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             rows = self.index.query(
-                sql.replace("lname = ?", "lname LIKE ? ESCAPE '\\'") + "ORDER BY length(name), path LIMIT ?",
-                [like, *args[1:], limit],
+                sql.replace("lname = ?", "lname LIKE ? ESCAPE '\\'")
+                + "ORDER BY substr(name, 1, ?) = ? DESC, length(name), path LIMIT ?",
+                [like, *args[1:], len(short), short, limit],
             )
         definitions = [
             {"name": r[0], "kind": r[1], "path": r[2], "start_line": r[3], "end_line": r[4], "container": r[5] or None}
