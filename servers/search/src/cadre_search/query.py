@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cadre_search.tokens import IDENTIFIER, STOPWORDS, parts
@@ -15,6 +16,10 @@ _JS_FRAME = re.compile(r"at (?:([\w$.<>]+) )?\(?([^\s()]+?\.(?:js|jsx|mjs|cjs|ts
 _PATH = re.compile(rf"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:{_EXTS}))\b(?::(\d+))?")
 _QUOTED = re.compile(r"`([^`\n]{2,80})`|\"([\w.:/-]{2,80})\"|'([\w.:/-]{2,80})'")
 _CODEY = re.compile(r"_|[a-z][A-Z]|[A-Z]{2}[a-z]|\d")  # {2}, not {2,}: the same matches, in linear time
+_CODE_BLOCK = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1|\Z)|^[ \t]*(?:>>>|\.\.\.) .*$", re.M | re.S)
+_DEFINES = re.compile(r"^[ \t]*(?:>>> |\.\.\. )?[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_]\w*)", re.M)
+_STRING = re.compile(r"[rbfuRBFU]{0,2}(\"\"\"|\'\'\'|\"|\')(?:\\.|(?!\1).)*?\1", re.S)
+_FENCE_INFO = re.compile(r"^([ \t]*(?:```|~~~))[^\n]*")
 CODE_WEIGHT = 2
 TRACE_WEIGHT = 3
 TF_CAP = 3
@@ -56,20 +61,21 @@ def plan(text: str) -> QueryPlan:
             result.trace_functions.add(match.group(1).rsplit(".", 1)[-1].lower())
     for match in _PATH.finditer(text):
         _add_path(result, match.group(1))
-    for match in _QUOTED.finditer(text):
+    prose, local = _without_code_data(text)
+    for match in _QUOTED.finditer(prose):
         quoted = next(g for g in match.groups() if g)
         result.quoted.append(quoted)
         for ident in IDENTIFIER.findall(quoted):
-            if len(ident) > 2:
+            if len(ident) > 2 and ident.lower() not in local:
                 result.identifiers.add(ident.lower())
                 boost[ident.lower()] = CODE_WEIGHT
 
-    for ident in IDENTIFIER.findall(text):
+    for ident in IDENTIFIER.findall(prose):
         lower = ident.lower()
         if len(lower) < 2 or lower in STOPWORDS:
             continue
         counts[lower] += 1
-        if _CODEY.search(ident):
+        if _CODEY.search(ident) and lower not in local:
             result.identifiers.add(lower)
             boost[lower] = max(boost.get(lower, 1), CODE_WEIGHT)
         for piece in parts(ident):
@@ -86,6 +92,29 @@ def plan(text: str) -> QueryPlan:
         re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b|\bpytest\b|\bunittest\b", text, re.IGNORECASE)
     )
     return result
+
+
+def _without_code_data(text: str) -> tuple[str, set[str]]:
+    """The query with string literals of its code blocks blanked out, and the names those blocks define.
+
+    A pasted reproduction names the user's own classes and functions and holds the user's data;
+    neither says where the library's code is, but the library calls it makes do.
+    """
+    local: set[str] = set()
+    pieces = []
+    cursor = 0
+    for block in _code_blocks(text):
+        local.update(n.lower() for n in _DEFINES.findall(block.group(0)))
+        code = _FENCE_INFO.sub(r"\1", block.group(0))  # ```python: the language is not a query word
+        pieces += [text[cursor : block.start()], _STRING.sub(" ", code)]
+        cursor = block.end()
+    pieces.append(text[cursor:])
+    return "".join(pieces), local
+
+
+def _code_blocks(text: str) -> Iterator[re.Match[str]]:
+    """Fenced blocks and interactive-session lines (`>>> ...`)."""
+    return _CODE_BLOCK.finditer(text)
 
 
 def _add_path(result: QueryPlan, raw: str) -> None:
