@@ -21,15 +21,17 @@ TRACE_FUNCTION_BOOST = 1.5
 PATH_BOOST = 2.0
 STEM_BOOST = 1.4
 QUOTED_BOOST = 1.3
-TEST_FACTOR = 0.5
-DOC_FACTOR = 0.6
+TEST_FACTOR = 0.3
+DOC_FACTOR = 0.4
 META_FACTOR = 0.3
 DATA_FACTOR = 0.5
+STUB_FACTOR = 0.6
 AUX_FACTOR = 0.7
 SNIPPET_LINES = 8
 MORE_CHUNK_WEIGHTS = (0.3, 0.15)
 """A file's score: its best chunk plus these shares of its next best ones."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+_STUB_EXTS = (".pyi", ".d.ts")
 _DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
 _DATA_EXTS = (".json", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".svg", ".xml", ".csv", ".bat", ".lock")
 _AUXILIARY = re.compile(r"(^|/)(examples?|benchmarks?|scripts|gallery|docs?|tools)/")
@@ -191,6 +193,8 @@ def _path_factor(path: str, plan: QueryPlan) -> tuple[float, float, str | None]:
         factor *= META_FACTOR
     elif not plan.mentions_tests and _TEST_PATH.search(lower):
         factor *= TEST_FACTOR
+    elif lower.endswith(_STUB_EXTS):  # declarations only: the behaviour a report describes is elsewhere
+        factor *= STUB_FACTOR
     elif lower.endswith(_DOC_EXTS) or lower.rsplit("/", 1)[-1].startswith("readme"):
         factor *= DOC_FACTOR
     elif lower.endswith(_DATA_EXTS) or lower.rsplit("/", 1)[-1] in ("makefile", "dockerfile") or "/." in f"/{lower}":
