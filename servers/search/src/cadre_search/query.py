@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ _CODEY = re.compile(r"_|[a-z][A-Z]|[A-Z]{2}[a-z]|\d")  # {2}, not {2,}: the same
 _CODE_BLOCK = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1|\Z)|^[ \t]*(?:>>>|\.\.\.) .*$", re.M | re.S)
 _DEFINES = re.compile(r"^[ \t]*(?:>>> |\.\.\. )?[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_]\w*)", re.M)
 _STRING = re.compile(r"[rbfuRBFU]{0,2}(\"\"\"|\'\'\'|\"|\')(?:\\.|(?!\1).)*?\1", re.S)
+_TRACEBACK_HEADER = re.compile(r"Traceback \(most recent call last\):")
+_BUILTINS = frozenset(dir(builtins))
+"""`ValueError`, `isinstance`: code-like but in every project, so weighted as plain words."""
 _FENCE_INFO = re.compile(r"^([ \t]*(?:```|~~~))[^\n]*")
 CODE_WEIGHT = 2
 TRACE_WEIGHT = 3
@@ -61,7 +65,7 @@ def plan(text: str) -> QueryPlan:
             result.trace_functions.add(match.group(1).rsplit(".", 1)[-1].lower())
     for match in _PATH.finditer(text):
         _add_path(result, match.group(1))
-    prose, local = _without_code_data(text)
+    prose, local = _without_code_data(_TRACEBACK_HEADER.sub(" ", text))
     for match in _QUOTED.finditer(prose):
         quoted = next(g for g in match.groups() if g)
         result.quoted.append(quoted)
@@ -75,7 +79,7 @@ def plan(text: str) -> QueryPlan:
         if len(lower) < 2 or lower in STOPWORDS:
             continue
         counts[lower] += 1
-        if _CODEY.search(ident) and lower not in local:
+        if _CODEY.search(ident) and lower not in local and ident not in _BUILTINS:
             result.identifiers.add(lower)
             boost[lower] = max(boost.get(lower, 1), CODE_WEIGHT)
         for piece in parts(ident):

@@ -15,6 +15,9 @@ from cadre_search.tokens import IDENTIFIER, fts_quote
 
 MAX_TERMS = 32
 CANDIDATES = 250
+COMMON_SHORT = 0.25
+COMMON_LONG = 0.05
+"""Terms in more than this share of chunks are dropped (when more than 8, or more than MAX_TERMS, remain)."""
 COLUMN_WEIGHTS = (1.0, 0.5, 2.0, 3.0)  # body, parts, pathterms, symterms
 SYMBOL_BOOST = 1.6
 TRACE_FUNCTION_BOOST = 1.5
@@ -102,7 +105,7 @@ def select_terms(index: Index, plan: QueryPlan) -> dict[str, float]:
         idf = math.log(1 + (total - docs + 0.5) / (docs + 0.5))
         scored[term] = plan.weights[term] * idf
     if len(scored) > 8:  # drop terms in most chunks when enough others remain
-        common = 0.25 if len(scored) <= MAX_TERMS else 0.05  # long reports: only distinctive words
+        common = COMMON_SHORT if len(scored) <= MAX_TERMS else COMMON_LONG  # long reports: distinctive words
         scored = {t: s for t, s in scored.items() if df[t] / total < common} or scored
     best = sorted(scored, key=lambda t: -scored[t])[:MAX_TERMS]
     return {t: plan.weights[t] for t in best}

@@ -117,6 +117,21 @@ STOPWORDS = frozenset(
         "trying",
         "wasn",
         "won",
+        "shouldn",
+        "couldn",
+        "wouldn",
+        "aren",
+        "weren",
+        "hasn",
+        "haven",
+        "ll",
+        "ve",
+        "whether",
+        "itself",
+        "during",
+        "through",
+        "certainly",
+        "up",
     ]
 )
 
