@@ -33,7 +33,7 @@ AUX_FACTOR = 0.7
 SNIPPET_LINES = 8
 MORE_CHUNK_WEIGHTS = (0.3, 0.15)
 """A file's score: its best chunk plus these shares of its next best ones."""
-_TEST_PATH = re.compile(r"(^|/)(tests?|testing|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing|testsuite|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
 _STUB_EXTS = (".pyi", ".d.ts")
 _DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
 _DATA_EXTS = (".json", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".svg", ".xml", ".csv", ".bat", ".lock")
