@@ -93,7 +93,7 @@ def plan(text: str) -> QueryPlan:
     for term, n in counts.items():
         result.weights[term] = boost.get(term, 1) * min(n, TF_CAP)
     result.mentions_tests = bool(
-        re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b|\bpytest\b|\bunittest\b", text, re.IGNORECASE)
+        re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b", text, re.IGNORECASE)
     )
     return result
 
