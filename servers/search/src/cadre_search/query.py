@@ -92,9 +92,7 @@ def plan(text: str) -> QueryPlan:
         counts.update(ident.lower() for ident in IDENTIFIER.findall(text))
     for term, n in counts.items():
         result.weights[term] = boost.get(term, 1) * min(n, TF_CAP)
-    result.mentions_tests = bool(
-        re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b", text, re.IGNORECASE)
-    )
+    result.mentions_tests = bool(re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b", text, re.IGNORECASE))
     return result
 
 

@@ -33,7 +33,11 @@ AUX_FACTOR = 0.7
 SNIPPET_LINES = 8
 MORE_CHUNK_WEIGHTS = (0.3, 0.15)
 """A file's score: its best chunk plus these shares of its next best ones."""
-_TEST_PATH = re.compile(r"(^|/)(tests?|testing|testsuite|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|testing|testsuite|spec|__tests__)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$"
+)
+SHORT_QUERY_TERMS = 8
+_ERROR_NAME = re.compile(r"(error|exception|warning)$")
 _STUB_EXTS = (".pyi", ".d.ts")
 _DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
 _DATA_EXTS = (".json", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".svg", ".xml", ".csv", ".bat", ".lock")
@@ -159,7 +163,10 @@ def _like_prefix(scope: str) -> str:
 def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int, _Candidate], scope: str) -> None:
     """Chunks defining a symbol named in the query join the candidates (even if BM25 missed them)
     and point at that definition's lines."""
-    names = sorted((plan.identifiers | plan.trace_functions) - {""})[:50]
+    names = plan.identifiers | plan.trace_functions
+    if len(plan.weights) > SHORT_QUERY_TERMS:  # a report names the exception it saw, not where it is raised
+        names = {n for n in names if not _ERROR_NAME.search(n)}
+    names = sorted(names - {""})[:50]
     if not names:
         return
     placeholders = ",".join("?" * len(names))
