@@ -38,6 +38,8 @@ _TEST_PATH = re.compile(
 )
 SHORT_QUERY_TERMS = 8
 _ERROR_NAME = re.compile(r"(error|exception|warning)$")
+_EXCEPTION_CLASS = re.compile(r"\s*class \w+\([^)]*(?:Error|Exception|Warning)\b")
+"""A class deriving from an exception: `class StreamConsumed(StreamError):`."""
 _STUB_EXTS = (".pyi", ".d.ts")
 _DOC_EXTS = (".md", ".rst", ".txt", ".adoc")
 _DATA_EXTS = (".json", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".svg", ".xml", ".csv", ".bat", ".lock")
@@ -164,7 +166,8 @@ def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int,
     """Chunks defining a symbol named in the query join the candidates (even if BM25 missed them)
     and point at that definition's lines."""
     names = plan.identifiers | plan.trace_functions
-    if len(plan.weights) > SHORT_QUERY_TERMS:  # a report names the exception it saw, not where it is raised
+    report = len(plan.weights) > SHORT_QUERY_TERMS  # a report names the exception it saw, not where it is raised
+    if report:
         names = {n for n in names if not _ERROR_NAME.search(n)}
     names = sorted(names - {""})[:50]
     if not names:
@@ -181,12 +184,20 @@ def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int,
     for row in rows:
         if scope and not (row[1] == scope or row[1].startswith(scope.rstrip("/") + "/")):
             continue
+        if report and _EXCEPTION_CLASS.match(_line_at(row[5], row[8] - row[2])):
+            continue
         cand = candidates.get(row[0])
         if cand is None:
             cand = candidates[row[0]] = _candidate(row, score=floor)
         qualified = f"{row[7]}.{row[6]}" if row[7] else row[6]
         if not cand.defines:
             cand.defines = (qualified, row[8], row[9])
+
+
+def _line_at(body: str, offset: int) -> str:
+    """Line `offset` (0-based) of a chunk body, or "" past its end."""
+    lines = body.split("\n", offset + 1)
+    return lines[offset] if 0 <= offset < len(lines) else ""
 
 
 def _path_factor(path: str, plan: QueryPlan) -> tuple[float, float, str | None]:
