@@ -200,11 +200,19 @@ def _line_at(body: str, offset: int) -> str:
     return lines[offset] if 0 <= offset < len(lines) else ""
 
 
+def _same_file(indexed: str, named: str) -> bool:
+    """Whether a path named in a query (maybe absolute, maybe partial) is this indexed path.
+
+    Only at a `/` boundary: `t.py` is not `report.py`.
+    """
+    return indexed == named or indexed.endswith("/" + named) or named.endswith("/" + indexed)
+
+
 def _path_factor(path: str, plan: QueryPlan) -> tuple[float, float, str | None]:
     """(multiplier, added floors, reason) for everything a file's path says about the query."""
     lower = path.lower()
     factor, floors, reason = 1.0, 0.0, None
-    if any(lower.endswith(p.lower().lstrip("./")) or p.lower().endswith(lower) for p in plan.paths):
+    if any(_same_file(lower, p.lower().lstrip("./")) for p in plan.paths):
         factor, floors, reason = PATH_BOOST, 1.0, "path named in query"
     else:
         stem = lower.rsplit("/", 1)[-1].rsplit(".", 1)[0]
