@@ -27,6 +27,7 @@ _FENCE_INFO = re.compile(r"^([ \t]*(?:```|~~~))[^\n]*")
 CODE_WEIGHT = 2
 TRACE_WEIGHT = 3
 TF_CAP = 3
+CODE_ONCE = True
 
 
 @dataclass
@@ -65,7 +66,7 @@ def plan(text: str) -> QueryPlan:
             result.trace_functions.add(match.group(1).rsplit(".", 1)[-1].lower())
     for match in _PATH.finditer(text):
         _add_path(result, match.group(1))
-    prose, local = _without_code_data(_TRACEBACK_HEADER.sub(" ", text))
+    prose, code, local = _split_code(_TRACEBACK_HEADER.sub(" ", text))
     for match in _QUOTED.finditer(prose):
         quoted = next(g for g in match.groups() if g)
         result.quoted.append(quoted)
@@ -74,17 +75,20 @@ def plan(text: str) -> QueryPlan:
                 result.identifiers.add(ident.lower())
                 boost[ident.lower()] = CODE_WEIGHT
 
-    for ident in IDENTIFIER.findall(prose):
-        lower = ident.lower()
-        if len(lower) < 2 or lower in STOPWORDS:
-            continue
-        counts[lower] += 1
-        if _CODEY.search(ident) and lower not in local and ident not in _BUILTINS:
-            result.identifiers.add(lower)
-            boost[lower] = max(boost.get(lower, 1), CODE_WEIGHT)
-        for piece in parts(ident):
-            if piece not in STOPWORDS:
-                counts[piece] += 1
+    for source, once in ((prose, False), (code, CODE_ONCE)):
+        seen: set[str] = set()
+        for ident in IDENTIFIER.findall(source):
+            lower = ident.lower()
+            if len(lower) < 2 or lower in STOPWORDS or (once and lower in seen):
+                continue  # a snippet repeats its own variables: each counts once
+            seen.add(lower)
+            counts[lower] += 1
+            if _CODEY.search(ident) and lower not in local and ident not in _BUILTINS:
+                result.identifiers.add(lower)
+                boost[lower] = max(boost.get(lower, 1), CODE_WEIGHT)
+            for piece in parts(ident):
+                if piece not in STOPWORDS:
+                    counts[piece] += 1
     for name in result.trace_functions | result.file_stems:
         boost[name] = TRACE_WEIGHT
         counts[name] += 1
@@ -96,22 +100,23 @@ def plan(text: str) -> QueryPlan:
     return result
 
 
-def _without_code_data(text: str) -> tuple[str, set[str]]:
-    """The query with string literals of its code blocks blanked out, and the names those blocks define.
+def _split_code(text: str) -> tuple[str, str, set[str]]:
+    """The prose of a query, its code blocks without their string literals, and the names those blocks define.
 
     A pasted reproduction names the user's own classes and functions and holds the user's data;
     neither says where the library's code is, but the library calls it makes do.
     """
     local: set[str] = set()
-    pieces = []
+    prose, code = [], []
     cursor = 0
     for block in _code_blocks(text):
         local.update(n.lower() for n in _DEFINES.findall(block.group(0)))
-        code = _FENCE_INFO.sub(r"\1", block.group(0))  # ```python: the language is not a query word
-        pieces += [text[cursor : block.start()], _STRING.sub(" ", code)]
+        snippet = _FENCE_INFO.sub(r"\1", block.group(0))  # ```python: the language is not a query word
+        prose.append(text[cursor : block.start()])
+        code.append(_STRING.sub(" ", snippet))
         cursor = block.end()
-    pieces.append(text[cursor:])
-    return "".join(pieces), local
+    prose.append(text[cursor:])
+    return " ".join(prose), "\n".join(code), local
 
 
 def _code_blocks(text: str) -> Iterator[re.Match[str]]:
