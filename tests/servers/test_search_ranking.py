@@ -134,3 +134,58 @@ def test_find_symbol_lists_the_exact_case_class_before_a_method_of_another_case(
     assert [d["name"] for d in engine.find_symbol("Router")["definitions"]] == ["Router", "router"]
     assert [d["name"] for d in engine.find_symbol("router")["definitions"]] == ["router", "Router"]
     assert [d["name"] for d in engine.find_symbol("Rout")["definitions"]] == ["Router", "router"]
+
+
+def test_a_snippet_repeating_its_variables_counts_them_once():
+    snippet = "```python\nup = commit.hash in hashes\nprint(commit.hash, commit.hash)\n```\n"
+    assert plan("the walrus loses its parentheses\n\n" + snippet).weights["commit"] == 1
+    assert plan("commit the commit before the commit hook runs").weights["commit"] == 3
+
+
+def test_a_path_named_in_a_report_matches_only_whole_path_segments(build):
+    engine = build(
+        {
+            "src/report.py": "def format_report(lines):\n    return '\\n'.join(lines)\n",
+            "src/t.py": "def format_lines(lines):\n    return lines\n",
+        }
+    )
+    hits = engine.search("error: cannot format t.py: the lines are wrong").hits
+    assert hits[0].path == "src/t.py" and "path named in query" in hits[0].why
+    assert all("path named" not in h.why for h in hits if h.path == "src/report.py")
+
+
+def test_a_file_gains_from_its_other_matching_chunks(build, monkeypatch):
+    from cadre_search import rank
+
+    many = "".join(f"def step{i}(jar):\n    return expire(jar, {i})\n\n\n" for i in range(3))
+    engine = build(
+        {
+            "pkg/jar.py": many,
+            "pkg/single.py": "def drop(cookie_jar, when):\n    cookie_jar.expire(when)\n",
+            **{f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(20)},
+        }
+    )
+    query = "cookie jar does not expire the cookie"
+    assert top(engine, query)[0] == "pkg/jar.py"
+    monkeypatch.setattr(rank, "MORE_CHUNK_WEIGHTS", ())  # the best chunk alone would pick the other file
+    assert top(engine, query)[0] == "pkg/single.py"
+
+
+def test_a_long_report_skips_the_class_of_the_exception_it_names(build):
+    engine = build(
+        {
+            "pkg/exceptions.py": "class StreamError(Exception):\n    pass\n\n\n"
+            'class StreamConsumed(StreamError):\n    """Raised on a second iteration."""\n',
+            "pkg/client.py": "from pkg.exceptions import StreamConsumed\n\n\n"
+            "def send_handling_redirects(request, allow_redirects):\n"
+            "    response = send(request)\n    if not allow_redirects:\n        response.read()\n"
+            "    return response\n",
+            **{f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(10)},
+        }
+    )
+    report = (
+        "Can't stream a redirect response body when redirects are disabled. With allow_redirects=False "
+        "iterating the response fails with `StreamConsumed`, because the body was already read."
+    )
+    assert top(engine, report)[0] == "pkg/client.py"
+    assert top(engine, "StreamConsumed")[0] == "pkg/exceptions.py"
