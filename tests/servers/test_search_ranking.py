@@ -28,6 +28,11 @@ def build(tmp_path: Path) -> Iterator:
             engine._index.close()
 
 
+def _unrelated(n: int) -> dict[str, str]:
+    """Filler modules, so that idf is not degenerate in a tiny repo."""
+    return {f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(n)}
+
+
 def top(engine: Engine, query: str) -> list[str]:
     return [h.path for h in engine.search(query).hits]
 
@@ -85,7 +90,7 @@ def test_a_common_word_does_not_outrank_the_topic_of_a_question(build):
             "    def follow_redirects(self, response):\n"
             "        return self._redirect_method(response.request, response)\n",
             **{f"pkg/mod{i}.py": f"def helper{i}(method):\n    return method.upper()\n" for i in range(3)},
-            **{f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(30)},
+            **_unrelated(30),
         }
     )
     ranked = top(engine, "how are redirects handled when the method changes")
@@ -162,7 +167,7 @@ def test_a_file_gains_from_its_other_matching_chunks(build, monkeypatch):
         {
             "pkg/jar.py": many,
             "pkg/single.py": "def drop(cookie_jar, when):\n    cookie_jar.expire(when)\n",
-            **{f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(20)},
+            **_unrelated(20),
         }
     )
     query = "cookie jar does not expire the cookie"
@@ -180,7 +185,7 @@ def test_a_long_report_skips_the_class_of_the_exception_it_names(build):
             "def send_handling_redirects(request, allow_redirects):\n"
             "    response = send(request)\n    if not allow_redirects:\n        response.read()\n"
             "    return response\n",
-            **{f"pkg/other{i}.py": f"def unrelated{i}(value):\n    return value + {i}\n" for i in range(10)},
+            **_unrelated(10),
         }
     )
     report = (
