@@ -194,3 +194,10 @@ def test_a_long_report_skips_the_class_of_the_exception_it_names(build):
     )
     assert top(engine, report)[0] == "pkg/client.py"
     assert top(engine, "StreamConsumed")[0] == "pkg/exceptions.py"
+
+
+def test_naming_a_test_class_asks_for_tests_unless_the_snippet_defines_it():
+    assert plan("TestLinearDamper").mentions_tests
+    assert not plan(
+        "```python\nclass TestSchema(Schema):\n    name = fields.Str()\n```\nload drops name"
+    ).mentions_tests

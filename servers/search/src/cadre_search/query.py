@@ -20,6 +20,7 @@ _CODEY = re.compile(r"_|[a-z][A-Z]|[A-Z]{2}[a-z]|\d")  # {2}, not {2,}: the same
 _CODE_BLOCK = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1|\Z)|^[ \t]*(?:>>>|\.\.\.) .*$", re.M | re.S)
 _DEFINES = re.compile(r"^[ \t]*(?:>>> |\.\.\. )?[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_]\w*)", re.M)
 _STRING = re.compile(r"[rbfuRBFU]{0,2}(\"\"\"|\'\'\'|\"|\')(?:\\.|(?!\1).)*?\1", re.S)
+_TEST_CLASS = re.compile(r"\bTest[A-Z]\w*[a-z]")
 _TRACEBACK_HEADER = re.compile(r"Traceback \(most recent call last\):")
 _BUILTINS = frozenset(dir(builtins))
 """`ValueError`, `isinstance`: code-like but in every project, so weighted as plain words."""
@@ -96,7 +97,10 @@ def plan(text: str) -> QueryPlan:
         counts.update(ident.lower() for ident in IDENTIFIER.findall(text))
     for term, n in counts.items():
         result.weights[term] = boost.get(term, 1) * min(n, TF_CAP)
-    result.mentions_tests = bool(re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b", text, re.IGNORECASE))
+    result.mentions_tests = bool(
+        re.search(r"\btest_\w+|\btests?/|\btests? (?:for|of|that|in)\b", text, re.IGNORECASE)
+        or any(n.lower() not in local for n in _TEST_CLASS.findall(text))  # TestLinearDamper, not the user's own
+    )
     return result
 
 
