@@ -15,6 +15,7 @@ Four layers, each keeping every line break so line numbers stay true:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -416,14 +417,14 @@ def _lone_tail(core: str) -> bool:
 
 
 def _made_up(value: str) -> bool:
-    """A value few would name a variable: 10+ characters mixing upper case, lower case and digits. A name
-    such as `PKCS7PrivateKeyTypes` after `private_key:` is hidden too: a lost name costs less than a leak."""
-    return (
-        len(value) >= 10
-        and any(c.isdigit() for c in value)
-        and any(c.isupper() for c in value)
-        and any(c.islower() for c in value)
-    )
+    """A value few would name a variable: 10+ characters mixing upper case, lower case and digits, or 12+ of
+    one case with 4+ digits between letters (`9L4MC688781PPKV0KK`, not `sha256digest`). A name such as
+    `PKCS7PrivateKeyTypes` after `private_key:` is hidden too: a lost name costs less than a leak."""
+    digits = sum(c.isdigit() for c in value)
+    if len(value) >= 10 and digits and any(c.isupper() for c in value) and any(c.islower() for c in value):
+        return True
+    switches = sum(a.isdigit() != b.isdigit() for a, b in itertools.pairwise(value))
+    return len(value) >= 12 and value.isalnum() and digits >= 4 and len(value) - digits >= 4 and switches >= 2
 
 
 def _base64_data(core: str) -> bool:
