@@ -26,6 +26,7 @@ _NON_SOURCE_DIRS = frozenset(
         "docs",
         "example",
         "examples",
+        "ext",
         "gallery",
         "profiling",
         "scripts",
@@ -36,9 +37,9 @@ _NON_SOURCE_FILES = frozenset({"setup.py", "noxfile.py", "tasks.py", "fabfile.py
 
 
 def is_test_path(path: str) -> bool:
-    """True for test code: anything under a `tests`/`test` dir, `test_*.py`, `*_test.py`, `conftest.py`."""
+    """True for test code: anything under a `tests`/`test`/`testsuite` dir, `test_*.py`, `*_test.py`, `conftest.py`."""
     p = PurePosixPath(path)
-    if any(part in ("tests", "test") for part in p.parts[:-1]):
+    if any(part in ("tests", "test", "testsuite") for part in p.parts[:-1]):
         return True
     name = p.name
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
