@@ -9,7 +9,7 @@ Every row is checked for:
   (status M) by the commit;
 * leaks: the query does not name a gold file's path, its module name, or a function, method
   or class of a gold file whose code the fix changed. A plain-word name (`core`, `echo`,
-  `Option`) counts only when written as code (`core.py`, `.echo`, `echo(`, `` `Option` ``,
+  `Option`, `URL`) counts only when written as code (`core.py`, `.echo`, `echo(`, `` `Option` ``,
   `pkg.core`); an identifier-like name (`_termui_impl`, `get_help_record`, `CliRunner`) counts
   anywhere as a whole word. A row may allow a name with a reason:
   `"allow": [{"name": "echo", "reason": "public API the user calls"}]`;
@@ -58,7 +58,7 @@ SWE_BENCH_NAMES = frozenset(r.split("/")[1] for r in SWE_BENCH_REPOS)
 FIELDS = {"id", "repo", "commit", "parent", "query", "gold", "kind", "source"}
 OPTIONAL = {"allow"}
 _SHA = re.compile(r"[0-9a-f]{40}")
-_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*")
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+")  # words and acronyms (URL, HTTP)
 
 
 def prose_files(paths: Iterable[Path]) -> list[Path]:
