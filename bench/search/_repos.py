@@ -117,6 +117,11 @@ def materialize(git_dir: Path, commit: str, dest: Path) -> Path:
     return dest
 
 
+def jsonl_files(paths: list[Path]) -> list[Path]:
+    """The `.jsonl` files named, or found directly (sorted) in the directories named."""
+    return [f for p in paths for f in (sorted(p.glob("*.jsonl")) if p.is_dir() else [p])]
+
+
 def parse_repo_map(items: list[str]) -> dict[str, Path]:
     """Parse `owner/name=PATH` (or `owner+name=PATH`) overrides."""
     out: dict[str, Path] = {}

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from _repos import git, is_source_path, parse_repo_map, resolve_git_dir
+from _repos import git, is_source_path, jsonl_files, parse_repo_map, resolve_git_dir
 from build_queries import MAX_GOLD, MAX_QUERY_CHARS, _Normalize
 
 HERE = Path(__file__).resolve().parent
@@ -59,14 +59,6 @@ FIELDS = {"id", "repo", "commit", "parent", "query", "gold", "kind", "source"}
 OPTIONAL = {"allow"}
 _SHA = re.compile(r"[0-9a-f]{40}")
 _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+")  # words and acronyms (URL, HTTP)
-
-
-def prose_files(paths: Iterable[Path]) -> list[Path]:
-    """The `.jsonl` files named, or found directly in the directories named."""
-    out: list[Path] = []
-    for p in paths:
-        out.extend(sorted(p.glob("*.jsonl")) if p.is_dir() else [p])
-    return out
 
 
 def load_rows(files: Iterable[Path]) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
@@ -227,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-git", action="store_true", help="check shape, ids and leaks of paths only")
     args = ap.parse_args(argv)
 
-    files = prose_files(args.paths)
+    files = jsonl_files(args.paths)
     if not files:
         print(f"no .jsonl files in {', '.join(map(str, args.paths))}", file=sys.stderr)
         return 2

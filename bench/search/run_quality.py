@@ -16,6 +16,10 @@ Acc@5(system) / Acc@5(baseline) against the bar of 1.3.
     .venv/bin/python bench/search/run_quality.py --repos-dir /work/.mirror \
         [--cmd .venv/bin/cadre] [--repo pallets/click] [--kind traceback] [--limit-queries 20]
 
+`--prose` runs the prose bug-report benchmark instead (bench/search/prose/*.jsonl, checked
+by check_labels.py) and writes bench/results/search_prose.json; `--queries` takes any
+`.jsonl` file or directory of them (repeatable).
+
 `--repos-dir` holds one git dir per repo, bare or not, named like `owner+name/repo`
 (the /work/.mirror layout), `owner+name[.git]`, `owner/name[.git]` or `name[.git]`;
 `--repo-map owner/name=PATH` points at one directly.
@@ -41,14 +45,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _repos import REPOS, materialize, parse_repo_map, resolve_git_dir
+from _repos import REPOS, jsonl_files, materialize, parse_repo_map, resolve_git_dir
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 DEFAULT_QUERIES = HERE / "queries.jsonl"
+PROSE_QUERIES = HERE / "prose"
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "search_quality.json"
+PROSE_OUT = REPO_ROOT / "bench" / "results" / "search_prose.json"
 DEFAULT_CMD = str(REPO_ROOT / ".venv" / "bin" / "cadre")
-KS = (1, 5, 10)
+KS = (1, 3, 5, 10)
 BAR = 1.3
 _XDG_VARS = ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
@@ -199,7 +205,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     scopes: dict[str, list[dict[str, Any]]] = {"overall": results}
     for kind in sorted({r["kind"] for r in results}):
         scopes[f"kind={kind}"] = [r for r in results if r["kind"] == kind]
-    for repo in [r for r in REPOS if any(x["repo"] == r for x in results)]:
+    for repo in sorted({r["repo"] for r in results}, key=repo_order):
         scopes[f"repo={repo}"] = [r for r in results if r["repo"] == repo]
     out = {}
     for name, rows in scopes.items():
@@ -214,6 +220,11 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def repo_order(repo: str) -> tuple[int, str]:
+    """The benchmark's fixed repo order first, then any other repo by name."""
+    return (REPOS.index(repo) if repo in REPOS else len(REPOS), repo)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "-" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.3f}")
@@ -221,19 +232,22 @@ def _fmt(value: Any) -> str:
 
 
 def markdown(summary: dict[str, dict[str, Any]]) -> str:
-    headers = ["scope", "n"]
-    headers += [f"sys {m}" for m in ("Acc@1", "Acc@5", "Acc@10", "MRR")]
-    headers += [f"bm25 {m}" for m in ("Acc@1", "Acc@5", "Acc@10", "MRR")]
-    headers += ["Acc@5 ratio", "sys errors"]
+    """One row per scope; each cell is `system (baseline)`: Acc@k in percent, MRR@10 as a fraction."""
+    keys = [f"acc@{k}" for k in KS] + ["mrr"]
+    headers = ["scope", "n", *(f"Acc@{k}" for k in KS), "MRR@10", "Acc@5 ratio", "sys errors"]
     lines = ["| " + " | ".join(headers) + " |", "| :--- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
-    keys = ("acc@1", "acc@5", "acc@10", "mrr")
     for scope, row in summary.items():
         cells = [scope, str(row["system"]["n"])]
-        cells += [_fmt(row["system"][k]) for k in keys]
-        cells += [_fmt(row["baseline"][k]) for k in keys]
+        cells += [f"{_metric(row['system'][k], k)} ({_metric(row['baseline'][k], k)})" for k in keys]
         cells += [_fmt(row["acc@5_ratio"]), str(row["system_errors"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _metric(value: float, key: str) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.3f}" if key == "mrr" else f"{value * 100:.1f}"
 
 
 def json_safe(value: Any) -> Any:
@@ -259,15 +273,20 @@ def environment_info() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_queries(path: Path, repos: list[str], kinds: list[str], limit: int | None) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_queries(paths: Sequence[Path], repos: list[str], kinds: list[str], limit: int | None) -> list[dict[str, Any]]:
+    rows = [
+        json.loads(line)
+        for path in jsonl_files(list(paths))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     rows = [r for r in rows if (not repos or r["repo"] in repos) and (not kinds or r["kind"] in kinds)]
     if limit is not None and len(rows) > limit:
         # Interleave repos (file order within each) so a quick run still covers every repo.
         by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             by_repo[r["repo"]].append(r)
-        queues = [by_repo[k] for k in sorted(by_repo, key=lambda k: REPOS.index(k) if k in REPOS else 99)]
+        queues = [by_repo[k] for k in sorted(by_repo, key=repo_order)]
         picked: list[dict[str, Any]] = []
         i = 0
         while len(picked) < limit:
@@ -283,20 +302,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repos-dir", type=Path, help="dir holding one git dir per repo (e.g. /work/.mirror)")
     ap.add_argument("--repo-map", action="append", default=[], help="owner/name=GITDIR override (repeatable)")
-    ap.add_argument("--queries", type=Path, default=DEFAULT_QUERIES)
+    ap.add_argument("--queries", type=Path, action="append", help=f"jsonl file or dir (default {DEFAULT_QUERIES})")
+    ap.add_argument("--prose", action="store_true", help=f"the prose benchmark: {PROSE_QUERIES}/*.jsonl")
     ap.add_argument("--cmd", default=DEFAULT_CMD, help=f"the cadre command, split shell-style (default {DEFAULT_CMD})")
     ap.add_argument("--limit", type=int, default=10, help="hits asked of the system; also the cut-off for MRR")
     ap.add_argument("--limit-queries", type=int, help="run at most N queries (repos interleaved)")
     ap.add_argument("--repo", action="append", default=[], help="only this repo (owner/name; repeatable)")
-    ap.add_argument("--kind", action="append", default=[], choices=["commit", "traceback"], help="only this kind")
+    kinds = ["commit", "traceback", "prose"]
+    ap.add_argument("--kind", action="append", default=[], choices=kinds, help="only this kind")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per system call (first one indexes)")
     ap.add_argument("--no-isolate", action="store_true", help="let the system use the real XDG dirs for its index")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, help=f"results json (default {DEFAULT_OUT}; with --prose {PROSE_OUT})")
     ap.add_argument("-v", "--verbose", action="store_true", help="print one line per query")
     args = ap.parse_args()
 
     overrides = parse_repo_map(args.repo_map)
-    queries = load_queries(args.queries, args.repo, args.kind, args.limit_queries)
+    query_paths = args.queries or [PROSE_QUERIES if args.prose else DEFAULT_QUERIES]
+    out = args.out or (PROSE_OUT if args.prose else DEFAULT_OUT)
+    queries = load_queries(query_paths, args.repo, args.kind, args.limit_queries)
     if not queries:
         print("no queries selected", file=sys.stderr)
         return 2
@@ -370,9 +393,9 @@ def main() -> int:
         f"{time.perf_counter() - started:.0f}s"
     )
     data = {
-        "benchmark": "search_quality",
+        "benchmark": "search_prose" if args.prose else "search_quality",
         "what": "file localization: cadre search vs whole-file BM25 on the parent tree of fix commits",
-        "queries_file": str(args.queries),
+        "queries_file": ", ".join(map(str, query_paths)),
         "cmd": args.cmd,
         "limit": args.limit,
         "baseline": "whole-file BM25 over .py files; tokens [a-z0-9]+ lowercased; k1=1.2, b=0.75",
@@ -386,9 +409,9 @@ def main() -> int:
         "per_query": results,
         "environment": environment_info(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
