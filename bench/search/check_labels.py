@@ -114,9 +114,14 @@ def changed_names(git_dir: Path, parent: str, commit: str, path: str) -> set[str
 
 
 def module_names(path: str) -> set[str]:
-    """The module name a gold file is imported as (`core` for click/core.py; the package for __init__.py)."""
+    """The module name a gold file is imported as: `core` for click/core.py, `_transports` for
+    httpx/_transports/__init__.py; nothing for a top-level package's __init__.py, whose name
+    (`httpx`) every user of the library writes."""
     p = PurePosixPath(path)
-    return {p.parent.name if p.stem == "__init__" else p.stem} - {""}
+    if p.stem != "__init__":
+        return {p.stem}
+    top_level = len(p.parts) == 2 or (len(p.parts) == 3 and p.parts[0] == "src")
+    return set() if top_level else {p.parent.name}
 
 
 def _identifier_like(name: str) -> bool:

@@ -138,3 +138,17 @@ def test_main_reports_duplicate_ids_and_exits_1(repo, tmp_path, capsys):
     assert "duplicate id" in capsys.readouterr().out
     data.write_text(json.dumps(_row(repo)) + "\n")
     assert check_labels.main([str(data.parent), "--repo-map", git_map]) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "names"),
+    [
+        ("click/core.py", {"core"}),
+        ("src/click/_termui_impl.py", {"_termui_impl"}),
+        ("httpx/_transports/__init__.py", {"_transports"}),
+        ("httpx/__init__.py", set()),  # the library's own name is not a leak
+        ("src/jinja2/__init__.py", set()),
+    ],
+)
+def test_module_names_of_gold_files(path, names):
+    assert check_labels.module_names(path) == names
