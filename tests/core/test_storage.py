@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -296,3 +297,28 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(monkeypat
         db.close()
     finally:
         drop_schema(PG_URL, schema, url)
+
+
+@pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
+def test_a_sql_ascii_database_still_reads_back_text():
+    # initdb without a UTF-8 locale (e.g. under `env -i`) makes SQL_ASCII databases, for which psycopg 3
+    # returns bytes unless the connection asks for a client encoding ("Strings adaptation" in its docs)
+    import psycopg
+
+    assert PG_URL is not None
+    name = "cadre_ascii_" + secrets.token_hex(4)
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    url = re.sub(r"/[^/?]*(\?|$)", rf"/{name}\1", PG_URL.split("://", 1)[1], count=1)
+    url = PG_URL.split("://", 1)[0] + "://" + url
+    try:
+        store = SQLLedgerStore(url)
+        store.append([row("alice", 0.25)])
+        assert [r["user"] for r in store.rows()] == ["alice"]
+        store.close()
+    finally:
+        from cadre_core.storage.postgres import close_pool
+
+        close_pool(url)
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

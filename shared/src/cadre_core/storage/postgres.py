@@ -103,7 +103,14 @@ class _SharedPool:
             url,
             min_size=1,
             max_size=POOL_MAX,
-            kwargs={"autocommit": True, "application_name": "cadre", "connect_timeout": CONNECT_TIMEOUT_S},
+            # client_encoding: a SQL_ASCII database would otherwise hand back bytes for every text column
+            # (psycopg 3 docs, "Strings adaptation")
+            kwargs={
+                "autocommit": True,
+                "application_name": "cadre",
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "client_encoding": "utf8",
+            },
             configure=_configure,
             check=_check_if_idle,
             open=False,
