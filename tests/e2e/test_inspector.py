@@ -6,9 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from mcp import Client
+
+from cadre_librarian.server import create_server as librarian
+from cadre_oracle.server import create_server as oracle
+from cadre_search.server import create_server as search
+from cadre_vision.server import create_server as vision
 
 INSPECTOR = Path(__file__).parents[2] / ".ci/inspector/node_modules/.bin/mcp-inspector"
-SERVERS = {"cadre-oracle": 4, "cadre-librarian": 3, "cadre-search": 2, "cadre-vision": 1}
+SERVERS = {"cadre-oracle": oracle, "cadre-librarian": librarian, "cadre-search": search, "cadre-vision": vision}
 pytestmark = pytest.mark.skipif(not INSPECTOR.exists(), reason="the MCP Inspector is installed by .ci/run")
 
 
@@ -31,9 +37,12 @@ def inspect(server: str, root: Path, tmp_path: Path, *args: str) -> dict:
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
-def test_inspector_lists_each_servers_tools(server, tmp_path):
+@pytest.mark.anyio
+async def test_inspector_lists_each_servers_tools(server, tmp_path):
     tools = inspect(server, tmp_path, tmp_path, "--method", "tools/list")["tools"]
-    assert len(tools) == SERVERS[server]
+    async with Client(SERVERS[server](root=tmp_path)) as client:  # what the server itself offers
+        offered = sorted(t.name for t in (await client.list_tools()).tools)
+    assert offered and sorted(t["name"] for t in tools) == offered
     assert all(t["inputSchema"]["type"] == "object" for t in tools)
 
 
