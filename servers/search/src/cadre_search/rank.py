@@ -165,11 +165,11 @@ def _like_prefix(scope: str) -> str:
 def _add_symbol_definitions(index: Index, plan: QueryPlan, candidates: dict[int, _Candidate], scope: str) -> None:
     """Chunks defining a symbol named in the query join the candidates (even if BM25 missed them)
     and point at that definition's lines."""
-    names = plan.identifiers | plan.trace_functions
+    named = plan.identifiers | plan.trace_functions
     report = len(plan.weights) > SHORT_QUERY_TERMS  # a report names the exception it saw, not where it is raised
     if report:
-        names = {n for n in names if not _ERROR_NAME.search(n)}
-    names = sorted(names - {""})[:50]
+        named = {n for n in named if not _ERROR_NAME.search(n)}
+    names = sorted(named - {""})[:50]
     if not names:
         return
     placeholders = ",".join("?" * len(names))
