@@ -48,6 +48,9 @@ def load_env_file(path: Path | None = None) -> list[str]:
     if loose:
         import structlog
 
+        from cadre_core.logs import ensure_logging
+
+        ensure_logging()  # to stderr, even when the command configured no logging
         structlog.get_logger().warning("env file readable by others; run chmod 600 on it", path=str(path))
     names = []
     for name, value in values.items():

@@ -157,27 +157,83 @@ class _Rules:
     config_keyword: tuple[tuple[re.Pattern[str], int], ...]
 
 
+_Material = dict[str, list[list[object]]]
+"""The rules as plain data: pattern sources, flags, gates and groups, for the on-disk cache."""
+
+
 @cache
 def _rules() -> _Rules:
+    material = _cached_material()
+    detectors = [(str(k), re.compile(str(p), int(f)), tuple(g)) for k, p, f, g in material["detectors"]]  # type: ignore[call-overload]
+    (gate, gate_flags), *_ = material["keyword_gate"]
+    return _Rules(
+        detectors=tuple(detectors),
+        keyword_gate=re.compile(str(gate), int(gate_flags)),  # type: ignore[call-overload]
+        code_keyword=tuple((re.compile(str(p), int(f)), int(g)) for p, f, g in material["code_keyword"]),  # type: ignore[call-overload]
+        config_keyword=tuple((re.compile(str(p), int(f)), int(g)) for p, f, g in material["config_keyword"]),  # type: ignore[call-overload]
+    )
+
+
+def _cached_material() -> _Material:
+    """The rules, read from a cache file keyed by this module's and detect-secrets' files.
+
+    Importing detect-secrets (and the `requests` it pulls in) costs ~150 ms, most of a
+    short-lived `cadre search`; compiling the cached patterns costs ~20 ms.
+    """
+    import importlib.util
+    import json
+    import os
+
+    try:
+        import platformdirs
+
+        spec = importlib.util.find_spec("detect_secrets")
+        package = os.path.dirname(spec.origin or "") if spec else ""
+        stamps = [os.stat(path) for path in (__file__, package, os.path.join(package, "plugins"))]
+        key = "-".join(f"{st.st_mtime_ns:x}{st.st_size:x}" for st in stamps)
+        path = os.path.join(platformdirs.user_cache_dir("cadre"), f"redact-rules-{key}.json")
+    except (OSError, ImportError, ValueError):
+        return _material()
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        pass
+    material = _material()
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+            json.dump(material, file)
+        os.replace(temp, path)
+    except OSError:
+        pass  # a read-only cache only costs the import next time
+    return material
+
+
+def _material() -> _Material:
+    """The rules from detect-secrets' detectors and keyword regexes, plus our own tokens."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins import keyword
     from detect_secrets.plugins.base import RegexBasedDetector
 
-    detectors: list[tuple[str, re.Pattern[str], tuple[str, ...]]]
-    detectors = [(kind, re.compile(pattern), ()) for kind, pattern in _EXTRA_TOKENS]  # before their shorter cuts
+    detectors: list[list[object]]
+    detectors = [[kind, pattern, 0, []] for kind, pattern in _EXTRA_TOKENS]  # before their shorter cuts
     plugins: Mapping[str, type[object]] = get_mapping_from_secret_type_to_class()
     for secret_type, plugin in plugins.items():
         if issubclass(plugin, RegexBasedDetector) and secret_type not in _SKIPPED_DETECTORS:
-            gate = _DETECTOR_GATES.get(secret_type, ())
+            gate = list(_DETECTOR_GATES.get(secret_type, ()))
             # every concrete detector sets `denylist` as a class attribute; the base declares an abstract property
             denylist: tuple[re.Pattern[str], ...] = plugin.denylist  # type: ignore[assignment]  # a class attribute
-            detectors += [(secret_type, p, gate) for p in denylist if not p.pattern.startswith(_KEYWORD_STYLE)]
-    return _Rules(
-        detectors=tuple(detectors),
-        keyword_gate=re.compile(keyword.DENYLIST_REGEX, re.IGNORECASE),
-        code_keyword=tuple(keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()),
-        config_keyword=tuple(keyword.CONFIG_DENYLIST_REGEX_TO_GROUP.items()),
-    )
+            detectors += [
+                [secret_type, p.pattern, p.flags, gate] for p in denylist if not p.pattern.startswith(_KEYWORD_STYLE)
+            ]
+    return {
+        "detectors": detectors,
+        "keyword_gate": [[keyword.DENYLIST_REGEX, re.IGNORECASE]],
+        "code_keyword": [[p.pattern, p.flags, g] for p, g in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()],
+        "config_keyword": [[p.pattern, p.flags, g] for p, g in keyword.CONFIG_DENYLIST_REGEX_TO_GROUP.items()],
+    }
 
 
 def _label(kind: str) -> str:

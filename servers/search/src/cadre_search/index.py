@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -355,6 +354,7 @@ class Index:
                 yield [prepare(str(self.root), e) for e in batch]
             return
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
         small = [entries[i : i + 50] for i in range(0, len(entries), 50)]
