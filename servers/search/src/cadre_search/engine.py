@@ -15,6 +15,7 @@ from cadre_core.errors import CadreError, WorkspaceError, clip
 from cadre_core.files import is_secret_path, read_lines
 from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
+from cadre_search.build import Builder, early_files
 from cadre_search.index import Index, RefreshStats
 from cadre_search.query import MAX_QUERY_CHARS, QueryPlan, plan
 from cadre_search.rank import Hit, search
@@ -46,12 +47,16 @@ class SearchResult:
 class Engine:
     """Search one workspace root; the index refreshes itself before each query."""
 
-    def __init__(self, root: Path, *, index_path: Path | None = None):
+    def __init__(self, root: Path, *, index_path: Path | None = None, answer_while_building: bool = False):
         self.workspace = Workspace([root])
         self.root = self.workspace.primary
         self._index_path = index_path
         self._index: Index | None = None
         self._lock = threading.Lock()
+        self.answer_while_building = answer_while_building
+        """Build a large first index in the background and answer from the files a query hits meanwhile
+        (for a long-lived server; a one-shot command waits for the whole index)."""
+        self._builder: Builder | None = None
 
     @property
     def index(self) -> Index:
@@ -87,12 +92,39 @@ class Engine:
             notes.append(f"query truncated to its first {MAX_QUERY_CHARS:,} characters")
         limit = max(1, min(int(limit), MAX_LIMIT))
         scope = self._scope(path)
-        stats = self._refresh_for_query(progress, notes)
         query_plan = plan(query)
         if query_plan.empty:
             raise QueryError("the query has no searchable words; include identifiers, file names or error text")
+        early = self._early(query_plan, limit, scope, progress) if self.answer_while_building else None
+        if early is not None:
+            hits, info, note = early
+            return SearchResult(hits, info, (time.perf_counter() - started) * 1000, [*notes, note])
+        stats = self._refresh_for_query(progress, notes)
         hits = self._ranked(query_plan, limit, scope)
         return SearchResult(hits, self._index_info(stats), (time.perf_counter() - started) * 1000, notes)
+
+    def _early(
+        self, query_plan: QueryPlan, limit: int, scope: str, progress: Callable[[int, int], None] | None
+    ) -> tuple[list[Hit], dict[str, Any], str] | None:
+        """While the first build runs: hits from the files this query can hit, indexed first."""
+        index = self.index
+        with self._lock:
+            if self._builder is None or not self._builder.running:
+                if index.complete():
+                    return None
+                self._builder = self._builder or Builder(index)
+            builder = self._builder
+        queue = early_files(builder, query_plan, scope, progress)
+        if queue is None:
+            return None
+        hits = self._ranked(query_plan, limit, scope)
+        done, total = queue.stored_count, len(queue)
+        info = {"files": self.index.file_count(), "refreshed": done, "removed": 0, "building": True}
+        note = (
+            f"the index is still building ({done:,} of {total:,} files); this answer ranks the files that "
+            "mention the query first, and later queries use the whole index"
+        )
+        return hits, info, note
 
     def _ranked(self, query_plan: QueryPlan, limit: int, scope: str) -> list[Hit]:
         try:
@@ -212,10 +244,12 @@ _engines: dict[tuple[Path, Path | None], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(root: Path, index_path: Path | None = None) -> Engine:
+def engine_for(root: Path, index_path: Path | None = None, *, answer_while_building: bool = False) -> Engine:
     """One engine per root per process, so the index connection is reused."""
     key = (Path(root).resolve(), index_path)
     with _engines_lock:
         if key not in _engines:
             _engines[key] = Engine(key[0], index_path=index_path)
+        if answer_while_building:
+            _engines[key].answer_while_building = True
         return _engines[key]

@@ -15,12 +15,14 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cadre_search.build import FileQueue
 from cadre_search.chunks import Symbol, chunk_file
 from cadre_search.files import (
     DEFAULT_MAX_BYTES,
@@ -53,6 +55,7 @@ CREATE INDEX IF NOT EXISTS symbols_lname ON symbols(lname);
 CREATE INDEX IF NOT EXISTS symbols_path ON symbols(path);
 """
 BATCH_FILES = 200
+WORKER_FILES = 50
 PARALLEL_MIN_FILES = 400
 
 
@@ -175,6 +178,10 @@ class Index:
         with self._lock:
             return self.conn.execute(sql, tuple(args)).fetchall()
 
+    def complete(self) -> bool:
+        """Whether a refresh has ever finished: only then does the index hold every file."""
+        return bool(self.query("SELECT 1 FROM dirs LIMIT 1"))
+
     def file_count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM files")[0][0])
 
@@ -188,8 +195,10 @@ class Index:
 
     # --- refresh -------------------------------------------------------------------------
 
-    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshStats:
-        """Bring the index up to date with the files on disk."""
+    def refresh(
+        self, progress: Callable[[int, int], None] | None = None, *, queued: Callable[[FileQueue], None] | None = None
+    ) -> RefreshStats:
+        """Bring the index up to date with the files on disk; `queued` is handed the files to index first."""
         started = time.perf_counter()
         if not self.root.is_dir():
             from cadre_core.errors import WorkspaceError
@@ -208,8 +217,11 @@ class Index:
             to_index = [e for p, e in current.items() if known.get(p) != (e.size, e.mtime_ns)]
             if not changed and not removed and not to_index:
                 return RefreshStats(len(current), 0, 0, time.perf_counter() - started)
+            queue = FileQueue(to_index)
+            if queued:
+                queued(queue)
             try:
-                self._write(to_index, removed, dir_mtimes, progress)
+                self._write(queue, removed, dir_mtimes, progress)
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
@@ -316,25 +328,29 @@ class Index:
 
     def _write(
         self,
-        to_index: list[FileEntry],
+        queue: FileQueue,
         removed: list[str],
         dir_mtimes: dict[str, int],
         progress: Callable[[int, int], None] | None,
     ) -> None:
-        total = len(to_index)
+        total = len(queue)
         self.indexing = (0, total)
         if progress and total:
             progress(0, total)
-        with self._lock:
-            self._transaction(partial(self._delete_files, removed))
-        done = 0
-        for batch in self._prepared_batches(to_index):
+        try:
             with self._lock:
-                self._transaction(partial(self._store_all, batch))
-            done += len(batch)
-            self.indexing = (done, total)
-            if progress:
-                progress(done, total)
+                self._transaction(partial(self._delete_files, removed))
+            done = 0
+            for entries, batch in self._prepared_batches(queue):
+                with self._lock:
+                    self._transaction(partial(self._store_all, batch))
+                queue.stored(e.path for e in entries)
+                done += len(batch)
+                self.indexing = (done, total)
+                if progress:
+                    progress(done, total)
+        finally:
+            queue.close()
         with self._lock:
 
             def finish() -> None:
@@ -347,26 +363,32 @@ class Index:
 
             self._transaction(finish)
 
-    def _prepared_batches(self, entries: list[FileEntry]) -> Iterable[list[Prepared | None]]:
-        batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
-        if len(entries) < PARALLEL_MIN_FILES or (os.cpu_count() or 1) < 2:
-            for batch in batches:
-                yield [prepare(str(self.root), e) for e in batch]
+    def _prepared_batches(self, queue: FileQueue) -> Iterable[tuple[list[FileEntry], list[Prepared | None]]]:
+        """(entries, their rows) in the queue's order, parsed by worker processes for large refreshes."""
+        root = str(self.root)
+        if len(queue) < PARALLEL_MIN_FILES or (os.cpu_count() or 1) < 2:
+            while batch := queue.take(BATCH_FILES):
+                yield batch, [prepare(root, e) for e in batch]
             return
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import Future, ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        small = [entries[i : i + 50] for i in range(0, len(entries), 50)]
-        with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 2), mp_context=context) as pool:
-            pending: list[Prepared | None] = []
-            for result in pool.map(_prepare_many, [(str(self.root), b) for b in small]):
-                pending.extend(result)
-                if len(pending) >= BATCH_FILES:
-                    yield pending
-                    pending = []
-            if pending:
-                yield pending
+        workers = min(4, os.cpu_count() or 2)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            inflight: deque[tuple[list[FileEntry], Future[list[Prepared | None]]]] = deque()
+
+            def submit() -> None:  # taken late, so files a query hurries go next
+                if batch := queue.take(WORKER_FILES):
+                    inflight.append((batch, pool.submit(_prepare_many, (root, batch))))
+
+            for _ in range(workers + 1):
+                submit()
+            while inflight:
+                batch, future = inflight.popleft()
+                result = future.result()
+                submit()
+                yield batch, result
 
     def _transaction(self, work: Callable[[], object]) -> None:
         self.conn.execute("BEGIN IMMEDIATE")

@@ -41,7 +41,7 @@ def _engine(server: CadreServer, roots: mcp_types.ListRootsResult | None, path: 
         if owner is None:
             raise WorkspaceError(f"'{clip(path)}' is outside the workspace roots; pass a path inside them")
         root = owner
-    return engine_for(root)
+    return engine_for(root, answer_while_building=True)
 
 
 def _progress_sender(ctx: Context) -> Callable[[int, int], None]:
