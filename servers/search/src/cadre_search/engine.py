@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
@@ -13,7 +12,6 @@ from typing import Any
 
 from cadre_core.errors import CadreError, WorkspaceError, clip
 from cadre_core.files import is_secret_path, read_lines
-from cadre_core.redact import redact
 from cadre_core.workspace import Workspace
 from cadre_search.build import Builder, early_files
 from cadre_search.index import Index, RefreshStats
@@ -158,7 +156,7 @@ class Engine:
         return "" if rel == "." else rel
 
     def find_symbol(self, name: str, kind: str | None = None, *, limit: int = 20) -> dict[str, Any]:
-        """Definitions named `name` (exact, then prefix), and references where cheap."""
+        """Definitions named `name` (exact, then prefix), and their references (calls, imports, type uses)."""
         name = (name or "").strip()
         short = name.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
         if not short or "\x00" in name:
@@ -191,21 +189,16 @@ class Engine:
         return {"definitions": definitions, "references": self._references(short, definitions, limit)}
 
     def _references(self, name: str, definitions: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+        """Call sites and imports of the definitions' names (or `name`), nearest first."""
+        from cadre_search.refs import references
+
         rows = self.index.query(
-            "SELECT c.path, c.start_line, c.body FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            "WHERE chunks_fts MATCH ? LIMIT 200",
+            "SELECT DISTINCT c.path FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            "WHERE chunks_fts MATCH ? LIMIT 400",
             [f"body:{fts_quote(name.lower())}"],
         )
-        defined = {(d["path"], d["start_line"]) for d in definitions}
-        pattern = re.compile(rf"\b{re.escape(name)}\b")
-        out = []
-        for path, start, body in rows:
-            for offset, line in enumerate(body.split("\n")):
-                if pattern.search(line) and (path, start + offset) not in defined:
-                    text = redact(line.strip()[:200], filename=path)[0]
-                    out.append({"path": path, "line": start + offset, "text": text})
-        unique = {(r["path"], r["line"]): r for r in out}
-        return sorted(unique.values(), key=lambda r: (r["path"], r["line"]))[:limit]
+        names = {d["name"] for d in definitions} or {name}
+        return references(str(self.root), names, [r[0] for r in rows], definitions, limit=limit)
 
     def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict[str, Any]:
         """Redacted lines of a workspace file with line numbers (at most 400), through the reading gate."""

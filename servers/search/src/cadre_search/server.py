@@ -115,7 +115,7 @@ def create_server(root: Path | None = None, *, watch: bool = False) -> CadreServ
         kind: Annotated[Name | None, Field(description="function, class, method, ...")] = None,
         roots: HostRoots = None,
     ) -> dict[str, Any]:
-        """Where a symbol is defined, and references where cheap."""
+        """Where a symbol is defined, and who calls, imports or types it (nearest first)."""
         engine = _engine(server, roots, None)
         return await anyio.to_thread.run_sync(lambda: engine.find_symbol(name, kind), abandon_on_cancel=True)
 
