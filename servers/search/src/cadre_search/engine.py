@@ -115,9 +115,10 @@ class Engine:
         queue = early_files(builder, query_plan, scope, progress)
         if queue is None:
             return None
-        hits = self._ranked(query_plan, limit, scope)
+        reader = index.reader()
+        hits = search(reader, query_plan, limit=limit, scope=scope)
         done, total = queue.stored_count, len(queue)
-        info = {"files": self.index.file_count(), "refreshed": done, "removed": 0, "building": True}
+        info = {"files": reader.file_count(), "refreshed": done, "removed": 0, "building": True}
         note = (
             f"the index is still building ({done:,} of {total:,} files); this answer ranks the files that "
             "mention the query first, and later queries use the whole index"

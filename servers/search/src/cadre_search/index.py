@@ -9,6 +9,7 @@ per batch, so two processes can share one index.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -137,6 +138,7 @@ class Index:
         self._cached: _KnownState | None = None
         self._chunk_count: tuple[int, int] | None = None
         self.conn = self._open()
+        self._reader: Index | None = None
         self.indexing: tuple[int, int] | None = None
         """(done, total) while a refresh is writing."""
 
@@ -169,14 +171,32 @@ class Index:
     def rebuild(self) -> None:
         """Throw the index away and start a fresh one."""
         with self._lock:
+            self._close_reader()
             self.conn.close()
             self._discard()
             self._cached = None
             self.conn = self._open()
 
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     def query(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.conn.execute(sql, tuple(args)).fetchall()
+
+    def reader(self) -> Index:
+        """This index on a second connection, for reads while a refresh writes: in WAL mode they need
+        not wait for the writer's batches. Never refresh it."""
+        with self._lock:
+            if self._reader is None:
+                view = copy.copy(self)
+                view._lock, view._cached, view._chunk_count, view._reader = threading.RLock(), None, None, None
+                view.conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
+                view.conn.execute("PRAGMA busy_timeout=5000")
+                self._reader = view
+            return self._reader
 
     def complete(self) -> bool:
         """Whether a refresh has ever finished: only then does the index hold every file."""
@@ -450,4 +470,5 @@ class Index:
 
     def close(self) -> None:
         with self._lock:
+            self._close_reader()
             self.conn.close()
