@@ -11,11 +11,12 @@ import fnmatch
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
-
-import pathspec
+from typing import TYPE_CHECKING, BinaryIO
 
 from cadre_core.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    import pathspec
 
 IGNORE_FILES = (".gitignore", ".ignore", ".cadreignore")
 SKIP_DIRS = frozenset(
@@ -77,6 +78,8 @@ def is_skipped_dir(path: Path) -> bool:
 
 def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec:
     """A gitignore spec; lines git itself would reject (e.g. a lone `!`) are skipped, not fatal."""
+    import pathspec  # only where an ignore file exists: a warm search on an unchanged tree never needs it
+
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except Exception:
@@ -84,6 +87,8 @@ def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec:
 
 
 def _valid_pattern(line: str) -> bool:
+    import pathspec
+
     try:
         pathspec.GitIgnoreSpec.from_lines([line])
     except Exception:

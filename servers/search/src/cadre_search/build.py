@@ -9,7 +9,6 @@ index is still building. When the build finishes, queries use the complete index
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import threading
@@ -210,6 +209,8 @@ def pick(scored: list[tuple[float, FileEntry]], entries: list[FileEntry]) -> lis
             break
         chosen.append(entry.path)
         size += entry.size
+    import hashlib
+
     taken = set(chosen)
     others = sorted((e for e in entries if e.path not in taken), key=lambda e: hashlib.sha256(e.path.encode()).digest())
     size = 0
