@@ -93,3 +93,13 @@ def test_references_are_redacted_and_carry_their_line(engine: Engine, tmp_path: 
     found = [r for r in engine.find_symbol("Router")["references"] if r["path"] == "pkg/leak.py"]
     assert [r["line"] for r in found] == [1, 2]
     assert token not in found[1]["text"] and found[1]["text"].startswith("Router(")
+
+
+def test_an_exact_case_name_takes_only_its_own_references(engine: Engine, tmp_path: Path):
+    (tmp_path / "repo/pkg/lower.py").write_text("def router():\n    return 1\n\n\nrouter()\n")
+    paths = {r[0] for r in refs(engine, "Router")}
+    assert "pkg/lower.py" not in paths and "pkg/app.py" in paths
+    assert refs(engine, "router") == [
+        ("pkg/lower.py", 5, "call", None),
+        ("other/deep/far.py", 1, "import", None),  # `import pkg.router`: the module, by that name
+    ]

@@ -190,7 +190,8 @@ class Engine:
         return {"definitions": definitions, "references": self._references(short, definitions, limit)}
 
     def _references(self, name: str, definitions: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-        """Call sites and imports of the definitions' names (or `name`), nearest first."""
+        """Calls, imports and type uses of `name` (exact case when a definition has it, else the names
+        found), nearest to those definitions first."""
         from cadre_search.refs import references
 
         rows = self.index.query(
@@ -198,8 +199,9 @@ class Engine:
             "WHERE chunks_fts MATCH ? LIMIT 400",
             [f"body:{fts_quote(name.lower())}"],
         )
-        names = {d["name"] for d in definitions} or {name}
-        return references(str(self.root), names, [r[0] for r in rows], definitions, limit=limit)
+        exact = [d for d in definitions if d["name"] == name]  # `Router`, not also the method `router`
+        names = {name} if exact or not definitions else {d["name"] for d in definitions}
+        return references(str(self.root), names, [r[0] for r in rows], exact or definitions, limit=limit)
 
     def read_span(self, path: str, start_line: int = 1, end_line: int | None = None) -> dict[str, Any]:
         """Redacted lines of a workspace file with line numbers (at most 400), through the reading gate."""
