@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 
 EARLY_MIN_BYTES = 8_000_000
 """A first build smaller than this is simply waited for: it takes about a second."""
-EARLY_FILES = 60
-EARLY_BYTES = 2_500_000
+EARLY_FILES = 50
+EARLY_BYTES = 2_000_000
 """At most this many files, and about this many bytes, are indexed before an early answer."""
 EARLY_WAIT_S = 30.0
 HOLD_S = 5.0
-FILL_FILES, FILL_BYTES = 30, 750_000
+FILL_FILES, FILL_BYTES = 60, 1_500_000
 """Files that match the query little or not at all, indexed along with the best ones so that the
 ranker's term statistics (document frequencies) resemble those of the whole tree."""
 SCAN_TERMS = 24
