@@ -1,5 +1,6 @@
 """The first query on a large fresh tree is answered while the index builds in the background."""
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from cadre_search import build
 from cadre_search.build import FileQueue
 from cadre_search.engine import Engine
 from cadre_search.files import FileEntry
+from cadre_search.index import Index
 
 N_FILES = 500
 
@@ -92,3 +94,22 @@ def test_the_queue_hands_out_hurried_files_first_and_wakes_their_waiter():
     assert result == [True]
     queue.close()
     assert queue.hurry(["f9.py"], 10) is False  # a closed queue never blocks
+
+
+def test_a_failed_background_build_falls_back_to_a_foreground_refresh(
+    tree: Path, tmp_path: Path, early, monkeypatch: pytest.MonkeyPatch
+):
+    real = Index._prepared_batches
+    calls = []
+
+    def failing_once(self, queue):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, queue)
+
+    monkeypatch.setattr(Index, "_prepared_batches", failing_once)
+    engine = Engine(tree, index_path=tmp_path / "index.sqlite", answer_while_building=True)
+    result = engine.search("retry policy backoff seconds")
+    assert result.hits[0].path == "pkg3/retry_policy.py" and not result.notes
+    assert calls[0] == "cadre-search-build" and len(calls) == 2 and engine.index.complete()

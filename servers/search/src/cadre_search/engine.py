@@ -113,7 +113,7 @@ class Engine:
                 self._builder = self._builder or Builder(index)
             builder = self._builder
         queue = early_files(builder, query_plan, scope, progress)
-        if queue is None:
+        if queue is None or builder.error is not None:  # the foreground refresh reports or repairs it
             return None
         reader = index.reader()
         hits = search(reader, query_plan, limit=limit, scope=scope)
