@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("structlog", "detect_secrets", "requests", "mcp", "rich", "httpx", "pydantic", "pathspec", "concurrent.futures.process")
+HEAVY = ("structlog", "detect_secrets", "requests", "mcp", "rich", "httpx", "pydantic", "pathspec",
+         "concurrent.futures.process")  # fmt: skip
 PROBE = """
 import contextlib, io, json, sys
 from cadre_app.cli import main

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cadre_core.models.base import Message, ModelRequest
@@ -157,20 +157,19 @@ class _Rules:
     config_keyword: tuple[tuple[re.Pattern[str], int], ...]
 
 
-_Material = dict[str, list[list[object]]]
-"""The rules as plain data: pattern sources, flags, gates and groups, for the on-disk cache."""
+_Material = dict[str, list[list[Any]]]
+"""The rules as plain data (JSON): pattern sources, flags, gates and groups, for the on-disk cache."""
 
 
 @cache
 def _rules() -> _Rules:
     material = _cached_material()
-    detectors = [(str(k), re.compile(str(p), int(f)), tuple(g)) for k, p, f, g in material["detectors"]]  # type: ignore[call-overload]
-    (gate, gate_flags), *_ = material["keyword_gate"]
+    [(gate, gate_flags)] = material["keyword_gate"]
     return _Rules(
-        detectors=tuple(detectors),
-        keyword_gate=re.compile(str(gate), int(gate_flags)),  # type: ignore[call-overload]
-        code_keyword=tuple((re.compile(str(p), int(f)), int(g)) for p, f, g in material["code_keyword"]),  # type: ignore[call-overload]
-        config_keyword=tuple((re.compile(str(p), int(f)), int(g)) for p, f, g in material["config_keyword"]),  # type: ignore[call-overload]
+        detectors=tuple((k, re.compile(p, f), tuple(g)) for k, p, f, g in material["detectors"]),
+        keyword_gate=re.compile(gate, gate_flags),
+        code_keyword=tuple((re.compile(p, f), g) for p, f, g in material["code_keyword"]),
+        config_keyword=tuple((re.compile(p, f), g) for p, f, g in material["config_keyword"]),
     )
 
 
@@ -196,7 +195,8 @@ def _cached_material() -> _Material:
         return _material()
     try:
         with open(path, encoding="utf-8") as file:
-            return json.load(file)  # type: ignore[no-any-return]
+            cached: _Material = json.load(file)
+            return cached
     except (OSError, ValueError):
         pass
     material = _material()

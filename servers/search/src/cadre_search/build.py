@@ -203,7 +203,8 @@ def scan_rank(root: str, entries: list[FileEntry], plan: QueryPlan, scope: str =
 
 def pick(scored: list[tuple[float, FileEntry]], entries: list[FileEntry]) -> list[str]:
     """The best-scored files (within EARLY_FILES and about EARLY_BYTES), then a fixed sample of the others."""
-    chosen, size = [], 0
+    chosen: list[str] = []
+    size = 0
     for _, entry in scored[:EARLY_FILES]:
         if chosen and size + entry.size > EARLY_BYTES:
             break
