@@ -73,6 +73,10 @@ class FileQueue:
     def stored_count(self) -> int:
         return len(self._stored)
 
+    def release(self) -> None:
+        """End a hold: hand out files in order again."""
+        self._go.set()
+
     def take(self, n: int) -> list[FileEntry]:
         """Up to `n` files to index next: requested ones first, then in the original order."""
         self._go.wait(max(0.0, self._hold_until - time.monotonic()))
@@ -236,10 +240,16 @@ def early_files(
     queue = builder.queue
     if queue is None or builder.error is not None:
         return None
-    pending = queue.pending()
-    if sum(e.size for e in pending) < EARLY_MIN_BYTES:
+    try:
+        pending = queue.pending()
+        small = sum(e.size for e in pending) < EARLY_MIN_BYTES
+        wanted = [] if small else pick(scan_rank(str(builder.index.root), pending, plan, scope), pending)
+    except BaseException:
+        queue.release()
+        raise
+    if small:
+        queue.release()
         builder.join(lambda: progress(queue.stored_count, len(queue)) if progress else None)
         return None
-    wanted = pick(scan_rank(str(builder.index.root), pending, plan, scope), pending)
-    queue.hurry(wanted, EARLY_WAIT_S)
+    queue.hurry(wanted, EARLY_WAIT_S)  # releases the hold with these files first
     return queue
