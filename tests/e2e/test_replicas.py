@@ -130,11 +130,20 @@ class Replicas:
         return json.loads(done.stdout)
 
     def stop(self) -> None:
+        """SIGTERM every replica; one still running after 30 s is killed (none is left behind) and fails the test."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
-            proc.wait(timeout=30)
+        stuck = []
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stuck.append(proc.args)
+                proc.kill()
+                proc.wait()
             proc.stderr.close()
+        assert not stuck, f"replicas ignored SIGTERM for 30 s: {stuck}"
 
 
 @pytest.fixture
