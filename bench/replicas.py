@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import BENCH_DIR, REPO_ROOT, environment_info, isolated_dirs, markdown_table, summary, write_results
+from cadre_app.testing import free_port, wait_until_healthy
 
 ANSWER = {"answer": "Add the tenant to the cache key.", "key_points": ["tenant"], "risks": [], "next_steps": [],
           "confidence": "high", "citations": []}  # fmt: skip
@@ -38,12 +38,6 @@ QUESTION = {"question": "Why do tenants share cache entries?"}
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "consult_oracle", "arguments": QUESTION}}
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
            "mcp-protocol-version": "2025-11-25"}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_fake(delay_ms: float) -> tuple[subprocess.Popen[str], str]:
@@ -58,19 +52,12 @@ def start_fake(delay_ms: float) -> tuple[subprocess.Popen[str], str]:
 
 
 def start_replica(env: dict[str, str], root: Path) -> tuple[subprocess.Popen[str], str]:
-    import httpx2
-
     port = free_port()
     cmd = [sys.executable, "-m", "cadre_app.cli", "up", "--port", str(port), "--servers", "oracle",
            "--root", str(root), "--log-level", "WARNING"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/oracle/mcp"
-        except httpx2.HTTPError:
-            time.sleep(0.1)
+    if wait_until_healthy(proc, f"http://127.0.0.1:{port}"):
+        return proc, f"http://127.0.0.1:{port}/oracle/mcp"
     proc.kill()
     raise SystemExit("cadre up did not start")
 

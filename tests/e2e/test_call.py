@@ -3,13 +3,11 @@
 import json
 import subprocess
 import sys
-import time
 
-import httpx2
 import pytest
 
+from cadre_app.testing import free_port, wait_until_healthy
 from tests.e2e.test_oracle_jobs_stdio import ANSWER, FakeOpenAI, fake_openai  # noqa: F401 - fixture
-from tests.e2e.test_up import free_port
 
 TOKEN = "call-t0ken-" + "b" * 24
 
@@ -65,13 +63,7 @@ def protected(home):
          "--grace", "1"], env={**env, "CADRE_TOKENS": TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                time.sleep(0.1)
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}", timeout=30)
         yield f"http://127.0.0.1:{port}/search/mcp", env, tmp_path
     finally:
         proc.terminate()

@@ -13,12 +13,11 @@ from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import anyio
-import httpx2
 import pytest
 from mcp import Client
 
+from cadre_app.testing import free_port, wait_until_healthy
 from tests.e2e.loopback import send_json, serving
-from tests.e2e.test_up import free_port
 
 pytestmark = pytest.mark.anyio
 ANSWER = {"answer": "Add the tenant to the cache key.", "key_points": ["tenant"], "risks": [], "next_steps": [],
@@ -114,13 +113,8 @@ class Replicas:
                "--grace", "1", "--root", str(self.tmp / "ws")]  # fmt: skip
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return proc, f"http://127.0.0.1:{port}/oracle/mcp"
-            except httpx2.HTTPError:
-                time.sleep(0.1)
+        if wait_until_healthy(proc, f"http://127.0.0.1:{port}"):
+            return proc, f"http://127.0.0.1:{port}/oracle/mcp"
         raise AssertionError(f"cadre up did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
 
     def cost(self) -> dict:

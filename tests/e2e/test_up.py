@@ -1,7 +1,6 @@
 """`cadre up` as a real process: streamable HTTP, bearer auth off loopback, DNS-rebinding protection on it."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,22 +9,14 @@ import httpx2
 import pytest
 from mcp import Client
 
+from cadre_app.testing import base_url, free_port, wait_until_healthy
+
 pytestmark = pytest.mark.anyio
 TOKEN = "t0ken-" + "a" * 26
 CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": CLIENT}}  # fmt: skip
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def base_url(host: str, port: int) -> str:
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 @pytest.fixture
@@ -48,15 +39,8 @@ def up(tmp_path):
                "--grace", "2", *(a for r in roots for a in ("--root", str(r))), *args]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return proc, port
-            try:
-                if httpx2.get(f"{base_url(local, port)}/healthz", timeout=1).status_code == 200:
-                    return proc, port
-            except httpx2.HTTPError:
-                time.sleep(0.1)
+        if wait_until_healthy(proc, base_url(local, port), timeout=30) or proc.poll() is not None:
+            return proc, port
         raise AssertionError(f"cadre up did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
 
     yield start
@@ -109,7 +93,6 @@ async def test_a_hashed_tokens_file_lets_its_users_in(up, tmp_path):
 
 
 async def test_a_jwt_from_the_configured_identity_provider_signs_in(up, tmp_path):
-    import time
 
     from mcp.client.streamable_http import streamable_http_client
 

@@ -11,7 +11,8 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.e2e.test_up import HEADERS, INIT, TOKEN, free_port
+from cadre_app.testing import free_port
+from tests.e2e.test_up import HEADERS, INIT, TOKEN
 
 pytestmark = pytest.mark.anyio
 
